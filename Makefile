@@ -1,0 +1,38 @@
+# fcnkit -- the two commands a user needs are `make demo` and `make test`; both run `make setup` first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Extra flags for tools/build_caffe.py (e.g. CAFFE_FLAGS=--gpu inside Dockerfile.caffe).
+CAFFE_FLAGS ?=
+DEPS_STAMP := $(VENV)/.fcnkit-deps
+
+.PHONY: setup deps caffe test lint demo prototxt fidelity clean-venv
+
+setup: deps caffe
+
+# Python deps are (re)installed only when pyproject.toml changes, so a warm `make setup` takes seconds.
+$(DEPS_STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "setup: error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 2; }
+	@test -x $(PY) || { echo "[setup] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "[setup] installing Python dependencies into $(VENV) (torch==2.13.0 CPU build, numpy, protobuf, ...)"
+	@$(PY) -m pip install --progress-bar off -q --upgrade pip setuptools wheel
+	@$(PY) -m pip install --progress-bar off -q -e '.[dev]'
+	@touch $@
+
+deps: $(DEPS_STAMP)
+
+caffe: deps
+	@$(PY) tools/build_caffe.py --python $(PY) --install-venv $(VENV) $(CAFFE_FLAGS)
+
+test: setup
+	@$(PY) -m pytest -q
+
+lint: deps
+	@$(PY) -m ruff check .
+
+demo: setup
+	@$(PY) -m fcnkit.demo
+
+clean-venv:
+	rm -rf $(VENV)

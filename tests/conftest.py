@@ -1,0 +1,50 @@
+"""Shared fixtures. Everything here is real: real Caffe, real LMDB, real files."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def caffe():
+    from fcnkit.caffe_env import load_caffe
+
+    return load_caffe()
+
+
+def make_blob_images(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n BGR uint8 images (N, 3, S, S) of a bright ellipse on a noisy dark field, and its (N, 1, S, S) mask."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    images = rng.integers(0, 60, (n, 3, size, size), dtype=np.uint8)
+    labels = np.zeros((n, 1, size, size), np.uint8)
+    for i in range(n):
+        cy, cx = rng.uniform(0.3, 0.7, 2) * size
+        ry, rx = rng.uniform(0.15, 0.3, 2) * size
+        inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+        labels[i, 0][inside] = 1
+        images[i][:, inside] = rng.integers(150, 255, (3, 1), dtype=np.uint8)
+    return images, labels
+
+
+@pytest.fixture(scope="session")
+def blob_lmdbs(tmp_path_factory):
+    """A paired image/label LMDB of 8 synthetic 24x24 images, plus the arrays written."""
+    from fcnkit.lmdb_io import LMDBWriter, encode_datum
+
+    root = tmp_path_factory.mktemp("lmdb")
+    images, labels = make_blob_images(8, 24)
+    for name, arrays in (("image", images), ("label", labels)):
+        with LMDBWriter(root / f"{name}_lmdb") as w:
+            for i, a in enumerate(arrays):
+                w.put(f"{i:08d}", encode_datum(a))
+    return root / "image_lmdb", root / "label_lmdb", images, labels
