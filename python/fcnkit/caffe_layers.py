@@ -53,9 +53,9 @@ class PairedMirror(caffe.Layer):
 
     def forward(self, bottom, top):
         flip = self.rng.random(bottom[0].data.shape[0]) < 0.5
-        for src, dst in zip(bottom, top, strict=True):
-            dst.data[...] = src.data
-            dst.data[flip] = src.data[flip][..., ::-1]
+        for i in range(2):  # pycaffe's blob vectors support indexing, not iteration
+            top[i].data[...] = bottom[i].data
+            top[i].data[flip] = bottom[i].data[flip][..., ::-1]
         self.last_flip = flip
 
     def backward(self, top, propagate_down, bottom):

@@ -9,16 +9,23 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from google.protobuf import text_format
 from tqdm import tqdm
 
-from fcnkit import surgery
+from fcnkit import metrics, surgery
 from fcnkit.caffe_env import caffe_pb2, load_caffe
 from fcnkit.errors import UserError, cli_entry
+from fcnkit.stages import STAGE_BY_NAME
+
+VGG_DIR = Path("weights/vgg16")
+VGG_MODEL = VGG_DIR / "VGG_ILSVRC_16_layers.caffemodel"
+VGG_DEPLOY = VGG_DIR / "VGG_ILSVRC_16_layers_deploy.prototxt"
 
 
 def read_prototxt(path: str | os.PathLike, message):
@@ -41,7 +48,18 @@ def load_solver_param(path: str | os.PathLike):
     if not Path(net).is_file():
         raise UserError(f"{path}: net file {net} does not exist (paths are relative to the working "
                         f"directory {os.getcwd()})")
+    for net_path in [net, *sp.test_net]:
+        check_data_sources(net_path)
     return sp
+
+
+def check_data_sources(net_path: str | os.PathLike) -> None:
+    """Caffe aborts the process on a missing LMDB: name it, and the command that builds it, first."""
+    net = read_prototxt(net_path, caffe_pb2().NetParameter())
+    for lay in net.layer:
+        if lay.type == "Data" and not (Path(lay.data_param.source) / "data.mdb").is_file():
+            raise UserError(f"{net_path}: layer {lay.name} reads {lay.data_param.source}, which is not an LMDB; "
+                            "build it with `prep lmdb` (or `prep sample` for the demo data)")
 
 
 def fixed_upsampling_layers(net_path: str | os.PathLike) -> list[str]:
@@ -51,10 +69,68 @@ def fixed_upsampling_layers(net_path: str | os.PathLike) -> list[str]:
             if lay.type == "Deconvolution" and lay.param and all(p.lr_mult == 0 for p in lay.param)]
 
 
+def latest_snapshot(prefix: Path) -> Path | None:
+    """The highest-iteration `<prefix>_iter_N.caffemodel`, or None."""
+    found = []
+    for path in prefix.parent.glob(f"{prefix.name}_iter_*.caffemodel"):
+        m = re.fullmatch(rf"{re.escape(prefix.name)}_iter_(\d+)\.caffemodel", path.name)
+        if m:
+            found.append((int(m.group(1)), path))
+    return max(found)[1] if found else None
+
+
+def resolve_init(sp) -> tuple[str, Path | None]:
+    """Initial weights by the paper's chain: VGG-16 -> 32s -> 16s -> 8s -> composite -> fine-tune.
+
+    The stage is named by the solver's snapshot_prefix (weights/snapshots[/tiny]/<stage>). Returns
+    ("vgg16" | "snapshot" | "none", path). Tiny nets have no ImageNet weights: they start from scratch.
+    """
+    prefix = Path(sp.snapshot_prefix)
+    st = STAGE_BY_NAME.get(prefix.name)
+    if st is None:
+        return "none", None
+    tiny = prefix.parent.name == "tiny"
+    if st.init_from == "vgg16":
+        if tiny:
+            return "none", None
+        for path in (VGG_MODEL, VGG_DEPLOY):
+            if not path.is_file():
+                raise UserError(f"{path}: missing; {st.name} starts from VGG-16 ImageNet weights: fetch them "
+                                "with `python weights/fetch_vgg16.py` (or pass --weights)")
+        return "vgg16", VGG_MODEL
+    prev = latest_snapshot(prefix.parent / st.init_from)
+    if prev is None:
+        solver = f"solvers/{'tiny/' if tiny else ''}{st.init_from}.prototxt"
+        raise UserError(f"no snapshot {prefix.parent / st.init_from}_iter_*.caffemodel for {st.name} to start "
+                        f"from; train the previous stage first: `solve {solver}` (or pass --weights)")
+    return "snapshot", prev
+
+
+def validate(net, n_batches: int, num_classes: int) -> dict:
+    """Forward `n_batches` of a val net and score argmax(score) against label."""
+    hist = np.zeros((num_classes, num_classes), np.int64)
+    for _ in range(n_batches):
+        net.forward()
+        hist += metrics.fast_hist(net.blobs["label"].data, net.blobs["score"].data.argmax(1), num_classes)
+    return metrics.scores(hist)
+
+
 def run_solver(solver_path: str | os.PathLike, *, weights: str | None = None, resume: str | None = None,
                gpu: int | None = None, max_iter: int | None = None, display: int | None = None,
-               log=print) -> dict:
-    """Run the solver to its max_iter (or `max_iter`), returning {'iter', 'loss', 'seconds'}."""
+               val_iter: int | None = None, chain: bool = True, log=print) -> dict:
+    """Run the solver to its max_iter (or `max_iter`), returning {'iter', 'loss', 'seconds', 'val'}.
+
+    Without --weights/--resume the initial weights follow the paper's chain (`resolve_init`).
+    Validation (pixel accuracy, mean IoU on the solver's test net) runs at every snapshot and at the end,
+    over `val_iter` batches (default: the solver's test_iter).
+    """
+    solver, sp, init = prepare_solver(solver_path, weights=weights, resume=resume, gpu=gpu, max_iter=max_iter,
+                                      chain=chain, log=log)
+    return train(solver, sp, Path(solver_path).stem, display=display, val_iter=val_iter, log=log) | {"init": init}
+
+
+def prepare_solver(solver_path, *, weights=None, resume=None, gpu=None, max_iter=None, chain=True, log=print):
+    """Validate inputs, build the Caffe solver and initialise its weights; returns (solver, param, init)."""
     sp = load_solver_param(solver_path)
     for name, path in (("--weights", weights), ("--resume", resume)):
         if path and not Path(path).is_file():
@@ -73,17 +149,46 @@ def run_solver(solver_path: str | os.PathLike, *, weights: str | None = None, re
         solver = caffe.get_solver(f.name)
     finally:
         os.unlink(f.name)
+    init = "weights" if weights else "resume" if resume else "none"
+    if not weights and not resume and chain:
+        init, path = resolve_init(sp)
+        if init == "vgg16":
+            vgg = caffe.Net(str(VGG_DEPLOY), str(path), caffe.TEST)
+            done = surgery.transplant(solver.net, vgg)
+            log(f"init: VGG-16 {path} -> {len(done)} layers ({', '.join(k for k, v in done.items() if v != 'copied')}"
+                " reshaped)")
+            del vgg
+        elif init == "snapshot":
+            weights = str(path)
     if weights:
         solver.net.copy_from(weights)
+        log(f"init: weights from {weights}")
     # Fixed upsamplers are bilinear whatever the weights say (test nets share these blobs).
     surgery.interp(solver.net, fixed_upsampling_layers(sp.net or sp.train_net))
     if resume:
         solver.restore(resume)
+    return solver, sp, init
+
+
+def train(solver, sp, name: str, *, display=None, val_iter=None, log=print) -> dict:
+    """Step `solver` to sp.max_iter with progress, NaN guard, periodic validation and Ctrl-C snapshot."""
+    n_val = val_iter if val_iter is not None else (sp.test_iter[0] if sp.test_iter else 0)
+    test_net = solver.test_nets[0] if len(solver.test_nets) and n_val else None
+    num_classes = solver.net.blobs["score"].data.shape[1] if "score" in solver.net.blobs else 0
+    val = {}
+
+    def run_val():
+        nonlocal val
+        if test_net is not None and num_classes:
+            val = validate(test_net, n_val, num_classes)
+            log(f"val iter {solver.iter}: pixel_acc {val['pixel_acc']:.4f} mean_iou {val['mean_iou']:.4f} "
+                f"lr {current_lr(sp, solver.iter):.3g}")
+
     every = display or sp.display or 20
     loss = math.nan
     t0 = time.time()
     start = solver.iter
-    bar = tqdm(total=sp.max_iter, initial=start, desc=Path(solver_path).stem, unit="it", leave=False,
+    bar = tqdm(total=sp.max_iter, initial=start, desc=name, unit="it", leave=False,
                disable=None)  # None: no bar when stdout is not a terminal (logs, CI)
     try:
         while solver.iter < sp.max_iter:
@@ -93,10 +198,12 @@ def run_solver(solver_path: str | os.PathLike, *, weights: str | None = None, re
             bar.set_postfix(loss=f"{loss:.4g}")
             if not math.isfinite(loss):
                 # Stop at once: Caffe's MAX pooling indexes out of bounds when fed NaNs.
-                raise UserError(f"{solver_path}: loss became {loss} at iteration {solver.iter}; "
+                raise UserError(f"{name}: loss became {loss} at iteration {solver.iter}; "
                                 "lower base_lr or check the data")
             if solver.iter % every == 0 or solver.iter == sp.max_iter:
-                log(f"iter {solver.iter} loss {loss:.6g}")
+                log(f"iter {solver.iter} loss {loss:.6g} lr {current_lr(sp, solver.iter):.3g}")
+            if sp.snapshot and solver.iter % sp.snapshot == 0 and solver.iter < sp.max_iter:
+                run_val()
     except KeyboardInterrupt:
         bar.close()
         log(f"interrupted at iteration {solver.iter}: snapshotting before exit")
@@ -104,9 +211,19 @@ def run_solver(solver_path: str | os.PathLike, *, weights: str | None = None, re
             solver.snapshot()
         raise
     bar.close()
-    if sp.snapshot_prefix and solver.iter > start:
-        solver.snapshot()
-    return {"iter": solver.iter, "loss": loss, "seconds": time.time() - t0}
+    if sp.snapshot_prefix and solver.iter > start and not (sp.snapshot and solver.iter % sp.snapshot == 0):
+        solver.snapshot()  # Caffe itself snapshots on multiples of `snapshot`
+    run_val()
+    return {"iter": solver.iter, "loss": loss, "seconds": time.time() - t0, "val": val}
+
+
+def current_lr(sp, it: int) -> float:
+    """The learning rate Caffe uses at iteration `it` for the policies our solvers use."""
+    if sp.lr_policy == "step":
+        return sp.base_lr * sp.gamma ** (it // sp.stepsize)
+    if sp.lr_policy == "fixed":
+        return sp.base_lr
+    return float("nan")
 
 
 @cli_entry("solve")
@@ -119,7 +236,9 @@ def main(argv=None) -> int:
     dev.add_argument("--gpu", type=int, metavar="N", help="run on GPU N")
     dev.add_argument("--cpu", action="store_true", help="run on the CPU (default)")
     p.add_argument("--max-iter", type=int, help="stop after this many iterations (smoke runs)")
+    p.add_argument("--val-iter", type=int, help="validation batches per check (default: solver test_iter)")
     a = p.parse_args(argv)
-    r = run_solver(a.solver, weights=a.weights, resume=a.resume, gpu=a.gpu, max_iter=a.max_iter)
+    r = run_solver(a.solver, weights=a.weights, resume=a.resume, gpu=a.gpu, max_iter=a.max_iter,
+                   val_iter=a.val_iter)
     print(f"done: {r['iter']} iterations, final loss {r['loss']:.6g}, {r['seconds']:.1f}s")
     return 0
