@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT
-
 from fcnkit import nets
 from fcnkit.generate import PAPER_VARIANT, TINY_VARIANT, all_files
 from fcnkit.solve import read_prototxt

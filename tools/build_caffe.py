@@ -37,7 +37,15 @@ SDIST_VERSION = "9.0.2"
 SDIST_FILE = f"{SDIST_NAME}-{SDIST_VERSION}.tar.gz"
 SDIST_SHA256 = "c6410cc60bdd6db685d441b66be7df05410f8850ac88d6b75d48ef9b2315c08a"
 # Bump when the recipe below changes in a way that changes the built artefacts.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
+
+# Source edits applied after extraction: (file, exact text, replacement, why). Each must match exactly
+# once, so a different sdist fails loudly instead of building something unpatched.
+SOURCE_PATCHES = (
+    ("src/caffe/util/io.cpp", "coded_input->SetTotalBytesLimit(536870912);",
+     "coded_input->SetTotalBytesLimit(INT_MAX);",
+     "this sdist caps binary protos at 512 MiB; VGG-16 (528 MiB) and FCN-8s caffemodels exceed it"),
+)
 
 HERE = Path(__file__).resolve().parent
 COMPAT_HEADER = HERE / "caffe_build" / "opencv4_compat.h"
@@ -161,7 +169,7 @@ class Config:
         py = self.py
         assert py is not None
         h = hashlib.sha256()
-        for part in (SDIST_SHA256, str(RECIPE_VERSION), COMPAT_HEADER.read_bytes().hex(),
+        for part in (SDIST_SHA256, str(RECIPE_VERSION), COMPAT_HEADER.read_bytes().hex(), repr(SOURCE_PATCHES),
                      "gpu" if self.gpu else "cpu", ",".join(self.cuda_archs) if self.gpu else "",
                      py.version, py.libdir, py.numpy_major):
             h.update(part.encode())
@@ -257,6 +265,17 @@ def fetch_sdist(cache: Path, python: str, sdist: str | None, url: str | None) ->
 
 
 # ------------------------------------------------------------------------------ build
+def apply_source_patches(src: Path) -> None:
+    for rel, old, new, why in SOURCE_PATCHES:
+        path = src / rel
+        text = path.read_text()
+        count = text.count(old)
+        if count == 0:
+            raise BuildError(f"patch for {rel} does not apply (expected {old!r}); is this the {SDIST_VERSION} sdist?")
+        path.write_text(text.replace(old, new))
+        say(f"patched {rel} ({count}x): {why}")
+
+
 def run_make(src: Path, cfg: Config, log_path: Path) -> None:
     """Run Caffe's Makefile, showing a [n/total] line per compiled unit, full log to a file."""
     exts = ("*.cpp", "*.cu") if cfg.gpu else ("*.cpp",)
@@ -343,6 +362,7 @@ def build(cfg: Config, cache: Path, sdist: Path) -> Path:
         with tarfile.open(sdist) as tf:
             tf.extractall(tmp_root, filter="data")
         src = tmp_root / f"{SDIST_NAME}-{SDIST_VERSION}"
+        apply_source_patches(src)
         (src / "Makefile.config").write_text(cfg.makefile_config())
         (src / "python" / "caffe" / "proto" / "caffe_pb2.py").unlink(missing_ok=True)
         t0 = time.time()
