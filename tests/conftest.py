@@ -48,3 +48,30 @@ def blob_lmdbs(tmp_path_factory):
             for i, a in enumerate(arrays):
                 w.put(f"{i:08d}", encode_datum(a))
     return root / "image_lmdb", root / "label_lmdb", images, labels
+
+
+@pytest.fixture(scope="session")
+def vgg16_standin(tmp_path_factory, caffe):
+    """(deploy, caffemodel): VGG-16's Model Zoo layer names and shapes, random weights (the real file
+    cannot be downloaded here). 553 MB, like the real one: larger than Caffe's stock 512 MiB proto cap."""
+    root = tmp_path_factory.mktemp("vgg16")
+    L, P = caffe.layers, caffe.params
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 3, 224, 224]))
+    top = n.data
+    filler = dict(weight_filler=dict(type="gaussian", std=0.01), bias_filler=dict(type="uniform", min=-1, max=1))
+    for block, reps, ch in ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512)):
+        for i in range(1, reps + 1):
+            top = L.Convolution(top, num_output=ch, kernel_size=3, pad=1, **filler)
+            setattr(n, f"conv{block}_{i}", top)
+            top = L.ReLU(top, in_place=True)
+            setattr(n, f"relu{block}_{i}", top)
+        top = L.Pooling(top, pool=P.Pooling.MAX, kernel_size=2, stride=2)
+        setattr(n, f"pool{block}", top)
+    n.fc6 = L.InnerProduct(top, num_output=4096, **filler)
+    n.fc7 = L.InnerProduct(n.fc6, num_output=4096, **filler)
+    n.fc8 = L.InnerProduct(n.fc7, num_output=1000, **filler)
+    deploy, model = root / "VGG_ILSVRC_16_layers_deploy.prototxt", root / "VGG_ILSVRC_16_layers.caffemodel"
+    deploy.write_text(str(n.to_proto()))
+    caffe.Net(str(deploy), caffe.TEST).save(str(model))
+    return deploy, model

@@ -18,29 +18,8 @@ from fcnkit.surgery import bilinear_kernel
 SKIPS = {"fcn32s": [], "fcn16s": ["score_pool4"], "fcn8s": ["score_pool3"]}
 
 
-def vgg16_standin(caffe, deploy, model):
-    L, P = caffe.layers, caffe.params
-    n = caffe.NetSpec()
-    n.data = L.Input(shape=dict(dim=[1, 3, 224, 224]))
-    top = n.data
-    filler = dict(weight_filler=dict(type="gaussian", std=0.01), bias_filler=dict(type="uniform", min=-1, max=1))
-    for block, reps, ch in ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512)):
-        for i in range(1, reps + 1):
-            top = L.Convolution(top, num_output=ch, kernel_size=3, pad=1, **filler)
-            setattr(n, f"conv{block}_{i}", top)
-            top = L.ReLU(top, in_place=True)
-            setattr(n, f"relu{block}_{i}", top)
-        top = L.Pooling(top, pool=P.Pooling.MAX, kernel_size=2, stride=2)
-        setattr(n, f"pool{block}", top)
-    n.fc6 = L.InnerProduct(top, num_output=4096, **filler)
-    n.fc7 = L.InnerProduct(n.fc6, num_output=4096, **filler)
-    n.fc8 = L.InnerProduct(n.fc7, num_output=1000, **filler)
-    deploy.write_text(str(n.to_proto()))
-    caffe.Net(str(deploy), caffe.TEST).save(str(model))
-
-
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, caffe):
+def workdir(tmp_path_factory, caffe, vgg16_standin):
     root = tmp_path_factory.mktemp("chain")
     for d in ("prototxt", "solvers"):
         (root / d).symlink_to(ROOT / d)
@@ -51,12 +30,10 @@ def workdir(tmp_path_factory, caffe):
                 with LMDBWriter(root / "data" / data / f"{split}_{kind}_lmdb") as w:
                     for i, a in enumerate(arrays):
                         w.put(f"{i:08d}", encode_datum(a))
-    (root / VGG_DIR_NAME).mkdir(parents=True)
-    vgg16_standin(caffe, root / VGG_DEPLOY, root / VGG_MODEL)
+    (root / VGG_MODEL.parent).mkdir(parents=True)
+    (root / VGG_DEPLOY).symlink_to(vgg16_standin[0])
+    (root / VGG_MODEL).symlink_to(vgg16_standin[1])
     return root
-
-
-VGG_DIR_NAME = str(VGG_MODEL.parent)
 
 
 def assert_bilinear(net, name):
@@ -86,6 +63,8 @@ def test_stage_chain_hand_off_and_two_iterations(caffe, workdir, monkeypatch):
         for k in [n for n, lay in zip(net._layer_names, net.layers, strict=True) if lay.type == "Deconvolution"]:
             assert_bilinear(net, k)
         r = train(solver, sp, st.name, val_iter=1, log=logs.append)
+        # validation scored the trained weights, not the val net's own initial ones
+        np.testing.assert_array_equal(solver.test_nets[0].params["score_fr"][0].data, net.params["score_fr"][0].data)
         assert r["iter"] == 2 and np.isfinite(r["loss"]) and 0 <= r["val"]["pixel_acc"] <= 1
         snap = latest_snapshot(workdir / sp.snapshot_prefix)
         assert snap is not None and snap.name == f"{st.name}_iter_2.caffemodel"

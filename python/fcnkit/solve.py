@@ -91,8 +91,10 @@ def resolve_init(sp) -> tuple[str, Path | None]:
         return "none", None
     tiny = prefix.parent.name == "tiny"
     if st.init_from == "vgg16":
-        if tiny:
-            return "none", None
+        net = read_prototxt(sp.net or sp.train_net, caffe_pb2().NetParameter())
+        conv1 = next((lay for lay in net.layer if lay.name == "conv1_1"), None)
+        if conv1 is None or conv1.convolution_param.num_output != 64:
+            return "none", None  # not VGG-16-shaped (the tiny variant): trains from scratch
         for path in (VGG_MODEL, VGG_DEPLOY):
             if not path.is_file():
                 raise UserError(f"{path}: missing; {st.name} starts from VGG-16 ImageNet weights: fetch them "
@@ -174,6 +176,9 @@ def train(solver, sp, name: str, *, display=None, val_iter=None, log=print) -> d
     """Step `solver` to sp.max_iter with progress, NaN guard, periodic validation and Ctrl-C snapshot."""
     n_val = val_iter if val_iter is not None else (sp.test_iter[0] if sp.test_iter else 0)
     test_net = solver.test_nets[0] if len(solver.test_nets) and n_val else None
+    if test_net is not None:
+        # Caffe shares trained weights with its test nets only inside its own test pass: share them now.
+        test_net.share_with(solver.net)
     num_classes = solver.net.blobs["score"].data.shape[1] if "score" in solver.net.blobs else 0
     val = {}
 

@@ -1,0 +1,65 @@
+"""weights/fetch_vgg16.py against a local HTTP server: download, structural check, pinning, failures."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import subprocess
+import sys
+import threading
+
+import pytest
+from conftest import ROOT
+
+
+@pytest.fixture
+def server(tmp_path, vgg16_standin):
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "deploy.prototxt").symlink_to(vgg16_standin[0])
+    (www / "good.caffemodel").symlink_to(vgg16_standin[1])
+    (www / "truncated.caffemodel").write_bytes(vgg16_standin[1].read_bytes()[:5_000_000])
+    (www / "deploy_as_model.caffemodel").symlink_to(vgg16_standin[0])
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *a, **k: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def fetch(dest, base, model, *extra):
+    return subprocess.run([sys.executable, str(ROOT / "weights" / "fetch_vgg16.py"), "--dest", str(dest),
+                           "--model-url", f"{base}/{model}", "--deploy-url", f"{base}/deploy.prototxt", "--quiet",
+                           *extra],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_download_checks_layers_and_pins_the_checksum(tmp_path, server):
+    dest = tmp_path / "vgg16"
+    r = fetch(dest, server, "good.caffemodel")
+    assert r.returncode == 0, r.stderr
+    assert "layers and shapes checked" in r.stdout
+    digest = (dest / "SHA256SUMS").read_text().split()[0]
+    assert len(digest) == 64
+    # a second run verifies against the pinned digest without downloading
+    r = fetch(dest, server, "missing.caffemodel")
+    assert r.returncode == 0 and "verified" in r.stdout
+
+
+@pytest.mark.parametrize(("model", "why"), [("truncated.caffemodel", "not a readable caffemodel"),
+                                            ("deploy_as_model.caffemodel", "not a readable caffemodel"),
+                                            ("missing.caffemodel", "HTTP 404")])
+def test_bad_downloads_stop_with_one_line_and_leave_no_model(tmp_path, server, model, why):
+    dest = tmp_path / "vgg16"
+    r = fetch(dest, server, model)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1 and why in r.stderr
+    assert not (dest / "VGG_ILSVRC_16_layers.caffemodel").exists()
+
+
+def test_wrong_pinned_checksum_is_refused(tmp_path, server):
+    dest = tmp_path / "vgg16"
+    r = fetch(dest, server, "good.caffemodel", "--sha256", "0" * 64)
+    assert r.returncode == 2 and "checksum mismatch" in r.stderr
+    assert not (dest / "VGG_ILSVRC_16_layers.caffemodel").exists()
