@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 
 from conftest import VENV_BIN
@@ -32,13 +33,18 @@ def test_unparsable_solver_names_line_and_column(tmp_path):
 
 
 def test_missing_net_file(tmp_path):
-    (tmp_path / "s.prototxt").write_text('net: "missing_net.prototxt"\nbase_lr: 1e-8\n')
+    (tmp_path / "s.prototxt").write_text('net: "missing_net.prototxt"\nbase_lr: 1e-8\nlr_policy: "fixed"\n')
     assert "missing_net.prototxt does not exist" in one_error_line(run_solve("s.prototxt", cwd=tmp_path))
+
+
+def test_missing_lr_policy_is_caught_before_caffe_aborts(tmp_path):
+    (tmp_path / "s.prototxt").write_text('net: "x.prototxt"\nbase_lr: 1e-8\n')
+    assert "lr_policy '' is not one Caffe knows" in one_error_line(run_solve("s.prototxt", cwd=tmp_path))
 
 
 def test_missing_weights(tmp_path, caffe, blob_lmdbs):
     (tmp_path / "net.prototxt").write_text(str(tiny_seg_net(caffe, *blob_lmdbs[:2])))
-    (tmp_path / "s.prototxt").write_text('net: "net.prototxt"\nbase_lr: 1e-8\nmax_iter: 2\n')
+    (tmp_path / "s.prototxt").write_text('net: "net.prototxt"\nbase_lr: 1e-8\nlr_policy: "fixed"\nmax_iter: 2\n')
     msg = one_error_line(run_solve("s.prototxt", "--weights", "w.caffemodel", cwd=tmp_path))
     assert "--weights w.caffemodel: no such file" in msg
 
@@ -57,3 +63,22 @@ def test_real_run_caps_iterations_and_snapshots(tmp_path, caffe, blob_lmdbs):
     r = run_solve("s.prototxt", "--max-iter", 5, "--resume", "snaps/tiny_iter_3.solverstate", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "done: 5 iterations" in r.stdout
+
+
+def test_ctrl_c_snapshots_before_exiting(tmp_path, caffe, blob_lmdbs):
+    (tmp_path / "net.prototxt").write_text(str(tiny_seg_net(caffe, *blob_lmdbs[:2])))
+    (tmp_path / "s.prototxt").write_text('net: "net.prototxt"\nbase_lr: 1e-5\nlr_policy: "fixed"\n'
+                                         'max_iter: 1000000\ndisplay: 1\n'
+                                         'snapshot_prefix: "snaps/run"\n')
+    proc = subprocess.Popen([str(VENV_BIN / "solve"), "s.prototxt"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("iter 3 "):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "snapshotting before exit" in out and "interrupted" in err
+    snaps = list((tmp_path / "snaps").glob("run_iter_*.caffemodel"))
+    assert len(snaps) == 1 and int(snaps[0].stem.split("_")[-1]) >= 3
+    assert snaps[0].with_suffix(".solverstate").exists()

@@ -10,6 +10,7 @@ import argparse
 import math
 import os
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,9 @@ from fcnkit.caffe_env import caffe_pb2, load_caffe
 from fcnkit.errors import UserError, cli_entry
 from fcnkit.stages import STAGE_BY_NAME
 
+# What Caffe 1.0's SGDSolver::GetLearningRate and its solver registry accept (anything else aborts).
+LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
+SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
 VGG_DIR = Path("weights/vgg16")
 VGG_MODEL = VGG_DIR / "VGG_ILSVRC_16_layers.caffemodel"
 VGG_DEPLOY = VGG_DIR / "VGG_ILSVRC_16_layers_deploy.prototxt"
@@ -42,6 +46,11 @@ def read_prototxt(path: str | os.PathLike, message):
 
 def load_solver_param(path: str | os.PathLike):
     sp = read_prototxt(path, caffe_pb2().SolverParameter())
+    if sp.lr_policy not in LR_POLICIES:
+        raise UserError(f"{path}: lr_policy {sp.lr_policy!r} is not one Caffe knows; use one of "
+                        + ", ".join(LR_POLICIES))
+    if sp.type not in SOLVER_TYPES:
+        raise UserError(f"{path}: type {sp.type!r} is not a Caffe solver; use one of " + ", ".join(SOLVER_TYPES))
     net = sp.net or sp.train_net
     if not net:
         raise UserError(f"{path}: solver names no `net:`/`train_net:`; add one")
@@ -243,7 +252,11 @@ def main(argv=None) -> int:
     p.add_argument("--max-iter", type=int, help="stop after this many iterations (smoke runs)")
     p.add_argument("--val-iter", type=int, help="validation batches per check (default: solver test_iter)")
     a = p.parse_args(argv)
-    r = run_solver(a.solver, weights=a.weights, resume=a.resume, gpu=a.gpu, max_iter=a.max_iter,
-                   val_iter=a.val_iter)
+    try:
+        r = run_solver(a.solver, weights=a.weights, resume=a.resume, gpu=a.gpu, max_iter=a.max_iter,
+                       val_iter=a.val_iter)
+    except KeyboardInterrupt:
+        print("solve: interrupted; resume with --resume <snapshot_prefix>_iter_N.solverstate", file=sys.stderr)
+        return 130
     print(f"done: {r['iter']} iterations, final loss {r['loss']:.6g}, {r['seconds']:.1f}s")
     return 0
