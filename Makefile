@@ -16,8 +16,8 @@ $(DEPS_STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "setup: error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 2; }
 	@test -x $(PY) || { echo "[setup] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo "[setup] installing Python dependencies into $(VENV) (torch==2.13.0 CPU build, numpy, protobuf, ...)"
-	@$(PY) -m pip install --progress-bar off -q --upgrade pip setuptools wheel
-	@$(PY) -m pip install --progress-bar off -q -e '.[dev]'
+	@set -o pipefail; { $(PY) -m pip install --progress-bar off -q --upgrade pip setuptools wheel && \
+	  $(PY) -m pip install --progress-bar off -q -e '.[dev]'; } 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	@touch $@
 
 deps: $(DEPS_STAMP)
