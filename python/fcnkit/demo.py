@@ -65,6 +65,19 @@ def main(argv=None) -> int:
     print(f"\n{'stage':<16} {'data':<10} {'iters':>6} {'pixel acc':>10} {'mean IoU':>9}")
     for s in summary:
         print(f"{s['stage']:<16} {s['data']:<10} {s['iterations']:>6} {s['pixel_acc']:>10.4f} {s['mean_iou']:>9.4f}")
+    # The trained nets go to PyTorch: convert each white/composite FCN-8s and verify it against Caffe.
+    from fcnkit.convert.cli import main as convert  # noqa: PLC0415  (imports torch)
+
+    (a.out / "torch").mkdir(parents=True, exist_ok=True)
+    for stage in ("fcn8s", "fcn8s_finetune"):
+        st = next(s for s in STAGES if s.name == stage)
+        snap = Path(solver_param(st, TINY_VARIANT).snapshot_prefix)
+        model = max(snap.parent.glob(f"{snap.name}_iter_*.caffemodel"), key=lambda p: int(p.stem.split("_")[-1]))
+        deploy = TINY_VARIANT.path("prototxt", st.net_dir, "deploy.prototxt")
+        rc = convert([deploy, str(model), "-o", str(a.out / "torch" / stage), "--force", "--verify", "-q"])
+        print(f"demo: {model} -> {a.out / 'torch' / stage}: caffe2torch --verify {'PASS' if rc == 0 else 'FAIL'}")
+        if rc != 0:
+            return 1
     verdict = "PASS" if white >= WHITE_IOU_FLOOR else "FAIL"
     print(f"\ndemo: white-background FCN-8s val mean IoU {white:.4f} (floor {WHITE_IOU_FLOOR}): {verdict}; "
           f"total {time.time() - t0:.0f}s; summary {a.out / 'summary.json'}")

@@ -1,0 +1,240 @@
+"""Write the standalone `model.py` for a converted net: readable source that imports only torch."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import math
+import re
+import textwrap
+
+import numpy as np
+
+from fcnkit.convert import runtime
+from fcnkit.convert.graph import Graph, Node
+
+_CONV = re.compile(r"(nn\.Conv(Transpose)?[123]d|Conv2dGemm)$")
+
+
+def lit(v) -> str:
+    """Python literal for a constructor argument; floats as their shortest float32 spelling."""
+    if isinstance(v, bool | np.bool_):
+        return repr(bool(v))
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    if isinstance(v, float | np.floating):
+        f = float(np.float32(v))
+        if math.isinf(f) or math.isnan(f):
+            return f'float("{f}")'
+        s = str(np.float32(v))
+        return s if any(c in s for c in ".en") else s + ".0"
+    if isinstance(v, str):
+        return repr(v)
+    if v is None:
+        return "None"
+    if isinstance(v, tuple):
+        inner = ", ".join(lit(x) for x in v)
+        return f"({inner},)" if len(v) == 1 else f"({inner})"
+    if isinstance(v, list):
+        return "[" + ", ".join(lit(x) for x in v) + "]"
+    raise TypeError(f"cannot render {v!r}")
+
+
+def constructor(node: Node) -> str:
+    spec = node.spec
+    parts = [lit(a) for a in spec.args]
+    for k, v in spec.kwargs.items():
+        if _CONV.match(spec.cls) and isinstance(v, tuple) and len(set(v)) == 1:
+            v = v[0]  # kernel_size=(3, 3) -> kernel_size=3
+        parts.append(f"{k}={lit(v)}")
+    return f"{spec.cls}({', '.join(parts)})"
+
+
+def _runtime_sources(class_names: set[str]) -> list[str]:
+    """Source of the runtime classes used, in runtime order, plus the private helpers they call."""
+    helpers = {name: obj for name, obj in vars(runtime).items()
+               if name.startswith("_") and inspect.isfunction(obj)}
+    out, needed_helpers = [], []
+    for name in runtime.__all__:
+        if name not in class_names:
+            continue
+        src = inspect.getsource(getattr(runtime, name))
+        for h in helpers:
+            if re.search(rf"\b{h}\(", src) and h not in needed_helpers:
+                needed_helpers.append(h)
+        out.append(src)
+    return [inspect.getsource(helpers[h]) for h in needed_helpers] + out
+
+
+def class_name(net_name: str) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", net_name or "")
+    name = "".join(w[:1].upper() + w[1:] for w in words)
+    if not name or name[0].isdigit():
+        name = "CaffeNet" + name
+    return name
+
+
+def _shape(s) -> str:
+    return "(" + ", ".join(str(d) for d in s) + ")"
+
+
+def render(graph: Graph, *, prototxt: str, caffemodel: str, preprocessing_lines: list[str],
+           cls_name: str | None = None) -> str:
+    cls_name = cls_name or class_name(graph.name)
+    v = graph.var_names
+    used = {n.spec.cls for n in graph.modules() if not n.spec.cls.startswith("nn.")}
+    helper_src = _runtime_sources(used)
+    body = "\n\n".join(helper_src)
+    needs_math = "math." in body
+
+    # ----------------------------------------------------------------------------- __init__
+    init = []
+    for n in graph.modules():
+        comment = f"  # {n.type}" + (f' "{n.name}"' if n.module != n.name else "")
+        init.append(f"        self.{n.module} = {constructor(n)}{comment}")
+
+    # ------------------------------------------------------------------------------ forward
+    args = ", ".join(f"{i.var}: torch.Tensor" for i in graph.inputs)
+    outs = graph.outputs
+    ret_type = "torch.Tensor" if len(outs) == 1 else "tuple[" + ", ".join(["torch.Tensor"] * len(outs)) + "]"
+    fwd = []
+    for n in graph.nodes:
+        if n.kind == "input":
+            continue
+        if n.kind == "skipped":
+            fwd.append(f"        # {n.name} ({n.type}) not converted: {'; '.join(n.notes)}")
+            continue
+        ins = [v[b] for b in n.bottoms]
+        if n.spec.call == "list":
+            call_args = "[" + ", ".join(ins) + "]"
+        else:
+            call_args = ", ".join(ins)
+        lhs = ", ".join(v[t] for t in n.tops)
+        comment = f"  # {n.type}" + (f' "{n.name}"' if n.module != n.name else "")
+        if n.spec.multi_top and len(n.tops) == 1:
+            lhs = f"{lhs} = self.{n.module}({call_args})[0]"
+            fwd.append(f"        {lhs}{comment}")
+        else:
+            fwd.append(f"        {lhs} = self.{n.module}({call_args}){comment}")
+    ret = ", ".join(v[o] for o in outs)
+    fwd.append(f"        return {ret}")
+
+    input_doc = "\n".join(f"    {i.var}: {_shape(i.shape)} float32" +
+                          (f' (Caffe blob "{i.blob}")' if i.var != i.blob else "") for i in graph.inputs)
+    output_doc = "\n".join(f"    {v[o]}: {_shape(graph.blob_shapes[o])}" +
+                           (f' (Caffe blob "{o}")' if v[o] != o else "") for o in outs)
+    pre_doc = "\n".join(textwrap.fill(line, 104, initial_indent="    ", subsequent_indent="      ")
+                        for line in preprocessing_lines) or "    none recorded"
+    input_shapes = "{" + ", ".join(f"{i.var!r}: {_shape(i.shape)}" for i in graph.inputs) + "}"
+    output_names = "(" + ", ".join(repr(v[o]) for o in outs) + ("," if len(outs) == 1 else "") + ")"
+    call_example = ", ".join(i.var for i in graph.inputs)
+
+    src = f'''"""{graph.name or "Caffe net"}, converted from Caffe by fcnkit convert (caffe2torch).
+
+Source prototxt:   {prototxt}
+Source caffemodel: {caffemodel}
+
+`{cls_name}` has one submodule per Caffe layer, named after it (conversion.json lists the few that had
+to be renamed), and its forward() follows the Caffe net layer by layer, in-place layers included.
+Weights live in weights.safetensors next to this file. Needs only torch (>= 2.1) and Python >= 3.10.
+
+Inputs (shapes at conversion; fully convolutional nets accept other sizes):
+{input_doc}
+Outputs, in this order (Caffe's net outputs):
+{output_doc}
+Preprocessing this module does NOT do (see "preprocessing" in conversion.json):
+{pre_doc}
+
+Usage:
+    import torch
+    from model import load_model
+    net = load_model()  # reads weights.safetensors next to this file
+    with torch.inference_mode():
+        out = net({call_example})
+"""
+
+import json
+{"import math" + chr(10) if needs_math else ""}import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+WEIGHTS_FILE = "weights.safetensors"
+INPUT_SHAPES = {input_shapes}
+OUTPUT_NAMES = {output_names}
+
+
+# ---- Caffe-semantics helpers (from fcnkit/convert/runtime.py) ----------------------------------------
+
+{body}
+
+
+# ---- the net --------------------------------------------------------------------------------------------
+
+class {cls_name}(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+{chr(10).join(init)}
+
+    def forward(self, {args}) -> {ret_type}:
+{chr(10).join(fwd)}
+
+
+Net = {cls_name}
+
+_DTYPES = {{"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16,
+           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+           "BOOL": torch.bool}}
+
+
+def read_safetensors(path):
+    """All tensors of a .safetensors file: 8-byte little-endian header size, JSON header, raw data."""
+    with open(path, "rb") as fh:
+        data = bytearray(fh.read())
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size].decode("utf-8"))
+    base = 8 + size
+    tensors = {{}}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = _DTYPES[info["dtype"]]
+        start, end = info["data_offsets"]
+        count = (end - start) // torch.empty((), dtype=dtype).element_size()
+        if count == 0:
+            flat = torch.empty(0, dtype=dtype)
+        else:
+            flat = torch.frombuffer(data, dtype=dtype, count=count, offset=base + start)
+        tensors[name] = flat.reshape(info["shape"])
+    return tensors
+
+
+def load_model(weights=None, device="cpu", channels_last=False):
+    """Build the net and load its weights (default: weights.safetensors next to this file), in eval mode.
+
+    channels_last=True stores 4-d weights channels-last; feed inputs made with
+    x.contiguous(memory_format=torch.channels_last). On CPU that is usually faster for conv nets.
+    """
+    if weights is None:
+        weights = os.path.join(os.path.dirname(os.path.abspath(__file__)), WEIGHTS_FILE)
+    with torch.device("meta"):
+        net = {cls_name}()
+    net.load_state_dict(read_safetensors(weights), strict=True, assign=True)
+    net = net.to(device)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    return net.eval()
+
+
+if __name__ == "__main__":
+    model = load_model()
+    inputs = [torch.randn(shape) for shape in INPUT_SHAPES.values()]
+    with torch.inference_mode():
+        result = model(*inputs)
+    result = result if isinstance(result, tuple) else (result,)
+    for out_name, out in zip(OUTPUT_NAMES, result):
+        print(out_name, tuple(out.shape))
+'''
+    ast.parse(src)  # a generator bug must not produce a file that does not even parse
+    return src

@@ -1,0 +1,308 @@
+"""Caffe prototxt + caffemodel -> OUT_DIR/{model.py, weights.safetensors, conversion.json}.
+
+The output directory is assembled in a temporary sibling directory and renamed into place only when
+everything is written, so a failed conversion leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fcnkit.convert import codegen, schema
+from fcnkit.convert.graph import Graph, build_graph
+from fcnkit.errors import UserError
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Result:
+    out_dir: Path
+    graph: Graph
+    info: dict
+    seconds: float
+
+
+# ---------------------------------------------------------------------------------- preprocessing
+def _f32(v) -> float:
+    """A float32 proto value as its shortest decimal (104.00699, not 104.00698852539062)."""
+    return float(str(np.float32(v)))
+
+
+def preprocessing(net, source: str, base_dir: Path) -> dict:
+    """What the Caffe data layers did to images before the net saw them, from their transform_param."""
+    data_layers = [layer for layer in net.layer
+                   if layer.type in ("Data", "ImageData", "WindowData", "MemoryData", "AnnotatedData")
+                   or layer.HasField("transform_param")]
+    if not data_layers:
+        return {"known": False, "source": source,
+                "note": ("the prototxt has no data layer with a transform_param. Caffe nets trained from "
+                         "images usually expect BGR channel order, pixel values 0-255 minus a per-channel "
+                         "mean; pass --preprocess-from TRAIN_VAL.prototxt to record the real values")}
+    layer = data_layers[0]
+    tp = layer.transform_param
+    info: dict = {"known": True, "source": f"{source}, layer '{layer.name}' ({layer.type})",
+                  "channel_order": "BGR (Caffe reads images with OpenCV)",
+                  "value_range": "0-255 before mean subtraction and scaling",
+                  "layout": "NCHW float32",
+                  "order_of_operations": "subtract mean, then multiply by scale (Caffe's DataTransformer)",
+                  "mean_value": [_f32(m) for m in tp.mean_value],
+                  "scale": _f32(tp.scale)}
+    if tp.mean_file:
+        info["mean_file"] = tp.mean_file
+        path = Path(tp.mean_file)
+        if not path.is_absolute():
+            path = base_dir / path
+        if path.is_file():
+            mean = schema.read_mean_file(path)
+            info["mean_file_per_channel"] = [float(m) for m in mean.reshape(mean.shape[0], -1).mean(axis=1)]
+            info["mean_file_shape"] = list(mean.shape)
+        else:
+            info["mean_file_note"] = f"{path} not found; its values are not recorded"
+    if tp.crop_size or tp.crop_h or tp.crop_w:
+        info["crop"] = [tp.crop_h or tp.crop_size, tp.crop_w or tp.crop_size]
+    if tp.mirror:
+        info["mirror"] = "random horizontal flips in training (none at test)"
+    if tp.force_color or tp.force_gray:
+        info["force"] = "color" if tp.force_color else "gray"
+    if layer.type == "ImageData":
+        p = layer.image_data_param
+        info["resize"] = [p.new_height, p.new_width] if p.new_height and p.new_width else None
+        info["is_color"] = p.is_color
+    return info
+
+
+def manual_preprocessing(pre: dict, mean: list[float] | None, scale: float | None, graph: Graph) -> dict:
+    """--mean/--scale given on the command line: they replace what the prototxt said."""
+    channels = {i.shape[1] for i in graph.inputs if len(i.shape) >= 2}
+    if mean is not None and len(mean) != 1 and channels and len(mean) not in channels:
+        have = " or ".join(str(c) for c in sorted(channels))
+        raise UserError(f"--mean has {len(mean)} values but the net's input has {have} channels; give one "
+                        "value per channel (or a single value)")
+    out = {"known": True, "source": "command line (--mean/--scale)",
+           "channel_order": pre.get("channel_order", "BGR (Caffe reads images with OpenCV)"),
+           "value_range": pre.get("value_range", "0-255 before mean subtraction and scaling"),
+           "layout": "NCHW float32",
+           "order_of_operations": "subtract mean, then multiply by scale (Caffe's DataTransformer)",
+           "mean_value": [_f32(m) for m in (pre.get("mean_value", []) if mean is None else mean)],
+           "scale": _f32(pre.get("scale", 1.0) if scale is None else scale)}
+    if pre.get("known"):
+        out["prototxt_said"] = {k: pre[k] for k in ("source", "mean_value", "scale") if k in pre}
+    return out
+
+
+def preprocessing_lines(pre: dict) -> list[str]:
+    if not pre.get("known"):
+        return ["unknown: " + pre["note"]]
+    lines = [f"channel order {pre['channel_order']}, {pre['value_range']}, {pre['layout']}"]
+    if pre["mean_value"]:
+        lines.append(f"subtract per-channel mean {pre['mean_value']} (in channel order)")
+    if "mean_file" in pre:
+        extra = pre.get("mean_file_per_channel")
+        avg = f" (per-channel average {extra})" if extra else ""
+        lines.append(f"subtract mean image {pre['mean_file']}{avg}")
+    if pre["scale"] != 1.0:
+        lines.append(f"then multiply by scale {pre['scale']}")
+    if "crop" in pre:
+        lines.append(f"crop {pre['crop'][0]}x{pre['crop'][1]} (center crop at test)")
+    lines.append(f"(from {pre['source']})")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------ checks
+def load_generated(model_py: Path, name: str | None = None):
+    """Import a generated model.py as a fresh module object (not registered under a shared name)."""
+    name = name or f"_fcnkit_converted_{uuid.uuid4().hex}"
+    spec = importlib.util.spec_from_file_location(name, model_py)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclass/TorchScript introspection wants the module registered
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def scriptability(model_py: Path, graph: Graph, check_export: bool) -> dict:
+    """Does torch.jit.script (and optionally torch.export) accept the generated module? Weights are not
+    needed for that, so the net is built on the meta device."""
+    import warnings
+
+    import torch
+
+    result: dict = {}
+    try:
+        module = load_generated(model_py)
+        cls = module.Net
+        with torch.device("meta"):
+            net = cls().eval()
+    except Exception as exc:  # a generator bug; reported in conversion.json rather than hidden
+        return {"torch.jit.script": f"not checked: model.py failed to load: {exc}"}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.jit.script(net)
+        result["torch.jit.script"] = "ok"
+    except Exception as exc:
+        result["torch.jit.script"] = f"fails: {str(exc).strip().splitlines()[0]}"
+    if check_export:
+        try:
+            example = tuple(torch.empty(i.shape, device="meta") for i in graph.inputs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.export.export(net, example)
+            result["torch.export"] = "ok (at the conversion input shapes, static)"
+        except Exception as exc:
+            result["torch.export"] = f"fails: {str(exc).strip().splitlines()[0]}"
+    else:
+        result["torch.export"] = "not checked"
+    sys.modules.pop(module.__name__, None)
+    return result
+
+
+# ---------------------------------------------------------------------------------------- output
+_NUM_LIST = re.compile(r"\[\s*(-?[\d.e+-]+(?:,\s*-?[\d.e+-]+)*)\s*\]")
+
+
+def dumps(info: dict) -> str:
+    """Indented JSON with lists of numbers (shapes) kept on one line."""
+    text = json.dumps(info, indent=1)
+    return _NUM_LIST.sub(lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
+
+
+def _prepare_out_dir(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"output {out_dir} exists and is not a directory; choose another -o")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        raise UserError(f"output directory {out_dir} is not empty; pass --force to replace it, or choose "
+                        "another -o")
+    parent = out_dir.parent
+    if not parent.is_dir():
+        raise UserError(f"parent directory {parent} of the output does not exist; create it first")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"cannot write into {parent}; choose another -o")
+
+
+def _publish(tmp: Path, out_dir: Path) -> None:
+    """Move the finished temp dir into place (replacing an old output only at the very end)."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        out_dir.rename(old)
+    try:
+        tmp.rename(out_dir)
+    except OSError:
+        if old is not None:
+            old.rename(out_dir)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_safetensors(tensors: dict[str, np.ndarray], path: Path, metadata: dict[str, str]) -> None:
+    from safetensors.numpy import save_file
+
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir: str | os.PathLike, *,
+            force: bool = False, input_shapes: dict[str, tuple[int, ...]] | None = None,
+            preprocess_from: str | os.PathLike | None = None, skip: tuple[str, ...] = (),
+            class_name: str | None = None, check_export: bool = True, mean: list[float] | None = None,
+            scale: float | None = None, log=None) -> Result:
+    t0 = time.perf_counter()
+    log = log or (lambda msg: None)
+    prototxt, caffemodel, out_dir = Path(prototxt), Path(caffemodel), Path(out_dir).absolute()
+    _prepare_out_dir(out_dir, force)
+
+    raw = schema.load_prototxt(prototxt)
+    net, report = schema.upgrade_net(raw, str(prototxt))
+    net = schema.filter_net(net, "TEST")
+    log(f"read {prototxt} ({report.format} format, {len(net.layer)} layers in the TEST phase)")
+    model = schema.read_caffemodel(caffemodel)
+    n_blobs = sum(len(w.blobs) for w in model.layers.values())
+    log(f"read {caffemodel} ({model.size / 2**20:.1f} MiB, {model.format} format, {n_blobs} blobs)")
+
+    graph = build_graph(net, model, str(prototxt), str(caffemodel), input_shapes=input_shapes,
+                        skip=set(skip), name=raw.name)
+
+    if preprocess_from is not None:
+        pre_net, _ = schema.upgrade_net(schema.load_prototxt(preprocess_from, "--preprocess-from prototxt"),
+                                        str(preprocess_from))
+        pre = preprocessing(schema.filter_net(pre_net, "TEST"), str(preprocess_from),
+                            Path(preprocess_from).parent)
+    else:
+        pre = preprocessing(net, str(prototxt), prototxt.parent)
+    if mean is not None or scale is not None:
+        pre = manual_preprocessing(pre, mean, scale, graph)
+    cls = class_name or codegen.class_name(raw.name)
+    if not cls.isidentifier():
+        raise UserError(f"--class-name {cls!r} is not a Python identifier")
+    source = codegen.render(graph, prototxt=str(prototxt), caffemodel=str(caffemodel),
+                            preprocessing_lines=preprocessing_lines(pre), cls_name=cls)
+    tensors = graph.state_tensors()
+
+    info = {
+        "format_version": FORMAT_VERSION,
+        "tool": "fcnkit convert (caffe2torch)",
+        "source": {"prototxt": str(prototxt), "caffemodel": str(caffemodel), "caffemodel_bytes": model.size,
+                   "prototxt_format": report.format, "caffemodel_format": model.format,
+                   "upgrade_notes": report.notes, "phase": "TEST"},
+        "net_name": raw.name,
+        "class_name": cls,
+        "inputs": [{"blob": i.blob, "argument": i.var, "shape": list(i.shape), "layer": i.layer,
+                    "layer_type": i.type} for i in graph.inputs],
+        "outputs": [{"blob": o, "position": k, "shape": list(graph.blob_shapes[o])}
+                    for k, o in enumerate(graph.outputs)],
+        "preprocessing": pre,
+        "layers": [],
+        "blobs": {b: list(s) for b, s in graph.blob_shapes.items()},
+        "renamed": {},
+        "unused_caffemodel_layers": graph.unused_weights,
+        "tensors": {k: list(a.shape) for k, a in tensors.items()},
+    }
+    for n in graph.nodes:
+        entry = {"name": n.name, "type": n.type, "kind": n.kind, "bottoms": n.bottoms, "tops": n.tops,
+                 "top_shapes": [list(s) for s in n.top_shapes]}
+        if n.kind == "module":
+            entry["module"] = n.module
+            entry["torch"] = codegen.constructor(n)
+            entry["params"] = {f"{n.module}.{k}": list(a.shape) for k, a in n.spec.params.items()}
+            if n.in_place:
+                entry["in_place"] = True
+            if n.module != n.name:
+                info["renamed"][n.name] = n.module
+        if n.notes:
+            entry["notes"] = n.notes
+        info["layers"].append(entry)
+    renamed_blobs = {b: var for b, var in graph.var_names.items() if b != var}
+    if renamed_blobs:
+        info["renamed_blobs"] = renamed_blobs
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        (tmp / "model.py").write_text(source)
+        write_safetensors(tensors, tmp / "weights.safetensors",
+                          {"format": "pt", "source": caffemodel.name, "converter": "fcnkit convert"})
+        del tensors
+        info["scriptability"] = scriptability(tmp / "model.py", graph, check_export)
+        info["seconds"] = round(time.perf_counter() - t0, 3)
+        (tmp / "conversion.json").write_text(dumps(info) + "\n")
+        _publish(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Result(out_dir=out_dir, graph=graph, info=info, seconds=time.perf_counter() - t0)

@@ -1,0 +1,303 @@
+"""Walk a (current-format, phase-filtered) Caffe net in order and turn it into a plan for code generation.
+
+For every layer: check its bottoms exist, convert it with the registry, take and check its caffemodel
+blobs, build its module on torch's meta device and run it there to learn the top shapes (so shape
+errors surface at conversion time, with the layer named). Blob bookkeeping follows Caffe: a top with
+the name of one of the layer's bottoms is in-place; net outputs are the blobs no later layer consumes.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from fcnkit.convert import layers as L
+from fcnkit.convert import runtime
+from fcnkit.convert.schema import Caffemodel
+from fcnkit.errors import UserError
+
+# Names the generated forward() uses itself; blob variables must not shadow them.
+RESERVED = {"self", "torch", "nn", "F", "math", "json", "os", "list", "tuple", "int", "float", "str", "range",
+            "len"}
+
+
+@dataclass
+class InputBlob:
+    blob: str
+    var: str
+    shape: tuple[int, ...]
+    layer: str
+    type: str
+
+
+@dataclass
+class Node:
+    name: str                          # Caffe layer name
+    type: str
+    bottoms: list[str]
+    tops: list[str]
+    kind: str                          # "module", "input" or "skipped"
+    module: str | None = None          # attribute name in the generated nn.Module
+    spec: L.ModuleSpec | None = None
+    top_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    in_place: bool = False             # Caffe in-place (a top reuses a bottom's name)
+    torch_inplace: bool = False        # the generated module runs with inplace=True
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Graph:
+    name: str
+    nodes: list[Node]
+    inputs: list[InputBlob]
+    outputs: list[str]
+    blob_shapes: dict[str, tuple[int, ...]]
+    var_names: dict[str, str]
+    unused_weights: list[str]
+
+    def modules(self) -> list[Node]:
+        return [n for n in self.nodes if n.kind == "module"]
+
+    def state_tensors(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for node in self.modules():
+            for key, arr in node.spec.params.items():
+                out[f"{node.module}.{key}"] = np.ascontiguousarray(arr, dtype=np.float32)
+        return out
+
+
+def identifier(name: str, taken: set[str], avoid: set[str] = frozenset()) -> str:
+    """A Python identifier for a Caffe name: invalid characters become '_', clashes get a suffix."""
+    base = re.sub(r"\W", "_", name, flags=re.ASCII) or "blob"
+    if base[0].isdigit():
+        base = "_" + base
+    if keyword.iskeyword(base) or base in avoid or base.startswith("__"):
+        base = base + "_"
+    cand, i = base, 2
+    while cand in taken:
+        cand = f"{base}_{i}"
+        i += 1
+    taken.add(cand)
+    return cand
+
+
+_MODULE_ATTRS = set(dir(nn.Module)) | {"training", "forward"}
+
+
+def resolve(cls_name: str):
+    if cls_name.startswith("nn."):
+        return getattr(nn, cls_name[3:])
+    return getattr(runtime, cls_name)
+
+
+def instantiate(spec: L.ModuleSpec, device: str | torch.device = "meta") -> nn.Module:
+    kwargs = dict(spec.kwargs)
+    with torch.device(device):
+        return resolve(spec.cls)(*spec.args, **kwargs)
+
+
+def call_module(mod: nn.Module, spec: L.ModuleSpec, xs: list[torch.Tensor]):
+    if spec.call == "list":
+        out = mod(xs)
+    else:
+        out = mod(*xs)
+    return list(out) if spec.multi_top else [out]
+
+
+def build_graph(net, model: Caffemodel | None, prototxt: str, caffemodel: str,
+                input_shapes: dict[str, tuple[int, ...]] | None = None,
+                skip: set[str] | frozenset = frozenset(), name: str = "") -> Graph:
+    input_shapes = dict(input_shapes or {})
+    missing_skip = sorted(set(skip) - {layer.name for layer in net.layer})
+    if missing_skip:
+        raise UserError(f"--skip names {missing_skip}, which are not layers of {prototxt} (TEST phase)")
+    nodes: list[Node] = []
+    inputs: list[InputBlob] = []
+    shapes: dict[str, tuple[int, ...]] = {}       # current shape of each blob
+    producer: dict[str, str] = {}                 # blob -> layer that wrote it last
+    meta: dict[str, torch.Tensor] = {}            # blob -> meta tensor of its current value
+    unknown: dict[str, str] = {}                  # data-layer tops of unknown shape -> layer
+    storage: dict[str, int] = {}                  # blob -> id of the memory it lives in (alias tracking)
+    input_storage: set[int] = set()
+    next_storage = [0]
+    available: list[str] = []                     # Caffe's available_blobs (order of appearance)
+    module_names: set[str] = set()
+    var_taken: set[str] = set()
+    var_names: dict[str, str] = {}
+    skipped_tops: dict[str, str] = {}
+    used_weight_layers: set[str] = set()
+    seen_layers: set[str] = set()
+
+    def new_storage() -> int:
+        next_storage[0] += 1
+        return next_storage[0]
+
+    def var_for(blob: str) -> str:
+        if blob not in var_names:
+            var_names[blob] = identifier(blob, var_taken, RESERVED)
+        return var_names[blob]
+
+    def fail(layer, msg: str):
+        raise UserError(f"{prototxt}: layer '{layer.name}' ({layer.type}): {msg}")
+
+    for layer in net.layer:
+        if not layer.name:
+            raise UserError(f"{prototxt}: a layer of type '{layer.type}' has no name; name every layer")
+        if layer.name in seen_layers:
+            raise UserError(f"{prototxt}: two layers are named '{layer.name}'; layer names must be unique")
+        seen_layers.add(layer.name)
+        bottoms, tops = list(layer.bottom), list(layer.top)
+        t = layer.type
+
+        # ---------------------------------------------------------------- inputs
+        if t in L.INPUT_TYPES:
+            declared = L.input_shapes(layer)
+            node = Node(layer.name, t, bottoms, tops, "input")
+            for top, shape in zip(tops, declared, strict=True):
+                shape = input_shapes.pop(top, shape)
+                if top in shapes:
+                    fail(layer, f"top '{top}' is already produced by layer '{producer[top]}'")
+                if shape is None or len(shape) == 0 or min(shape) <= 0:
+                    if t == "Input" or top == tops[0]:
+                        fail(layer, f"the shape of input '{top}' is not known from the prototxt; pass "
+                                    f"--input-shape {top}=N,C,H,W")
+                    unknown[top] = layer.name
+                    continue
+                shape = tuple(int(d) for d in shape)
+                sid = new_storage()
+                input_storage.add(sid)
+                storage[top] = sid
+                shapes[top] = shape
+                producer[top] = layer.name
+                meta[top] = torch.empty(shape, device="meta")
+                inputs.append(InputBlob(top, var_for(top), shape, layer.name, t))
+                available.append(top)
+                node.top_shapes.append(shape)
+            if t != "Input":
+                tp = layer.transform_param
+                if tp.mirror or tp.crop_size or tp.crop_h:
+                    node.notes.append("data layer became a model input; its transform_param (crop/mirror) "
+                                      "is recorded under preprocessing")
+            nodes.append(node)
+            continue
+
+        # ---------------------------------------------------------- skipped layers
+        if t in L.TRAINING_ONLY or layer.name in skip:
+            for b in bottoms:
+                if b not in shapes and b not in unknown and b not in skipped_tops:
+                    fail(layer, f"bottom '{b}' is not produced by any earlier layer")
+            why = "training-only layer" if t in L.TRAINING_ONLY else "skipped by --skip"
+            node = Node(layer.name, t, bottoms, tops, "skipped", notes=[why])
+            for top in tops:
+                skipped_tops[top] = layer.name
+            if t == "Silence":  # Silence consumes its bottoms, so they are no net outputs (as in Caffe)
+                available[:] = [a for a in available if a not in bottoms]
+            nodes.append(node)
+            continue
+
+        # ------------------------------------------------------- bottoms must exist
+        for b in bottoms:
+            if b in skipped_tops:
+                fail(layer, f"bottom '{b}' comes from layer '{skipped_tops[b]}', which is not converted "
+                            "(training-only or --skip); remove this layer too or convert a deploy prototxt")
+            if b in unknown:
+                fail(layer, f"bottom '{b}' comes from data layer '{unknown[b]}' with no known shape; pass "
+                            f"--input-shape {b}=N,C,H,W")
+            if b not in shapes:
+                fail(layer, f"bottom '{b}' is not produced by any earlier layer (check spelling and order)")
+
+        conv = L.LAYERS.get(t)
+        if conv is None:
+            raise UserError(f"{prototxt}: layer '{layer.name}' has type '{t}', which the converter does not "
+                            "support; remove it from the deploy net (or --skip it if its tops are unused), "
+                            "see `convert --list-layers`")
+        for top in tops:
+            if top in shapes and top not in bottoms:
+                fail(layer, f"top '{top}' is already produced by layer '{producer[top]}'; Caffe only allows "
+                            "reusing a name in-place (top == bottom)")
+
+        weights = model.layers.get(layer.name) if model is not None else None
+        ctx = L.LayerCtx(layer, [shapes[b] for b in bottoms], weights, prototxt, caffemodel)
+        spec = conv(ctx)
+        if weights is not None and weights.blobs:
+            used_weight_layers.add(layer.name)
+            if not spec.params:
+                raise UserError(f"{caffemodel}: layer '{layer.name}' has {len(weights.blobs)} blob(s) but a "
+                                f"{t} layer in {prototxt} has none; do prototxt and caffemodel belong "
+                                "together?")
+
+        node = Node(layer.name, t, bottoms, tops, "module", spec=spec, notes=list(spec.notes))
+        node.module = identifier(layer.name, module_names, _MODULE_ATTRS | RESERVED)
+        node.in_place = any(top in bottoms for top in tops)
+
+        # shapes: run the module on the meta device
+        mod = instantiate(spec)
+        state = mod.state_dict()
+        for key, arr in spec.params.items():
+            if key not in state or tuple(state[key].shape) != tuple(arr.shape):
+                got = tuple(state[key].shape) if key in state else "missing"
+                raise RuntimeError(f"converter bug: {t} '{layer.name}' {key} {arr.shape} vs module {got}")
+        try:
+            outs = call_module(mod, spec, [meta[b] for b in bottoms])
+        except (RuntimeError, ValueError, IndexError) as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            fail(layer, f"fails on bottom shapes {[shapes[b] for b in bottoms]}: {msg}")
+        if len(outs) != len(tops):
+            fail(layer, f"gives {len(outs)} outputs for {len(tops)} tops")
+
+        # in-place safety: mutate only a tensor no other live blob (or the caller) shares
+        if spec.inplace_capable and node.in_place and tops[0] == bottoms[0]:
+            sid = storage[bottoms[0]]
+            sharers = sum(1 for s in storage.values() if s == sid)
+            if sharers == 1 and sid not in input_storage:
+                spec.kwargs["inplace"] = True
+                node.torch_inplace = True
+
+        for b in bottoms:
+            if b in available:
+                available.remove(b)
+        for top, out in zip(tops, outs, strict=True):
+            shape = tuple(int(d) for d in out.shape)
+            if top in bottoms and node.torch_inplace:
+                pass  # same memory
+            elif spec.alias:
+                storage[top] = storage[bottoms[0]]
+            else:
+                storage[top] = new_storage()
+            shapes[top] = shape
+            meta[top] = out
+            producer[top] = layer.name
+            node.top_shapes.append(shape)
+            var_for(top)
+            if top not in available:
+                available.append(top)
+        nodes.append(node)
+
+    if input_shapes:
+        raise UserError(f"--input-shape names {sorted(input_shapes)}, which are not inputs of {prototxt}; "
+                        f"its inputs are {[i.blob for i in inputs]}")
+    if not any(n.kind == "module" for n in nodes):
+        raise UserError(f"{prototxt}: no layers to convert")
+    # Tops of data layers (labels...) that no converted layer reads are dropped, not passed through.
+    consumed = {b for n in nodes if n.kind == "module" for b in n.bottoms}
+    dropped = [i for i in inputs if i.type != "Input" and i.blob not in consumed]
+    for i in dropped:
+        inputs.remove(i)
+        if i.blob in available:
+            available.remove(i.blob)
+        for n in nodes:
+            if n.name == i.layer:
+                n.notes.append(f"top '{i.blob}' is read by no converted layer and is not a model input")
+    if not inputs:
+        raise UserError(f"{prototxt}: the converted net has no inputs")
+    outputs = sorted(available)  # Caffe lists net outputs in std::set (sorted) order
+    unused = []
+    if model is not None:
+        unused = [n for n in model.order if model.layers[n].blobs and n not in used_weight_layers]
+    return Graph(name=name, nodes=nodes, inputs=inputs, outputs=outputs, blob_shapes=shapes,
+                 var_names=var_names, unused_weights=unused)

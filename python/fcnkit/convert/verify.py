@@ -1,0 +1,274 @@
+"""`convert --verify`: run real Caffe (pycaffe) and the converted module on the same inputs and compare
+every blob.
+
+Inputs: real photographs shipped with scikit-image (astronaut, chelsea, coffee; resized, BGR, with the
+recorded mean/scale applied) plus random tensors, at each requested size. Blob values are taken after
+the forward pass, as Caffe's `net.blobs` holds them (in-place layers leave the last value). The
+converted side is the generated model.py loaded from OUT_DIR with its own loader, so what is checked is
+exactly what was written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fcnkit.errors import UserError
+
+PHOTOS = ("astronaut", "chelsea", "coffee")
+
+
+@dataclass
+class BlobStat:
+    shape: tuple[int, ...] = ()
+    ref_max: float = 0.0
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    problem: str = ""
+
+    def update(self, ref: np.ndarray, out: np.ndarray) -> None:
+        if ref.shape != out.shape:
+            self.problem = f"shape {tuple(out.shape)} vs Caffe {tuple(ref.shape)}"
+            self.shape = tuple(ref.shape)
+            return
+        self.shape = tuple(ref.shape)
+        ref = ref.astype(np.float64, copy=False)
+        out = out.astype(np.float64, copy=False)
+        nan_ref, nan_out = np.isnan(ref), np.isnan(out)
+        if (nan_ref != nan_out).any():
+            self.problem = f"NaN at {int((nan_ref != nan_out).sum())} positions where the other side has none"
+            return
+        ok = ~nan_ref
+        if not ok.any():
+            return
+        r, o = ref[ok], out[ok]
+        scale = float(np.abs(r).max())
+        diff = float(np.abs(r - o).max())
+        rel = diff / scale if scale > 0 else (0.0 if diff == 0 else math.inf)
+        self.ref_max = max(self.ref_max, scale)
+        self.max_abs = max(self.max_abs, diff)
+        self.max_rel = max(self.max_rel, rel)
+
+
+@dataclass
+class SizeReport:
+    label: str
+    cases: list[str]
+    stats: dict[str, BlobStat] = field(default_factory=dict)
+    error: str = ""
+
+    def ok(self, tol: float) -> bool:
+        return not self.error and all(not s.problem and s.max_rel <= tol for s in self.stats.values())
+
+
+def _photo(name: str, shape: tuple[int, ...], pre: dict) -> np.ndarray:
+    """One photo as a (C, H, W) float32 array in Caffe's convention (BGR, mean subtracted, scaled)."""
+    import cv2
+    from skimage import data as skdata
+
+    c, h, w = shape[-3], shape[-2], shape[-1]
+    img = getattr(skdata, name)()
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, :3]
+    img = cv2.resize(np.ascontiguousarray(img), (w, h), interpolation=cv2.INTER_AREA)
+    if c == 1:
+        gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        chw = gray[None].astype(np.float32)
+    else:
+        chw = img[:, :, ::-1].transpose(2, 0, 1).astype(np.float32)  # RGB -> BGR, HWC -> CHW
+    if pre.get("known"):
+        mean = pre.get("mean_value") or pre.get("mean_file_per_channel") or []
+        if len(mean) == 1 or len(mean) == c:
+            chw -= np.asarray(mean, np.float32).reshape(-1, 1, 1)
+        chw *= np.float32(pre.get("scale", 1.0))
+    return chw
+
+
+def make_inputs(inputs: list[dict], size: tuple[int, int] | None, pre: dict, n_photos: int, n_random: int,
+                seed: int = 0) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """[(case label, {input blob: array})]; photos only for 4-D 1- or 3-channel inputs."""
+    shapes = {}
+    for i in inputs:
+        shape = list(i["shape"])
+        if size is not None and len(shape) == 4:
+            shape[2], shape[3] = size[1], size[0]
+        shapes[i["blob"]] = tuple(shape)
+    image_like = all(len(s) == 4 and s[1] in (1, 3) for s in shapes.values())
+    cases = []
+    if image_like:
+        for k in range(min(n_photos, len(PHOTOS))):
+            feed = {}
+            for blob, s in shapes.items():
+                names = [PHOTOS[(k + j) % len(PHOTOS)] for j in range(s[0])]
+                feed[blob] = np.stack([_photo(n, s, pre) for n in names])
+            cases.append((f"photo {PHOTOS[k]}", feed))
+    rng = np.random.default_rng(seed)
+    for k in range(n_random):
+        amp = 60.0 if image_like else 1.0
+        cases.append((f"random #{k + 1}", {b: (rng.standard_normal(s) * amp).astype(np.float32)
+                                           for b, s in shapes.items()}))
+    return cases
+
+
+def torch_blobs(net, info: dict, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run the converted module, collecting every blob's final value through forward hooks."""
+    import torch
+
+    last_writer: dict[str, tuple[str, int]] = {}
+    for layer in info["layers"]:
+        if layer["kind"] == "module":
+            for k, top in enumerate(layer["tops"]):
+                last_writer[top] = (layer["module"], k)
+    captured: dict[str, object] = {}
+    hooks = []
+    for name, mod in net.named_children():
+        hooks.append(mod.register_forward_hook(lambda m, a, out, name=name: captured.__setitem__(name, out)))
+    try:
+        args = [torch.from_numpy(feed[i["blob"]]) for i in info["inputs"]]
+        with torch.inference_mode():
+            net(*args)
+    finally:
+        for h in hooks:
+            h.remove()
+    blobs = {i["blob"]: feed[i["blob"]] for i in info["inputs"]}
+    for blob, (module, k) in last_writer.items():
+        out = captured[module]
+        t = out[k] if isinstance(out, list | tuple) else out
+        blobs[blob] = t.detach().cpu().numpy().copy()
+    return blobs
+
+
+def caffe_blobs(net, feed: dict[str, np.ndarray], names) -> dict[str, np.ndarray]:
+    for blob, arr in feed.items():
+        if net.blobs[blob].data.shape != arr.shape:
+            net.blobs[blob].reshape(*arr.shape)
+    net.reshape()
+    for blob, arr in feed.items():
+        net.blobs[blob].data[...] = arr
+    net.forward()
+    return {b: net.blobs[b].data.copy() for b in names if b in net.blobs}
+
+
+# Caffe cannot always read big caffemodels itself: BVLC caps binary protos at 2 GiB and the unpatched
+# brocolli-caffe 9.0.2 sdist at 512 MiB (a full-size FCN-8s is 537 MB). Above the lower cap, a throw-away
+# subprocess tries first, because a refused read aborts the whole process instead of raising.
+SMALL_ENOUGH = 512 * 2**20
+_readable_up_to = SMALL_ENOUGH  # grows when a probe succeeds, so one process probes once
+
+
+def _caffe_reads(prototxt, caffemodel) -> bool:
+    code = ("import os, sys; os.environ.setdefault('GLOG_minloglevel', '2'); import caffe; caffe.set_mode_cpu(); "
+            "caffe.Net(sys.argv[1], sys.argv[2], caffe.TEST)")
+    try:
+        r = subprocess.run([sys.executable, "-c", code, str(prototxt), str(caffemodel)], capture_output=True,
+                           timeout=900)
+    except subprocess.TimeoutExpired:
+        return False
+    return r.returncode == 0
+
+
+def caffe_net(caffe, prototxt, caffemodel, quiet: bool = False):
+    """caffe.Net for TEST with the caffemodel's weights, read by Caffe itself when it can; otherwise the
+    weights are copied in blob by blob from this package's reader (with a note saying so)."""
+    global _readable_up_to
+    size = Path(caffemodel).stat().st_size
+    if size <= _readable_up_to or _caffe_reads(prototxt, caffemodel):
+        _readable_up_to = max(_readable_up_to, size)
+        return caffe.Net(str(prototxt), str(caffemodel), caffe.TEST)
+    from fcnkit.convert.schema import read_caffemodel
+
+    if not quiet:
+        print(f"note: this Caffe build cannot read {caffemodel} ({size / 2**20:.0f} MiB); its weights are "
+              "copied into Caffe from fcnkit's caffemodel reader instead")
+    net = caffe.Net(str(prototxt), caffe.TEST)
+    model = read_caffemodel(caffemodel)
+    for name, blobs in net.params.items():
+        src = model.layers.get(name)
+        if src is None or len(src.blobs) != len(blobs):
+            raise UserError(f"{caffemodel}: cannot load layer '{name}' into Caffe for --verify")
+        for dst, blob in zip(blobs, src.blobs, strict=True):
+            dst.data[...] = blob.data.reshape(dst.data.shape)
+    return net
+
+
+def _fmt_shape(s) -> str:
+    return "x".join(str(d) for d in s) if s else "scalar"
+
+
+def print_report(rep: SizeReport, tol: float, quiet: bool) -> None:
+    print(f"\n== {rep.label}: {', '.join(rep.cases) or 'no inputs'} ==")
+    if rep.error:
+        print(f"   FAILED: {rep.error}")
+        return
+    if quiet:
+        bad = [b for b, s in rep.stats.items() if s.problem or s.max_rel > tol]
+        worst = max((s.max_rel for s in rep.stats.values()), default=0.0)
+        failing = f", FAILING: {bad}" if bad else ""
+        print(f"   {len(rep.stats)} blobs, worst max rel diff {worst:.2e}{failing}")
+        return
+    width = max([len(b) for b in rep.stats] + [4])
+    print(f"   {'blob':<{width}}  {'shape':<18} {'max|caffe|':>11} {'max abs diff':>13} "
+          f"{'max rel diff':>13}  ok")
+    for blob, s in rep.stats.items():
+        if s.problem:
+            print(f"   {blob:<{width}}  {_fmt_shape(s.shape):<18} {'':>39}  NO: {s.problem}")
+            continue
+        ok = "yes" if s.max_rel <= tol else "NO"
+        print(f"   {blob:<{width}}  {_fmt_shape(s.shape):<18} {s.ref_max:>11.4g} {s.max_abs:>13.3e} "
+              f"{s.max_rel:>13.3e}  {ok}")
+
+
+def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = 1e-4, n_photos: int = 2,
+           n_random: int = 1, quiet: bool = False, seed: int = 0) -> bool:
+    """Compare Caffe and the converted module blob by blob; print tables; True when all within tol."""
+    from fcnkit.caffe_env import load_caffe
+    from fcnkit.convert.convert import load_generated
+
+    out_dir = Path(out_dir)
+    caffe = load_caffe()
+    info = json.loads((out_dir / "conversion.json").read_text())
+    module = load_generated(out_dir / "model.py")
+    net_t = module.load_model(str(out_dir / "weights.safetensors"))
+    net_c = caffe_net(caffe, prototxt, caffemodel, quiet)
+    missing = [i["blob"] for i in info["inputs"] if i["blob"] not in net_c.inputs]
+    if missing:
+        raise UserError(f"--verify feeds inputs {missing}, which are data layers in {prototxt}; verify "
+                        "with a deploy prototxt (Input layers)")
+    names = list(info["blobs"])
+    pre = info.get("preprocessing", {})
+    reports = []
+    for size in (sizes or [None]):
+        label = "prototxt input size" if size is None else f"{size[0]}x{size[1]} (WxH)"
+        cases = make_inputs(info["inputs"], size, pre, n_photos, n_random, seed)
+        rep = SizeReport(label, [c for c, _ in cases])
+        for _case, feed in cases:
+            try:
+                tb = torch_blobs(net_t, info, feed)
+            except RuntimeError as exc:  # e.g. an InnerProduct net at another size; Caffe would abort
+                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                rep.error = f"the converted net rejects this size ({why}); not run in Caffe"
+                break
+            cb = caffe_blobs(net_c, feed, names)
+            for blob in names:
+                if blob not in cb:
+                    continue
+                stat = rep.stats.setdefault(blob, BlobStat())
+                if blob not in tb:
+                    stat.problem = "not produced by the converted module"
+                    continue
+                stat.update(cb[blob], tb[blob])
+        print_report(rep, tol, quiet)
+        reports.append(rep)
+    ok = all(r.ok(tol) for r in reports)
+    worst = max((s.max_rel for r in reports for s in r.stats.values()), default=0.0)
+    n_blobs = len({b for r in reports for b in r.stats})
+    verdict = "PASS" if ok else "FAIL"
+    print(f"\nverify: {verdict}: {n_blobs} blobs x {len(reports)} size(s), worst max rel diff {worst:.2e} "
+          f"(tolerance {tol:g} of each blob's max |value|)")
+    return ok
