@@ -122,7 +122,32 @@ def rows(root: Path) -> list[Row]:
         lay = f.layer(s.net, "data")
         src = lay.data_param.source if lay else ""
         add(f"{name} trains on {data} data", f"{s.net}:data.source", data, src.split("/")[-2] if src else None)
+
+    # -- data preparation: "4,500 sneakers ... each with a size of 224x224"; "paste only the shoes at random
+    #    scales and positions on random images from the VOC Pascal 2012 dataset"
+    where = "python/fcnkit/prep/cli.py"
+    add("images are 224x224", f"{where}:prep lmdb --size", 224, prep_default("lmdb", "size"))
+    add("images are 224x224 (own photos)", f"{where}:prep ingest --size", 224, prep_default("ingest", "size"))
+    add("4,500 images (composites made per ingest)", f"{where}:prep ingest -n", 4500, prep_default("ingest", "count"))
+    lo, hi = prep_default("composite", "scale_min"), prep_default("composite", "scale_max")
+    add(f"composites: random scale ({lo}..{hi} of the frame)", f"{where}:prep composite --scale-min/--scale-max",
+        True, lo is not None and hi is not None and 0 < lo < hi)
+    from fcnkit.prep.fetch import DATASETS  # noqa: PLC0415
+
+    add("backgrounds: PASCAL VOC 2012", "python/fcnkit/prep/fetch.py:DATASETS['voc2012'].url", True,
+        "voc2012" in DATASETS.get("voc2012").url.lower() if "voc2012" in DATASETS else False)
     return out
+
+
+def prep_default(step: str, dest: str):
+    """The default of `prep STEP --<dest>` as the real CLI parser defines it."""
+    from fcnkit.prep.cli import build_parser  # noqa: PLC0415
+
+    for action in build_parser()._subparsers._group_actions:
+        sub = action.choices.get(step) if hasattr(action, "choices") and action.choices else None
+        if sub is not None:
+            return next((a.default for a in sub._actions if a.dest == dest), None)
+    return None
 
 
 def silent_choices() -> list[tuple[str, object, str]]:
