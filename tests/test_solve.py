@@ -49,6 +49,17 @@ def test_missing_weights(tmp_path, caffe, blob_lmdbs):
     assert "--weights w.caffemodel: no such file" in msg
 
 
+def test_weights_of_another_shape_are_refused_before_caffe_aborts(tmp_path, caffe, blob_lmdbs):
+    proto = str(tiny_seg_net(caffe, *blob_lmdbs[:2]))
+    (tmp_path / "other.prototxt").write_text(proto)
+    caffe.Net(str(tmp_path / "other.prototxt"), caffe.TEST).save(str(tmp_path / "other.caffemodel"))
+    assert "num_output: 8" in proto
+    (tmp_path / "net.prototxt").write_text(proto.replace("num_output: 8", "num_output: 6"))
+    (tmp_path / "s.prototxt").write_text('net: "net.prototxt"\nbase_lr: 1e-8\nlr_policy: "fixed"\nmax_iter: 2\n')
+    msg = one_error_line(run_solve("s.prototxt", "--weights", "other.caffemodel", cwd=tmp_path))
+    assert "layer conv1 blob 0 has shape (8, 3, 3, 3), the net wants (6, 3, 3, 3)" in msg
+
+
 def test_real_run_caps_iterations_and_snapshots(tmp_path, caffe, blob_lmdbs):
     (tmp_path / "net.prototxt").write_text(str(tiny_seg_net(caffe, *blob_lmdbs[:2])))
     (tmp_path / "s.prototxt").write_text('net: "net.prototxt"\nbase_lr: 1e-5\nlr_policy: "fixed"\n'

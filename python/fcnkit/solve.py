@@ -117,6 +117,26 @@ def resolve_init(sp) -> tuple[str, Path | None]:
     return "snapshot", prev
 
 
+def check_weights_fit(net, path: str | os.PathLike) -> None:
+    """Caffe aborts when a same-named layer's blobs differ in count or shape: say which, and why, first."""
+    from fcnkit.convert.schema import read_caffemodel  # noqa: PLC0415  (zero-copy reader, no pycaffe)
+
+    for name, layer in read_caffemodel(path).layers.items():
+        if name not in net.params:
+            continue  # layers the net lacks are skipped by Caffe too
+        target = net.params[name]
+        if len(layer.blobs) != len(target):
+            raise UserError(f"{path}: layer {name} has {len(layer.blobs)} blobs, the net wants {len(target)}")
+        for i, (blob, t) in enumerate(zip(layer.blobs, target, strict=True)):
+            want = tuple(t.data.shape)
+            got = blob.shape if blob.shape is not None else blob.legacy
+            if blob.shape is None:  # old files: compared as (num, channels, height, width), like Caffe does
+                want = (1,) * (4 - len(want)) + want
+            if got != want:
+                raise UserError(f"{path}: layer {name} blob {i} has shape {got}, the net wants {want}; rename the "
+                                "layer in the new net if it is meant to start fresh, or pass other --weights")
+
+
 def validate(net, n_batches: int, num_classes: int) -> dict:
     """Forward `n_batches` of a val net and score argmax(score) against label."""
     hist = np.zeros((num_classes, num_classes), np.int64)
@@ -172,6 +192,7 @@ def prepare_solver(solver_path, *, weights=None, resume=None, gpu=None, max_iter
         elif init == "snapshot":
             weights = str(path)
     if weights:
+        check_weights_fit(solver.net, weights)
         solver.net.copy_from(weights)
         log(f"init: weights from {weights}")
     # Fixed upsamplers are bilinear whatever the weights say (test nets share these blobs).
