@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib
 import sys
 
-# command -> module whose `main(argv)` runs it. Later issues add prep, convert, evaluate, remove-bg.
+# command -> module whose `main(argv)` runs it.
 COMMANDS = {
     "solve": "fcnkit.solve",
     "prep": "fcnkit.prep.cli",
     "convert": "fcnkit.convert.cli",
+    "evaluate": "fcnkit.evaluate",
+    "remove-bg": "fcnkit.remove_bg",
+    "plot-training": "fcnkit.plot_training",
     "demo": "fcnkit.demo",
 }
 

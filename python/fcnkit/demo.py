@@ -4,7 +4,9 @@
    that scikit-image ships, as paired Caffe LMDBs (data/tiny/{white,composite}), with a preview PNG;
 2. the tiny (1/16-width) FCN-32s -> 16s -> 8s on white, then FCN-8s on composites and fine-tuned,
    each stage with real Caffe through `solve`, each starting from the previous stage's snapshot;
-3. a summary of validation pixel accuracy and mean IoU per stage (runs/demo/summary.json).
+3. a summary of validation pixel accuracy and mean IoU per stage (runs/demo/summary.json);
+4. caffe2torch --verify of the trained FCN-8s nets, and an `evaluate` report (Caffe and PyTorch side by
+   side, ExtractNet's classical baseline and post-processing, overlay grids) under runs/demo/report.
 
 The tiny nets are not the paper's nets (see prototxt/tiny); this run checks that data, labels, crops and
 the stage hand-off line up: white-background val mean IoU must reach 0.80.
@@ -78,6 +80,16 @@ def main(argv=None) -> int:
         print(f"demo: {model} -> {a.out / 'torch' / stage}: caffe2torch --verify {'PASS' if rc == 0 else 'FAIL'}")
         if rc != 0:
             return 1
+    # The report people look at: both backends side by side, the classical baseline, overlays.
+    from fcnkit.evaluate import main as evaluate  # noqa: PLC0415
+
+    report = a.out / "report"
+    for data, stage in (("white", "fcn8s"), ("composite", "fcn8s_finetune")):
+        rc = evaluate([str(data_root / data), "--model", str(a.out / "torch" / stage), "--backend", "both",
+                       "--baseline", "--postprocess", "extractnet", "--report", str(report / data)])
+        if rc != 0:
+            return rc
+        print(f"demo: report {report / data / 'report.md'}")
     verdict = "PASS" if white >= WHITE_IOU_FLOOR else "FAIL"
     print(f"\ndemo: white-background FCN-8s val mean IoU {white:.4f} (floor {WHITE_IOU_FLOOR}): {verdict}; "
           f"total {time.time() - t0:.0f}s; summary {a.out / 'summary.json'}")
