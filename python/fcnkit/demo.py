@@ -55,8 +55,15 @@ def main(argv=None) -> int:
     snapshots = Path(solver_param(STAGES[0], TINY_VARIANT).snapshot_prefix).parent
     shutil.rmtree(snapshots, ignore_errors=True)  # the chain must start from this run's own weights
     summary = []
+    logs = a.out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     for st in STAGES:
-        r = run_solver(TINY_VARIANT.path("solvers", f"{st.name}.prototxt"))
+        with open(logs / f"{st.name}.log", "w") as log_file:
+            def log(line, log_file=log_file):
+                print(line)
+                print(line, file=log_file, flush=True)
+
+            r = run_solver(TINY_VARIANT.path("solvers", f"{st.name}.prototxt"), log=log)
         summary.append({"stage": st.name, "data": st.data, "iterations": r["iter"], "init": r["init"],
                         "seconds": round(r["seconds"], 1), **{k: r["val"].get(k) for k in ("pixel_acc", "mean_iou")}})
         print(f"demo: {st.name} ({st.data}) done in {r['seconds']:.0f}s: val pixel_acc "
@@ -84,6 +91,9 @@ def main(argv=None) -> int:
     from fcnkit.evaluate import main as evaluate  # noqa: PLC0415
 
     report = a.out / "report"
+    from fcnkit.plot_training import main as plot_training  # noqa: PLC0415
+
+    plot_training([f"{st.name}={logs / (st.name + '.log')}" for st in STAGES] + ["-o", str(report / "training")])
     for data, stage in (("white", "fcn8s"), ("composite", "fcn8s_finetune")):
         rc = evaluate([str(data_root / data), "--model", str(a.out / "torch" / stage), "--backend", "both",
                        "--baseline", "--postprocess", "extractnet", "--report", str(report / data)])
