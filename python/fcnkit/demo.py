@@ -23,7 +23,7 @@ from pathlib import Path
 
 from fcnkit.errors import cli_entry
 from fcnkit.generate import TINY_VARIANT, solver_param
-from fcnkit.solve import run_solver
+from fcnkit.solve import latest_snapshot, run_solver
 from fcnkit.stages import STAGES
 
 WHITE_IOU_FLOOR = 0.80
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     for stage in ("fcn8s", "fcn8s_finetune"):
         st = next(s for s in STAGES if s.name == stage)
         snap = Path(solver_param(st, TINY_VARIANT).snapshot_prefix)
-        model = max(snap.parent.glob(f"{snap.name}_iter_*.caffemodel"), key=lambda p: int(p.stem.split("_")[-1]))
+        model = latest_snapshot(snap)
         deploy = TINY_VARIANT.path("prototxt", st.net_dir, "deploy.prototxt")
         rc = convert([deploy, str(model), "-o", str(a.out / "torch" / stage), "--force", "--verify", "-q"])
         print(f"demo: {model} -> {a.out / 'torch' / stage}: caffe2torch --verify {'PASS' if rc == 0 else 'FAIL'}")

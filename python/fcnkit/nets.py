@@ -17,8 +17,7 @@ FLAVOURS = ("train", "val", "deploy")
 # VGG-16 trunk: (stage, number of 3x3 convs, channels at full width)
 VGG_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
 FC_CHANNELS = 4096
-# Which net `coord_map` crops to, and the skip layout, per stride: (upsample name, kernel, stride).
-UPSAMPLE = {32: 64, 16: 32, 8: 16}  # final Deconvolution kernel (stride = kernel / 2)
+UPSAMPLE = {32: 64, 16: 32, 8: 16}  # stride -> final Deconvolution kernel (its stride is kernel / 2)
 
 WEIGHT_PARAMS = (dict(lr_mult=1, decay_mult=1), dict(lr_mult=2, decay_mult=0))
 # Trunk fillers only matter when no pretrained weights are copied in (the tiny nets, trained from scratch);

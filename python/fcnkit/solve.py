@@ -148,7 +148,7 @@ def validate(net, n_batches: int, num_classes: int) -> dict:
 
 def run_solver(solver_path: str | os.PathLike, *, weights: str | None = None, resume: str | None = None,
                gpu: int | None = None, max_iter: int | None = None, display: int | None = None,
-               val_iter: int | None = None, chain: bool = True, log=print) -> dict:
+               val_iter: int | None = None, log=print) -> dict:
     """Run the solver to its max_iter (or `max_iter`), returning {'iter', 'loss', 'seconds', 'val'}.
 
     Without --weights/--resume the initial weights follow the paper's chain (`resolve_init`).
@@ -156,11 +156,11 @@ def run_solver(solver_path: str | os.PathLike, *, weights: str | None = None, re
     over `val_iter` batches (default: the solver's test_iter).
     """
     solver, sp, init = prepare_solver(solver_path, weights=weights, resume=resume, gpu=gpu, max_iter=max_iter,
-                                      chain=chain, log=log)
+                                      log=log)
     return train(solver, sp, Path(solver_path).stem, display=display, val_iter=val_iter, log=log) | {"init": init}
 
 
-def prepare_solver(solver_path, *, weights=None, resume=None, gpu=None, max_iter=None, chain=True, log=print):
+def prepare_solver(solver_path, *, weights=None, resume=None, gpu=None, max_iter=None, log=print):
     """Validate inputs, build the Caffe solver and initialise its weights; returns (solver, param, init)."""
     sp = load_solver_param(solver_path)
     for name, path in (("--weights", weights), ("--resume", resume)):
@@ -181,7 +181,7 @@ def prepare_solver(solver_path, *, weights=None, resume=None, gpu=None, max_iter
     finally:
         os.unlink(f.name)
     init = "weights" if weights else "resume" if resume else "none"
-    if not weights and not resume and chain:
+    if not weights and not resume:
         init, path = resolve_init(sp)
         if init == "vgg16":
             vgg = caffe.Net(str(VGG_DEPLOY), str(path), caffe.TEST)

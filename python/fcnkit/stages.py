@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fcnkit.errors import UserError
-
 # -- numbers the paper states ------------------------------------------------------------------
 PAPER = {
     "dataset_size": 4500,
@@ -69,8 +67,3 @@ STAGES = (
 )
 STAGE_BY_NAME = {s.name: s for s in STAGES}
 
-
-def stage(name: str) -> Stage:
-    if name not in STAGE_BY_NAME:
-        raise UserError(f"unknown stage {name!r}; stages are: {', '.join(STAGE_BY_NAME)}")
-    return STAGE_BY_NAME[name]
