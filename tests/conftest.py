@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +78,16 @@ def vgg16_standin(tmp_path_factory, caffe):
     deploy.write_text(str(n.to_proto()))
     caffe.Net(str(deploy), caffe.TEST).save(str(model))
     return deploy, model
+
+
+@pytest.fixture
+def http_dir(tmp_path):
+    """Serve tmp_path/www on 127.0.0.1 (the only network tests may use); yields (dir, base_url)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *a, **k: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield www, f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import importlib.util
 import subprocess
 import sys
-import threading
 
 import pytest
 from conftest import ROOT
@@ -63,19 +60,6 @@ def test_cpu_and_gpu_configs_differ_only_where_they_should():
     assert cpu["CPU_ONLY"] == "1" and "CUDA_ARCH" not in cpu
     assert {k for k in cpu if cpu[k] != gpu.get(k)} == {"CPU_ONLY"}
     assert bc.Config(gpu=False, py=py).key() != bc.Config(gpu=True, py=py).key()
-
-
-@pytest.fixture
-def http_dir(tmp_path):
-    """Serve tmp_path/www on 127.0.0.1; yields (dir, base_url)."""
-    www = tmp_path / "www"
-    www.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    handler.log_message = lambda *a, **k: None
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield www, f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
 
 
 def test_checksum_mismatch_stops_with_one_line_and_keeps_nothing(tmp_path, http_dir):

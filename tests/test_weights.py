@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import subprocess
 import sys
-import threading
 
 import pytest
 from conftest import ROOT
 
 
 @pytest.fixture
-def server(tmp_path, vgg16_standin):
-    www = tmp_path / "www"
-    www.mkdir()
+def server(http_dir, vgg16_standin):
+    www, url = http_dir
     (www / "deploy.prototxt").symlink_to(vgg16_standin[0])
     (www / "good.caffemodel").symlink_to(vgg16_standin[1])
     (www / "truncated.caffemodel").write_bytes(vgg16_standin[1].read_bytes()[:5_000_000])
     (www / "deploy_as_model.caffemodel").symlink_to(vgg16_standin[0])
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    handler.log_message = lambda *a, **k: None
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
+    return url
 
 
 def fetch(dest, base, model, *extra):
