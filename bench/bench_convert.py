@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # --------------------------------------------------------------------------------------------- workers
 def worker_caffe(args) -> dict:
     import numpy as np
-    from fcnkit.caffe_env import load_caffe
+    from fcnkit.caffe.runtime import load_caffe
     from fcnkit.convert.verify import caffe_net
 
     caffe = load_caffe()

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
 import cv2  # noqa: E402
 import skimage.data  # noqa: E402
-from fcnkit.remove_bg import make_backend, remove_bg  # noqa: E402
+from fcnkit.apps.remove_bg import make_backend, remove_bg  # noqa: E402
 
 
 def main() -> int:

@@ -17,9 +17,23 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
+# Fixtures that need the pycaffe build / a 127.0.0.1 server: tests using them get the marker automatically.
+CAFFE_FIXTURES = {"caffe", "threshold_model", "vgg16_standin"}
+NETWORK_FIXTURES = {"http_dir"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & CAFFE_FIXTURES:
+            item.add_marker(pytest.mark.caffe)
+        if names & NETWORK_FIXTURES:
+            item.add_marker(pytest.mark.network)
+
+
 @pytest.fixture(scope="session")
 def caffe():
-    from fcnkit.caffe_env import load_caffe
+    from fcnkit.caffe.runtime import load_caffe
 
     return load_caffe()
 
@@ -42,7 +56,7 @@ def make_blob_images(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.n
 @pytest.fixture(scope="session")
 def blob_lmdbs(tmp_path_factory):
     """A paired image/label LMDB of 8 synthetic 24x24 images, plus the arrays written."""
-    from fcnkit.lmdb_io import LMDBWriter, encode_datum
+    from fcnkit.io.lmdb_io import LMDBWriter, encode_datum
 
     root = tmp_path_factory.mktemp("lmdb")
     images, labels = make_blob_images(8, 24)
@@ -78,6 +92,38 @@ def vgg16_standin(tmp_path_factory, caffe):
     deploy.write_text(str(n.to_proto()))
     caffe.Net(str(deploy), caffe.TEST).save(str(model))
     return deploy, model
+
+
+def make_threshold_fcn(caffe, root):
+    """A deploy net (conv3x3 -> ReLU -> conv1x1 `score`) whose hand-set weights call bright pixels class 1,
+    saved as a caffemodel and converted to PyTorch with the project's converter."""
+    from fcnkit.convert.convert import convert
+
+    L = caffe.layers
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 3, 24, 24]))
+    n.conv1 = L.Convolution(n.data, num_output=2, kernel_size=3, pad=1)
+    n.relu1 = L.ReLU(n.conv1, in_place=True)
+    n.score = L.Convolution(n.relu1, num_output=2, kernel_size=1)
+    deploy, model = root / "deploy.prototxt", root / "net.caffemodel"
+    deploy.write_text(str(n.to_proto()))
+    net = caffe.Net(str(deploy), caffe.TEST)
+    w = np.zeros((2, 3, 3, 3), np.float32)
+    w[0, :, 1, 1] = -1 / 3  # channel 0: darkness, channel 1: brightness (3x3 centre tap only)
+    w[1, :, 1, 1] = 1 / 3
+    net.params["conv1"][0].data[...] = w
+    net.params["conv1"][1].data[...] = [0, 0]
+    net.params["score"][0].data[...] = np.array([[1, 0], [0, 1]], np.float32).reshape(2, 2, 1, 1)
+    net.params["score"][1].data[...] = [0, 0]
+    net.save(str(model))
+    convert(deploy, model, root / "torch", mean=[104.00699, 116.66877, 122.67892], check_export=False)
+    return root / "torch"
+
+
+@pytest.fixture(scope="session")
+def threshold_model(caffe, tmp_path_factory):
+    """A converted model folder (and its Caffe source) that segments bright pixels: see make_threshold_fcn."""
+    return make_threshold_fcn(caffe, tmp_path_factory.mktemp("fcn"))
 
 
 @pytest.fixture

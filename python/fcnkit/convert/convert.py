@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnkit.convert import codegen, schema
+from fcnkit.convert import codegen
 from fcnkit.convert.graph import Graph, build_graph
 from fcnkit.errors import UserError
+from fcnkit.io import caffe_schema as schema
 
 FORMAT_VERSION = 1
 

@@ -181,7 +181,7 @@ def caffe_net(caffe, prototxt, caffemodel, quiet: bool = False):
     if size <= _readable_up_to or _caffe_reads(prototxt, caffemodel):
         _readable_up_to = max(_readable_up_to, size)
         return caffe.Net(str(prototxt), str(caffemodel), caffe.TEST)
-    from fcnkit.convert.schema import read_caffemodel
+    from fcnkit.io.caffe_schema import read_caffemodel
 
     if not quiet:
         print(f"note: this Caffe build cannot read {caffemodel} ({size / 2**20:.0f} MiB); its weights are "
@@ -227,7 +227,7 @@ def print_report(rep: SizeReport, tol: float, quiet: bool) -> None:
 def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = 1e-4, n_photos: int = 2,
            n_random: int = 1, quiet: bool = False, seed: int = 0) -> bool:
     """Compare Caffe and the converted module blob by blob; print tables; True when all within tol."""
-    from fcnkit.caffe_env import load_caffe
+    from fcnkit.caffe.runtime import load_caffe
     from fcnkit.convert.convert import load_generated
 
     out_dir = Path(out_dir)

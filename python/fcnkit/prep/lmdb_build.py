@@ -28,10 +28,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fcnkit.config.paper import IMAGE_SIZE, VAL_FRACTION
 from fcnkit.errors import UserError
-from fcnkit.lmdb_io import LMDBWriter, decode_datum, encode_datum, image_to_chw, read_lmdb
-from fcnkit.prep import common
-from fcnkit.prep.imageio import (
+from fcnkit.io import atomic
+from fcnkit.io.images import (
     DEFAULT_MAX_PIXELS,
     ImageReadError,
     histogram,
@@ -39,6 +39,8 @@ from fcnkit.prep.imageio import (
     read_bgr,
     read_mask,
 )
+from fcnkit.io.lmdb_io import LMDBWriter, decode_datum, encode_datum, image_to_chw, read_lmdb
+from fcnkit.prep import common
 
 SPLITS = ("train", "val")
 LMDB_NAMES = tuple(f"{s}_{k}_lmdb" for s in SPLITS for k in ("image", "label"))
@@ -118,8 +120,8 @@ def build_lmdbs(
     pairs: list[common.Pair],
     out_dir: str | os.PathLike,
     *,
-    size: int = 224,
-    val_fraction: float = 0.1,
+    size: int = IMAGE_SIZE,
+    val_fraction: float = VAL_FRACTION,
     seed: int = 0,
     fit: str = "stretch",
     mask_format: str = "auto",
@@ -158,7 +160,7 @@ def build_lmdbs(
         if not ours:
             raise UserError(f"{old}: exists and was not written by `prep lmdb`; choose another --out folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    common.remove_stale(out_dir, ".lmdb-tmp-")
+    atomic.remove_stale(out_dir, ".lmdb-tmp-")
     staging = out_dir / f".lmdb-tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -251,8 +253,8 @@ def build_lmdbs(
         # Swap in: old manifest first (its absence marks the set incomplete), then the LMDBs, manifest last.
         (out_dir / LMDB_MANIFEST).unlink(missing_ok=True)
         for name in LMDB_NAMES:
-            common.replace_path(staging / name, out_dir / name)
-        common.write_text_atomic(out_dir / LMDB_MANIFEST, json.dumps(manifest, indent=1) + "\n")
+            atomic.replace_path(staging / name, out_dir / name)
+        atomic.write_text_atomic(out_dir / LMDB_MANIFEST, json.dumps(manifest, indent=1) + "\n")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
