@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import VENV_BIN
+from conftest import VENV_BIN, tiny_seg_net
 
 pytestmark = pytest.mark.caffe
 
@@ -25,26 +25,6 @@ def test_pycaffe_imports_without_any_path_variables():
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "fcnkit" in r.stdout  # the cached build, not some other caffe on the machine
-
-
-def tiny_seg_net(caffe, image_lmdb, label_lmdb, batch=4):
-    """conv-pool-score -> bilinear Deconvolution x2 -> Crop to the input -> loss + Python accuracy."""
-    L, P = caffe.layers, caffe.params
-    n = caffe.NetSpec()
-    n.data = L.Data(source=str(image_lmdb), backend=P.Data.LMDB, batch_size=batch,
-                    transform_param=dict(scale=1 / 255.0))
-    n.label = L.Data(source=str(label_lmdb), backend=P.Data.LMDB, batch_size=batch)
-    n.conv1 = L.Convolution(n.data, num_output=8, kernel_size=3, pad=1, weight_filler=dict(type="xavier"))
-    n.relu1 = L.ReLU(n.conv1, in_place=True)
-    n.pool1 = L.Pooling(n.relu1, pool=P.Pooling.MAX, kernel_size=2, stride=2)
-    n.score = L.Convolution(n.pool1, num_output=2, kernel_size=1, weight_filler=dict(type="xavier"))
-    n.up = L.Deconvolution(n.score, convolution_param=dict(num_output=2, kernel_size=4, stride=2, group=2,
-                                                           bias_term=False, weight_filler=dict(type="bilinear")),
-                           param=[dict(lr_mult=0)])
-    n.upc = L.Crop(n.up, n.data, axis=2, offset=1)
-    n.loss = L.SoftmaxWithLoss(n.upc, n.label, loss_param=dict(normalize=False, ignore_label=255))
-    n.acc = L.Python(n.upc, n.label, module="fcnkit.caffe.layers", layer="PixelAccuracy", param_str="255")
-    return n.to_proto()
 
 
 @pytest.fixture

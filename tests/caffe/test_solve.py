@@ -5,9 +5,9 @@ from __future__ import annotations
 import signal
 import subprocess
 
+import conftest
 import pytest
-from conftest import VENV_BIN
-from test_caffe_runtime import tiny_seg_net
+from conftest import VENV_BIN, tiny_seg_net
 
 pytestmark = pytest.mark.caffe
 
@@ -18,11 +18,7 @@ def run_solve(*args, cwd):
 
 
 def one_error_line(r) -> str:
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("solve: error: ")
-    return lines[0]
+    return conftest.one_error_line(r, "solve")
 
 
 def test_missing_solver_file(tmp_path):

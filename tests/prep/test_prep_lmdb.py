@@ -129,17 +129,19 @@ def test_bad_pairs_are_skipped_and_nothing_usable_fails(tmp_path, capsys):
     assert truth
     Image.fromarray(np.zeros((5, 5), np.uint8)).save(tmp_path / "pairs" / "masks" / "001.png")  # wrong size
     (tmp_path / "pairs" / "images" / "002.png").write_bytes(b"")  # zero bytes
-    m = build_lmdbs(
-        common.pairs_from_manifest(tmp_path / "pairs"),
-        tmp_path / "out",
-        size=16,
-        val_fraction=0.25,
-        workers=1,
-        quiet=True,
-    )
+    pairs = common.pairs_from_manifest(tmp_path / "pairs")
+    bad = {"001", "002"}
+    # seeds whose one val pair (of 4, val 0.25) is usable / is one of the bad pairs
+    good_seed = next(k for k in range(50) if split_pairs(pairs, 0.25, k)["val"][0].name not in bad)
+    bad_seed = next(k for k in range(50) if split_pairs(pairs, 0.25, k)["val"][0].name in bad)
+    m = build_lmdbs(pairs, tmp_path / "out", size=16, val_fraction=0.25, seed=good_seed, workers=1, quiet=True)
     codes = sorted(s["code"] for s in m["skipped"])
     assert codes == ["empty-file", "size-mismatch"]
-    assert m["splits"]["train"]["count"] + m["splits"]["val"]["count"] == 2
+    assert (m["splits"]["train"]["count"], m["splits"]["val"]["count"]) == (1, 1)
+    # every skipped val pair: an empty val LMDB is refused (solve and evaluate could not use it)
+    with pytest.raises(UserError, match="the val split would be empty"):
+        build_lmdbs(pairs, tmp_path / "out2", size=16, val_fraction=0.25, seed=bad_seed, workers=1, quiet=True)
+    assert not (tmp_path / "out2" / "val_image_lmdb").exists()
     assert (
         main(["lmdb", str(tmp_path / "pairs"), "--out", str(tmp_path / "strict"), "--strict", "--quiet"]) == 2
     )

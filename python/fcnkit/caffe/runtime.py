@@ -26,14 +26,23 @@ def load_caffe(gpu: int | None = None):
     if gpu is None:
         _caffe.set_mode_cpu()
     else:
+        info = build_info()
+        if info is not None and not info.get("gpu"):  # set_device would abort the process
+            raise UserError(f"GPU {gpu}: this Caffe is a CPU-only build ({info.get('key')}); run on the CPU, or in "
+                            "the CUDA container (Dockerfile.caffe)")
         _caffe.set_device(gpu)
         _caffe.set_mode_gpu()
     return _caffe
 
 
-def caffe_pb2():
-    """Caffe's protobuf schema module (from the pycaffe build)."""
-    load_caffe()
-    from caffe.proto import caffe_pb2 as pb
+def build_info() -> dict | None:
+    """BUILD_INFO.json of the Caffe build pycaffe comes from (tools/build_caffe.py writes it), if any."""
+    import json  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
 
-    return pb
+    caffe = load_caffe()
+    path = Path(caffe.__file__).resolve().parents[2] / "BUILD_INFO.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

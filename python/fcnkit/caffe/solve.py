@@ -20,46 +20,17 @@ from google.protobuf import text_format
 from tqdm import tqdm
 
 from fcnkit import models
-from fcnkit.caffe import surgery
+from fcnkit.caffe import preflight, surgery
 from fcnkit.caffe.runtime import load_caffe
 from fcnkit.caffe.vgg16 import VGG_DEPLOY, VGG_MODEL
 from fcnkit.errors import UserError
 from fcnkit.evaluation import metrics
+from fcnkit.io.atomic import fsync_path
 from fcnkit.io.caffe_schema import load_prototxt, read_caffemodel
 from fcnkit.models.registry import latest_snapshot
 
-# What Caffe 1.0's SGDSolver::GetLearningRate and its solver registry accept (anything else aborts).
-LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
-SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
 LOSS_TYPES = ("SoftmaxWithLoss", "SigmoidCrossEntropyLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss",
               "MultinomialLogisticLoss", "ContrastiveLoss")
-
-
-def load_solver_param(path: str | os.PathLike):
-    sp = load_prototxt(path, "solver", "SolverParameter")
-    if sp.lr_policy not in LR_POLICIES:
-        raise UserError(f"{path}: lr_policy {sp.lr_policy!r} is not one Caffe knows; use one of "
-                        + ", ".join(LR_POLICIES))
-    if sp.type not in SOLVER_TYPES:
-        raise UserError(f"{path}: type {sp.type!r} is not a Caffe solver; use one of " + ", ".join(SOLVER_TYPES))
-    net = sp.net or sp.train_net
-    if not net:
-        raise UserError(f"{path}: solver names no `net:`/`train_net:`; add one")
-    if not Path(net).is_file():
-        raise UserError(f"{path}: net file {net} does not exist (paths are relative to the working "
-                        f"directory {os.getcwd()})")
-    for net_path in [net, *sp.test_net]:
-        check_data_sources(net_path)
-    return sp
-
-
-def check_data_sources(net_path: str | os.PathLike) -> None:
-    """Caffe aborts the process on a missing LMDB: name it, and the command that builds it, first."""
-    net = load_prototxt(net_path, "net")
-    for lay in net.layer:
-        if lay.type == "Data" and not (Path(lay.data_param.source) / "data.mdb").is_file():
-            raise UserError(f"{net_path}: layer {lay.name} reads {lay.data_param.source}, which is not an LMDB; "
-                            "build it with `prep lmdb` (or `prep sample` for the demo data)")
 
 
 def fixed_upsampling_layers(net_path: str | os.PathLike) -> list[str]:
@@ -154,18 +125,37 @@ def run_solver(solver_path: str | os.PathLike, *, weights: str | None = None, re
 
 
 def prepare_solver(solver_path, *, weights=None, resume=None, gpu=None, max_iter=None, log=print):
-    """Validate inputs, build the Caffe solver and initialise its weights; returns (solver, param, init)."""
-    sp = load_solver_param(solver_path)
+    """Check everything (see preflight), build the Caffe solver and initialise its weights.
+
+    Returns (solver, param, init)."""
+    sp = preflight.solver_param(solver_path)
     for name, path in (("--weights", weights), ("--resume", resume)):
         if path and not Path(path).is_file():
             raise UserError(f"{name} {path}: no such file")
     if weights and resume:
         raise UserError("give either --weights (start from these weights) or --resume (continue a run)")
     if max_iter is not None:
+        if max_iter < 0:
+            raise UserError(f"--max-iter {max_iter} must not be negative")
         sp.max_iter = max_iter
-    if sp.snapshot_prefix:
-        Path(sp.snapshot_prefix).parent.mkdir(parents=True, exist_ok=True)
+    preflight.device(gpu)
     caffe = load_caffe(gpu)
+    types = set(caffe.layer_type_list())
+    nets = [(sp.net or sp.train_net, "TRAIN")] + [(t, "TEST") for t in sp.test_net]
+    for net_path, phase in nets:
+        preflight.data_sources(net_path, preflight.net_param(net_path, phase, types))
+    preflight.snapshot_folder(sp.snapshot_prefix)
+    init = "weights" if weights else "resume" if resume else "none"
+    vgg = None
+    if not weights and not resume:
+        init, path = resolve_init(sp)
+        if init == "vgg16":
+            vgg = (VGG_DEPLOY, path)
+        elif init == "snapshot":
+            weights = str(path)
+    if resume:
+        preflight.solverstate(resume, sp.type)
+    preflight.probe(sp, weights=weights, resume=resume, gpu=gpu, vgg=vgg)
     # Caffe reads solvers from files: hand it the validated (possibly capped) copy.
     with tempfile.NamedTemporaryFile("w", suffix=".solver.prototxt", delete=False) as f:
         f.write(text_format.MessageToString(sp))
@@ -173,17 +163,12 @@ def prepare_solver(solver_path, *, weights=None, resume=None, gpu=None, max_iter
         solver = caffe.get_solver(f.name)
     finally:
         os.unlink(f.name)
-    init = "weights" if weights else "resume" if resume else "none"
-    if not weights and not resume:
-        init, path = resolve_init(sp)
-        if init == "vgg16":
-            vgg = caffe.Net(str(VGG_DEPLOY), str(path), caffe.TEST)
-            done = surgery.transplant(solver.net, vgg)
-            log(f"init: VGG-16 {path} -> {len(done)} layers ({', '.join(k for k, v in done.items() if v != 'copied')}"
-                " reshaped)")
-            del vgg
-        elif init == "snapshot":
-            weights = str(path)
+    if vgg is not None:
+        source = caffe.Net(str(vgg[0]), str(vgg[1]), caffe.TEST)
+        done = surgery.transplant(solver.net, source)
+        log(f"init: VGG-16 {vgg[1]} -> {len(done)} layers ({', '.join(k for k, v in done.items() if v != 'copied')}"
+            " reshaped)")
+        del source
     if weights:
         check_weights_fit(solver.net, weights)
         solver.net.copy_from(weights)
@@ -192,7 +177,37 @@ def prepare_solver(solver_path, *, weights=None, resume=None, gpu=None, max_iter
     surgery.interp(solver.net, fixed_upsampling_layers(sp.net or sp.train_net))
     if resume:
         solver.restore(resume)
+    bad = non_finite_params(solver.net)
+    if bad:
+        source = resume or weights or "the initialisation"
+        raise UserError(f"the starting weights ({source}) hold NaN/inf in {describe_bad(bad)}; start from an "
+                        "earlier snapshot or other weights (the learning rate is not the cause)")
     return solver, sp, init
+
+
+def non_finite_params(net) -> dict[str, int]:
+    """{layer: number of NaN/inf parameter values} for the layers that have any."""
+    bad = {}
+    for name, blobs in net.params.items():
+        n = sum(int(b.data.size - np.isfinite(b.data).sum()) for b in blobs)
+        if n:
+            bad[name] = n
+    return bad
+
+
+def describe_bad(bad: dict[str, int], most: int = 4) -> str:
+    more = f" and {len(bad) - most} more layers" if len(bad) > most else ""
+    return ", ".join(f"{k} ({n} values)" for k, n in list(bad.items())[:most]) + more
+
+
+def fsync_snapshot(sp, iteration: int) -> None:
+    """Caffe writes snapshots without flushing them: make them durable before training goes on."""
+    if not sp.snapshot_prefix:
+        return
+    for ext in ("caffemodel", "solverstate"):
+        path = Path(f"{sp.snapshot_prefix}_iter_{iteration}.{ext}")
+        if path.is_file():
+            fsync_path(path)
 
 
 def train(solver, sp, name: str, *, display=None, val_iter=None, log=print) -> dict:
@@ -227,10 +242,17 @@ def train(solver, sp, name: str, *, display=None, val_iter=None, log=print) -> d
             bar.update(1)
             loss = float(solver.net.blobs[roles.loss].data) if roles.loss in solver.net.blobs else math.nan
             bar.set_postfix(loss=f"{loss:.4g}")
-            if not math.isfinite(loss):
-                # Stop at once: Caffe's MAX pooling indexes out of bounds when fed NaNs.
-                raise UserError(f"{name}: loss became {loss} at iteration {solver.iter}; "
-                                "lower base_lr or check the data")
+            # Stop before the next forward pass: Caffe's MAX pooling indexes out of bounds (heap corruption,
+            # a crash later) when fed NaN, and an update with a too-large rate makes the weights NaN/inf first.
+            bad = non_finite_params(solver.net)
+            if bad or (roles.loss and not math.isfinite(loss)):
+                what = f"the weights became NaN/inf ({describe_bad(bad)})" if bad else f"the loss became {loss}"
+                last = latest_snapshot(Path(sp.snapshot_prefix)) if sp.snapshot_prefix else None
+                raise UserError(f"{name}: {what} at iteration {solver.iter} (lr {current_lr(sp, solver.iter):.3g}); "
+                                "lower base_lr in the solver, or check the data; last good snapshot: "
+                                f"{last or 'none yet'}")
+            if sp.snapshot and solver.iter % sp.snapshot == 0:
+                fsync_snapshot(sp, solver.iter)  # Caffe snapshotted inside step()
             if solver.iter % every == 0 or solver.iter == sp.max_iter:
                 log(f"iter {solver.iter} loss {loss:.6g} lr {current_lr(sp, solver.iter):.3g}")
             if sp.snapshot and solver.iter % sp.snapshot == 0 and solver.iter < sp.max_iter:
@@ -240,18 +262,31 @@ def train(solver, sp, name: str, *, display=None, val_iter=None, log=print) -> d
         log(f"interrupted at iteration {solver.iter}: snapshotting before exit")
         if sp.snapshot_prefix:
             solver.snapshot()
+            fsync_snapshot(sp, solver.iter)
         raise
     bar.close()
     if sp.snapshot_prefix and solver.iter > start and not (sp.snapshot and solver.iter % sp.snapshot == 0):
         solver.snapshot()  # Caffe itself snapshots on multiples of `snapshot`
+        fsync_snapshot(sp, solver.iter)
     run_val()
     return {"iter": solver.iter, "loss": loss, "seconds": time.time() - t0, "val": val}
 
 
 def current_lr(sp, it: int) -> float:
-    """The learning rate Caffe uses at iteration `it` for the policies our solvers use."""
-    if sp.lr_policy == "step":
-        return sp.base_lr * sp.gamma ** (it // sp.stepsize)
-    if sp.lr_policy == "fixed":
-        return sp.base_lr
+    """The learning rate Caffe's SGDSolver::GetLearningRate gives at iteration `it`, for every lr_policy."""
+    lr, g, policy = sp.base_lr, sp.gamma, sp.lr_policy
+    if policy == "fixed":
+        return lr
+    if policy == "step":
+        return lr * g ** (it // sp.stepsize)
+    if policy == "exp":
+        return lr * g ** it
+    if policy == "inv":
+        return lr * (1 + g * it) ** (-sp.power)
+    if policy == "multistep":
+        return lr * g ** sum(1 for v in sp.stepvalue if it >= v)
+    if policy == "poly":
+        return lr * (1 - it / sp.max_iter) ** sp.power
+    if policy == "sigmoid":
+        return lr / (1 + math.exp(-g * (it - sp.stepsize)))
     return float("nan")

@@ -109,7 +109,8 @@ def main(argv=None) -> int:
         shapes[name] = shape
     res = convert(args.prototxt, args.caffemodel, args.out, force=args.force, input_shapes=shapes,
                   preprocess_from=args.preprocess_from, skip=tuple(args.skip), class_name=args.class_name,
-                  mean=args.mean, scale=args.scale, log=log)
+                  mean=args.mean, scale=args.scale, verify_sizes=(args.sizes or [None]) if args.verify else (),
+                  log=log)
     g = res.graph
     n_params = sum(int(a) for a in _param_counts(res.info))
     log(f"wrote {res.out_dir}/model.py, weights.safetensors ({n_params:,} values), conversion.json "

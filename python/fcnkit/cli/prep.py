@@ -16,8 +16,6 @@ only when complete.
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
 from pathlib import Path
 
 from fcnkit.config.paper import DATASET_SIZE, IMAGE_SIZE, VAL_FRACTION, WHITE_TOLERANCE
@@ -451,28 +449,4 @@ def _run(a) -> int:
 
 @cli_entry("prep")
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    previous = None
-    try:
-
-        def _term(signum, frame):
-            raise KeyboardInterrupt
-
-        try:
-            previous = signal.signal(signal.SIGTERM, _term)
-        except ValueError:  # not the main thread
-            previous = None
-        return _run(args)
-    except KeyboardInterrupt:
-        print(
-            "prep: interrupted; outputs of this step were not written (no partial folders left)",
-            file=sys.stderr,
-        )
-        return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return _run(build_parser().parse_args(argv))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from fcnkit.errors import cli_entry
@@ -29,8 +30,10 @@ def main(argv=None) -> int:
     try:
         r = run_solver(a.solver, weights=a.weights, resume=a.resume, gpu=a.gpu, max_iter=a.max_iter,
                        val_iter=a.val_iter)
-    except KeyboardInterrupt:
-        print("solve: interrupted; resume with --resume <snapshot_prefix>_iter_N.solverstate", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (docker stop): the solver snapshotted first
+        sig = getattr(exc, "signum", signal.SIGINT)
+        print(f"solve: interrupted ({'SIGTERM' if sig == signal.SIGTERM else 'Ctrl-C'}); resume with "
+              "--resume <snapshot_prefix>_iter_N.solverstate", file=sys.stderr)
+        return 128 + int(sig)
     print(f"done: {r['iter']} iterations, final loss {r['loss']:.6g}, {r['seconds']:.1f}s")
     return 0

@@ -135,8 +135,11 @@ def non_finite(tensors: dict[str, torch.Tensor]) -> dict[str, int]:
     return out
 
 
-def load_converted(folder: str | Path, device: str = "cpu") -> ConvertedNet:
-    """The converted model in `folder`, in eval mode, with its weights; executes nothing from the folder."""
+def load_converted(folder: str | Path, device: str = "cpu", *, allow_non_finite: bool = False) -> ConvertedNet:
+    """The converted model in `folder`, in eval mode, with its weights; executes nothing from the folder.
+
+    Weights with NaN/inf are refused (every output would be non-finite) unless `allow_non_finite` (for
+    --verify, which must run the model to report the failure)."""
     folder = Path(folder)
     info = read_info(folder)
     with torch.device("meta"):
@@ -150,7 +153,7 @@ def load_converted(folder: str | Path, device: str = "cpu") -> ConvertedNet:
         wrong = [k for k in want if k in got and want[k] != got[k]][:3]
         raise UserError(f"{folder / WEIGHTS_FILE}: does not match {INFO_FILE} (missing {missing}, unexpected "
                         f"{extra}, other shapes {wrong}); the two files come from different conversions")
-    bad = non_finite(state)
+    bad = {} if allow_non_finite else non_finite(state)
     if bad:
         where = ", ".join(f"{k} ({n} of {math.prod(state[k].shape)})" for k, n in list(bad.items())[:4])
         raise UserError(f"{folder / WEIGHTS_FILE}: non-finite weights (NaN/inf) in {where}; the source caffemodel "

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from fcnkit.errors import UserError
+from fcnkit.io.atomic import atomic_path, ensure_writable
 
 _NUM = r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf|-nan))"
 OURS_TRAIN = re.compile(rf"^iter (\d+) loss {_NUM} lr {_NUM}")
@@ -77,7 +78,7 @@ def write_csv(stages: list[tuple[str, list[dict]]], path: Path) -> list[str]:
     extra = sorted({k for _, rows in stages for r in rows for k in r if k.startswith("val_")})
     cols += extra
     offset = 0
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, cols, restval="")
         w.writeheader()
         for name, rows in stages:
@@ -124,17 +125,19 @@ def plot(stages: list[tuple[str, list[dict]]], path: Path, title: str | None = N
     axes[-1].set_xlabel("iteration (stages end to end)" if len(stages) > 1 else "iteration")
     axes[0].set_title(title or " → ".join(n for n, _ in stages))
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path
 
 
 def plot_training(logs: list[str], out: str | Path, title: str | None = None) -> dict:
     """Logs (stage order; NAME=LOG names a stage) -> OUT.csv and OUT.png; returns the stages and paths."""
-    stages = load_stages(logs)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     csv_path, png_path = out.with_name(out.name + ".csv"), out.with_name(out.name + ".png")
+    for path in (csv_path, png_path):
+        ensure_writable(path, flag="-o")
+    stages = load_stages(logs)
     write_csv(stages, csv_path)
     plot(stages, png_path, title)
     return {"stages": stages, "csv": csv_path, "png": png_path}

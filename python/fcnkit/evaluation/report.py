@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fcnkit.evaluation.samples import Sample
+from fcnkit.io.atomic import atomic_path, write_text_atomic
 
 
 def _fmt(x: float, d: int = 4) -> str:
@@ -83,7 +84,8 @@ def _overlay_grid(result: dict, samples: list[Sample], method: str, idx: list[in
             ax.axis("off")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
 
 
@@ -127,6 +129,6 @@ def write_report(out_dir: str | Path, result: dict, samples: list[Sample], *, da
     else:
         md.append("Not compared (run with `--backend both`).")
     path = out / "report.md"
-    path.write_text("\n".join(md) + "\n")
-    (out / "metrics.json").write_text(json.dumps(to_json(result), indent=1) + "\n")
+    write_text_atomic(out / "metrics.json", json.dumps(to_json(result), indent=1) + "\n")
+    write_text_atomic(path, "\n".join(md) + "\n")  # last: its presence means the report is complete
     return path

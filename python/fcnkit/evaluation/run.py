@@ -65,12 +65,16 @@ def evaluate_dataset(data, model=None, *, backends=("caffe", "torch"), split: st
 
     `backends=()` evaluates the classical baseline alone. Returns the run's result dict."""
     import json  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
 
     from fcnkit import inference  # noqa: PLC0415
     from fcnkit.evaluation.report import format_text, to_json, write_report  # noqa: PLC0415
     from fcnkit.evaluation.samples import load_samples  # noqa: PLC0415
+    from fcnkit.io.atomic import ensure_writable, write_text_atomic  # noqa: PLC0415
 
+    if json_path:
+        ensure_writable(json_path, flag="--json")  # before the work, not after it
+    if report_dir is not None:
+        ensure_writable(report_dir, folder=True, flag="--report")
     samples = load_samples(data, split=split, masks=masks, limit=limit)
     predictors = []
     if backends:
@@ -81,7 +85,7 @@ def evaluate_dataset(data, model=None, *, backends=("caffe", "torch"), split: st
     log(f"evaluate: {len(samples)} images from {data}")
     log(format_text(result))
     if json_path:
-        Path(json_path).write_text(json.dumps(to_json(result), indent=1) + "\n")
+        write_text_atomic(json_path, json.dumps(to_json(result), indent=1) + "\n")
         log(f"evaluate: wrote {json_path}")
     if report_dir is not None:
         path = write_report(report_dir, result, samples, data=str(data),

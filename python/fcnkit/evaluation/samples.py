@@ -35,7 +35,7 @@ def _lmdb_pair(data: Path, split: str) -> tuple[Path, Path] | None:
 def load_samples(data: str | Path, *, split: str = "val", masks: str | Path | None = None,
                  limit: int | None = None) -> list[Sample]:
     """Images and labels from an LMDB pair or a photo folder + mask folder (see the module doc)."""
-    from fcnkit.io.lmdb_io import decode_datum, read_lmdb  # noqa: PLC0415  (lmdb: only for LMDB data)
+    from fcnkit.io.lmdb_io import REBUILD, check_lmdb, decode_datum, read_lmdb  # noqa: PLC0415
 
     data = Path(data)
     if not data.exists():
@@ -45,10 +45,21 @@ def load_samples(data: str | Path, *, split: str = "val", masks: str | Path | No
     if pair is not None:
         if not (pair[1] / "data.mdb").is_file():
             raise UserError(f"{pair[1]}: label LMDB missing next to {pair[0]}")
+        n_img, n_lab = check_lmdb(pair[0]).entries, check_lmdb(pair[1]).entries
+        if n_img == 0:
+            raise UserError(f"{pair[0]}: the LMDB holds no records, nothing to evaluate; {REBUILD}")
+        if n_img != n_lab:
+            raise UserError(f"{pair[0]} has {n_img} records but {pair[1]} has {n_lab}; {REBUILD}")
         for (k1, v1), (k2, v2) in zip(read_lmdb(pair[0]), read_lmdb(pair[1]), strict=False):
             if k1 != k2:
                 raise UserError(f"{pair[0]} and {pair[1]} disagree on keys ({k1!r} vs {k2!r})")
-            img, lab = decode_datum(v1)[0], decode_datum(v2)[0]
+            try:
+                img, lab = decode_datum(v1)[0], decode_datum(v2)[0]
+            except ValueError as exc:
+                raise UserError(f"{pair[0]}: record {k1!r} is corrupt ({exc}); {REBUILD}") from None
+            if img.shape[1:] != lab.shape[1:]:
+                raise UserError(f"{pair[0]}: record {k1!r} is {img.shape[1]}x{img.shape[2]} but its label is "
+                                f"{lab.shape[1]}x{lab.shape[2]}; {REBUILD}")
             out.append(Sample(k1.decode(errors="replace"), img.transpose(1, 2, 0), lab[0]))
             if limit and len(out) >= limit:
                 break

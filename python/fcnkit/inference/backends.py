@@ -3,14 +3,12 @@
     forward(x: (N, 3, H, W) float32) -> (N, C, H, W) float32      (C = 2 for "softmax2", 1 for "sigmoid1")
 
 - `CaffeBackend`: pycaffe on a deploy prototxt + caffemodel (the input blob is reshaped to each batch);
-- `ConvertedBackend`: the PyTorch module `convert` wrote;
+- `ConvertedBackend`: the PyTorch module `convert` wrote, rebuilt from conversion.json (never imported);
 - `CheckpointBackend`: a natively trained PyTorch model of a registered family.
 `make_backend(ref, "caffe" | "torch")` picks the one that runs a resolved reference.
 """
 
 from __future__ import annotations
-
-import importlib.util
 
 import numpy as np
 
@@ -60,21 +58,15 @@ class _TorchBackend:
         return y.float().cpu().numpy()
 
 
-def _import_model_py(folder):
-    spec = importlib.util.spec_from_file_location(f"fcnkit_converted_{abs(hash(str(folder)))}", folder / "model.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 class ConvertedBackend(_TorchBackend):
+    """A `convert` output folder, loaded as data: nothing in the folder (model.py) is executed."""
+
     def __init__(self, ref: ModelRef, device: str = "cpu"):
         super().__init__(device)
-        if not (ref.folder / "model.py").is_file():
-            raise UserError(f"{ref.folder}: no model.py; convert the net with `convert DEPLOY MODEL -o DIR`")
-        mod = _import_model_py(ref.folder)
-        self.model = mod.load_model(device=device)
-        self.out_index = list(getattr(mod, "OUTPUT_NAMES", [ref.output_blob])).index(ref.output_blob)
+        from fcnkit.convert.loader import load_converted  # noqa: PLC0415
+
+        self.model = load_converted(ref.folder, device)
+        self.out_index = self.model.output_blobs.index(ref.output_blob)
 
 
 class CheckpointBackend(_TorchBackend):

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
+from fcnkit.errors import UserError
 from fcnkit.models.registry import Preprocessing
 
 
@@ -65,6 +66,11 @@ class Predictor:
                 chunk = idx[k:k + self.batch_size]
                 batch = np.stack([self.preprocessing.to_input(nets[i]) for i in chunk])
                 y = self.backend.forward(batch)
+                if not np.isfinite(y).all():
+                    n = int(y.size - np.isfinite(y).sum())
+                    raise UserError(f"model {self.label or self.name} ({self.name}) gave {n} NaN/inf output values; "
+                                    "its weights are corrupt or diverged (`convert` names the layers): no mask is "
+                                    "made from it")
                 for j, i in enumerate(chunk):
                     out[i] = _resize_maps(y[j], *images[i].shape[:2])
         return iter(out)

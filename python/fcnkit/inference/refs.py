@@ -49,8 +49,8 @@ def _converted(folder: Path, deploy=None, caffemodel=None, notes=None) -> ModelR
         raise UserError(f"{info_path}: unreadable ({exc}); convert the net again with `convert ... -o {folder}`"
                         ) from None
     src = info.get("source", {})
-    deploy = Path(deploy) if deploy else (Path(src["prototxt"]) if src.get("prototxt") else None)
-    caffemodel = Path(caffemodel) if caffemodel else (Path(src["caffemodel"]) if src.get("caffemodel") else None)
+    deploy = Path(deploy) if deploy else _source_file(folder, src, "prototxt")
+    caffemodel = Path(caffemodel) if caffemodel else _source_file(folder, src, "caffemodel")
     pre = info.get("preprocessing", {})
     if pre.get("known") and len(pre.get("mean_value", [])) == 3 and pre.get("scale", 1.0) == 1.0:
         preprocessing = Preprocessing("BGR", tuple(pre["mean_value"]), 1.0, "any")
@@ -62,6 +62,16 @@ def _converted(folder: Path, deploy=None, caffemodel=None, notes=None) -> ModelR
     channels = next((o["shape"][1] for o in outputs if o["blob"] == blob and len(o["shape"]) > 1), 2)
     return ModelRef("converted", str(folder), preprocessing, "sigmoid1" if channels == 1 else "softmax2", blob,
                     folder=folder, deploy=deploy, caffemodel=caffemodel, info=info, notes=list(notes or []))
+
+
+def _source_file(folder: Path, src: dict, key: str) -> Path | None:
+    """A Caffe source file conversion.json names: relative to the folder (it may have moved with its
+    project), absolute, or (files of older conversions) as written, relative to the working directory."""
+    for cand in (folder / src[f"{key}_from_folder"] if src.get(f"{key}_from_folder") else None,
+                 src.get(f"{key}_absolute"), src.get(key)):
+        if cand and Path(cand).is_file():
+            return Path(cand)
+    return Path(src[key]) if src.get(key) else None
 
 
 def _caffe_pair(deploy, caffemodel, spec: ModelSpec | None = None) -> ModelRef:

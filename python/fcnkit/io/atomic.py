@@ -70,7 +70,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         if not tmp.is_file():
             raise FileNotFoundError(f"{path}: nothing was written")
-        os.chmod(tmp, 0o666 & ~_umask())
+        umask_mode(tmp)
         fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -108,6 +108,32 @@ def replace_path(src: Path, dst: Path) -> None:
         src.rename(dst)
 
 
-def make_dir_like_mkdir(path: Path) -> None:
-    """Give a directory made by mkdtemp (0700) the mode `mkdir` would have given it."""
-    os.chmod(path, 0o777 & ~_umask())
+def umask_mode(path: Path) -> None:
+    """Give a path the mode `open`/`mkdir` would have given it (mkdtemp and some writers use 0600/0700)."""
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_umask())
+
+
+def ensure_writable(path: str | os.PathLike, *, folder: bool = False, flag: str = "") -> Path:
+    """Check, before any work is done, that an output can be written: a file's folder (or the folder
+    itself, created if missing) exists and accepts a file. Raises UserError naming the path and the flag."""
+    from fcnkit.errors import UserError, os_error_line  # noqa: PLC0415
+
+    path = Path(path)
+    what = f"{flag} {path}" if flag else str(path)
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise UserError(f"{what}: exists and is not a folder; choose another path")
+        target = path
+    else:
+        if path.is_dir():
+            raise UserError(f"{what}: is a folder; give a file name")
+        target = path.parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        probe = target / f".write-test-{os.getpid()}"
+        with open(probe, "wb") as fh:
+            fh.write(b"x")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"{what}: cannot be written ({os_error_line(exc)})") from None
+    return path

@@ -518,3 +518,73 @@ def read_mean_file(path: str | os.PathLike) -> np.ndarray:
     if not dims or int(np.prod(dims)) != blob.data.size:
         raise UserError(f"{path}: mean blob has {blob.data.size} values but shape {dims}")
     return blob.data.reshape(dims[-3:]).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------ solverstate
+@dataclass
+class SolverState:
+    path: str
+    iter: int
+    learned_net: str                  # the caffemodel Caffe loads on restore (as written, cwd-relative)
+    history: list[WeightBlob]         # one blob per learnable parameter (two for Adam/AdaDelta)
+    current_step: int
+
+
+def read_solverstate(path: str | os.PathLike) -> SolverState:
+    """A binary .solverstate (caffe.SolverState), every length bounds-checked: a truncated or foreign file
+    is one clear error instead of Caffe aborting in `--resume`."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read solverstate {path}: {exc.strerror or exc}") from exc
+    if raw.startswith(b"\x89HDF"):
+        raise UserError(f"{path}: an HDF5 solverstate; fcnkit's solvers write binary ones (snapshot_format "
+                        "BINARYPROTO): resume it with `caffe train --snapshot` or retrain")
+    it, learned, history, step = 0, "", [], 0
+    try:
+        for num, wt, val in fields(raw, 0, len(raw)):
+            if num == 1 and wt == 0:
+                it = val
+            elif num == 2 and wt == 2:
+                learned = _string(raw, val)
+            elif num == 3 and wt == 2:
+                history.append(_read_blob(raw, *val))
+            elif num == 4 and wt == 0:
+                step = val
+    except Corrupt as exc:
+        raise UserError(f"{path} is truncated or corrupt ({exc}); resume from an earlier snapshot") from None
+    if not learned:
+        raise UserError(f"{path}: not a Caffe solverstate (no learned_net); pass a .solverstate that `solve` "
+                        "or `caffe train` wrote")
+    return SolverState(str(path), it, learned, history, step)
+
+
+def proto_is_complete(path: str | os.PathLike) -> bool:
+    """Cheap check that a binary proto file (caffemodel, solverstate) is not cut short: walk its top-level
+    fields by their lengths without reading their contents."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            pos = 0
+            while pos < size:
+                head = fh.read(20)
+                tag, n = read_varint(head, 0, len(head))
+                wt = tag & 7
+                if wt == 0:
+                    _, n = read_varint(head, n, len(head))
+                    length = 0
+                elif wt == 2:
+                    length, n = read_varint(head, n, len(head))
+                elif wt in (1, 5):
+                    length = 8 if wt == 1 else 4
+                else:
+                    return False
+                pos += n + length
+                if pos > size:
+                    return False
+                fh.seek(pos)
+    except (OSError, Corrupt):
+        return False
+    return size > 0

@@ -7,14 +7,17 @@ tests check the bytes against Caffe's own parser and its `Data` layer.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import lmdb
 import numpy as np
 
 from fcnkit.errors import UserError
+from fcnkit.io.atomic import replace_path
 from fcnkit.io.protowire import encode_varint, fields, key, signed64
 
 # Datum field numbers (caffe.proto).
@@ -84,8 +87,20 @@ class LMDBWriter:
     def __enter__(self) -> LMDBWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._env = lmdb.open(str(self.tmp), map_size=self.map_size, subdir=True, meminit=False)
+        with self._errors():
+            self._env = lmdb.open(str(self.tmp), map_size=self.map_size, subdir=True, meminit=False)
         return self
+
+    @contextlib.contextmanager
+    def _errors(self):
+        """LMDB reports a full or read-only disk as lmdb.Error (EIO on commit): say so in one line."""
+        try:
+            yield
+        except lmdb.MapFullError:
+            raise
+        except lmdb.Error as exc:
+            raise UserError(f"{self.path}: cannot write the LMDB ({exc}); the disk may be full or read-only: free "
+                            "space or write elsewhere") from None
 
     def put(self, key: str | bytes, value: bytes) -> None:
         self._pending.append((key.encode() if isinstance(key, str) else key, value))
@@ -95,7 +110,7 @@ class LMDBWriter:
     def _flush(self) -> None:
         while self._pending:
             try:
-                with self._env.begin(write=True) as txn:
+                with self._errors(), self._env.begin(write=True) as txn:
                     for k, v in self._pending:
                         txn.put(k, v)
                 self.count += len(self._pending)
@@ -108,26 +123,65 @@ class LMDBWriter:
         try:
             if exc_type is None:
                 self._flush()
-                self._env.sync()
+                with self._errors():
+                    self._env.sync()
         finally:
             self._env.close()
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
-        if self.path.exists():
-            old = self.path.with_name(f"{self.path.name}.old-{os.getpid()}")
-            self.path.rename(old)
-            self.tmp.rename(self.path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            self.tmp.rename(self.path)
+        replace_path(self.tmp, self.path)
+
+
+REBUILD = "rebuild it with `prep lmdb` (or `prep sample` for the demo data)"
+
+
+@dataclass(frozen=True)
+class LmdbInfo:
+    path: Path
+    entries: int
+    first_key: bytes | None
+    first_value: bytes | None
+
+
+def check_lmdb(path: str | os.PathLike) -> LmdbInfo:
+    """Open an LMDB read-only and prove it is whole before anyone maps it.
+
+    LMDB maps data.mdb into memory; a page beyond the end of a truncated file is a SIGBUS that kills the
+    process (Caffe's Data layer, evaluate, --verify) with nothing printed. The meta page records the last
+    page in use, so the file must hold at least (last page + 1) x page size bytes.
+    """
+    path = Path(path)
+    data = path / "data.mdb"
+    if not data.is_file():
+        raise UserError(f"{path}: not an LMDB directory (no data.mdb); {REBUILD}")
+    size = data.stat().st_size
+    try:
+        env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, max_readers=4)
+    except lmdb.Error as exc:
+        raise UserError(f"{data}: not a readable LMDB ({exc}); {REBUILD}") from None
+    try:
+        need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+        if size < need:
+            raise UserError(f"{data}: truncated ({size} bytes, its header says {need}); {REBUILD}")
+        entries = env.stat()["entries"]
+        first = None
+        if entries:
+            with env.begin() as txn:
+                cur = txn.cursor()
+                if cur.first():
+                    first = (bytes(cur.key()), bytes(cur.value()))
+    except lmdb.Error as exc:
+        raise UserError(f"{data}: corrupt LMDB ({exc}); {REBUILD}") from None
+    finally:
+        env.close()
+    return LmdbInfo(path, entries, first[0] if first else None, first[1] if first else None)
 
 
 def read_lmdb(path: str | os.PathLike):
-    """Yield (key, value) pairs of an LMDB in key order."""
+    """Yield (key, value) pairs of an LMDB in key order (checked whole first: see check_lmdb)."""
     path = Path(path)
-    if not (path / "data.mdb").is_file():
-        raise UserError(f"{path}: not an LMDB directory (no data.mdb); build it with `prep lmdb`")
+    check_lmdb(path)
     env = lmdb.open(str(path), readonly=True, lock=False, readahead=False)
     try:
         with env.begin() as txn:

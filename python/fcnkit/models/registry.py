@@ -124,16 +124,22 @@ class ModelSpec:
         return f"fcnkit train {self.name}"
 
 
-def latest_snapshot(prefix: Path) -> Path | None:
-    """The highest-iteration `<prefix>_iter_N.caffemodel`, or None."""
+def latest_snapshot(prefix: Path, *, with_state: bool = False) -> Path | None:
+    """The highest-iteration `<prefix>_iter_N.caffemodel` that is whole (with_state: whose .solverstate is
+    whole too), or None. A snapshot cut short by a kill is passed over, never picked."""
     import re  # noqa: PLC0415
+
+    from fcnkit.io.caffe_schema import proto_is_complete  # noqa: PLC0415
 
     found = []
     for path in prefix.parent.glob(f"{prefix.name}_iter_*.caffemodel"):
         m = re.fullmatch(rf"{re.escape(prefix.name)}_iter_(\d+)\.caffemodel", path.name)
         if m:
             found.append((int(m.group(1)), path))
-    return max(found)[1] if found else None
+    for _, path in sorted(found, reverse=True):
+        if proto_is_complete(path) and (not with_state or proto_is_complete(path.with_suffix(".solverstate"))):
+            return path
+    return None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

@@ -39,7 +39,7 @@ from fcnkit.io.images import (
     read_bgr,
     read_mask,
 )
-from fcnkit.io.lmdb_io import LMDBWriter, decode_datum, encode_datum, image_to_chw, read_lmdb
+from fcnkit.io.lmdb_io import LMDBWriter, check_lmdb, decode_datum, encode_datum, image_to_chw, read_lmdb
 from fcnkit.prep import common
 
 SPLITS = ("train", "val")
@@ -218,6 +218,15 @@ def build_lmdbs(
                 f"--strict: {len(skipped)} of {len(tasks)} pairs unusable "
                 f"({common.summarize_skips(skipped)}): {common.first_reasons(skipped, 3)}"
             )
+        expected_empty = {"val"} if not splits["val"] else set()
+        for split in SPLITS:
+            if counts[split] == 0 and split not in expected_empty:
+                lost = [r for r in skipped if r["split"] == split]
+                raise UserError(
+                    f"the {split} split would be empty: all {len(lost)} of its pairs were skipped "
+                    f"({common.summarize_skips(lost)}): {common.first_reasons(lost, 3)}; fix them"
+                    + (" or pass --val-fraction 0" if split == "val" else "")
+                )
         px = size * size
         manifest = {
             "format": FORMAT,
@@ -263,8 +272,7 @@ def build_lmdbs(
 def _open_env(path: Path):
     import lmdb
 
-    if not (path / "data.mdb").is_file():
-        raise UserError(f"{path}: missing or not an LMDB (no data.mdb); rebuild with `prep lmdb`")
+    check_lmdb(path)  # present and whole: a truncated file would be a SIGBUS below
     return lmdb.open(str(path), readonly=True, lock=False, readahead=False)
 
 
@@ -298,6 +306,8 @@ def verify_lmdbs(out_dir: str | os.PathLike, *, quiet: bool = False) -> dict:
                 raise UserError(f"{split}: {ip.name} has {ni} records but {lp.name} has {nl}; rebuild")
             if want is not None and ni != want:
                 raise UserError(f"{split}: {ni} records but {mpath.name} says {want}; rebuild")
+            if ni == 0 and (split == "train" or manifest.get("val_fraction", 1) > 0):
+                raise UserError(f"{split}: the split is empty; `solve` and `evaluate` cannot use it: rebuild")
             hist = np.zeros(256, np.int64)
             with ienv.begin() as it, lenv.begin() as lt:
                 bar = tqdm(

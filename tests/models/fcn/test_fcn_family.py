@@ -52,8 +52,10 @@ def test_solve_takes_the_chain_from_the_registry(tmp_path, monkeypatch):
         resolve_init(sp)
     snaps = tmp_path / "weights/snapshots/tiny"
     snaps.mkdir(parents=True)
+    whole = b"\x0a\x05tiny!" + b"\xa2\x06\x04\x0a\x02ab"  # NetParameter name + one layer {name}
     for it in (4, 12, 8):
-        (snaps / f"fcn32s_iter_{it}.caffemodel").write_bytes(b"x")
+        (snaps / f"fcn32s_iter_{it}.caffemodel").write_bytes(whole)
+    (snaps / "fcn32s_iter_16.caffemodel").write_bytes(whole[:-3])  # cut short by a kill: never picked
     assert resolve_init(sp) == ("snapshot", snaps.relative_to(tmp_path) / "fcn32s_iter_12.caffemodel")
     first = load_prototxt(ROOT / "solvers/tiny/fcn32s.prototxt", "solver", "SolverParameter")
     assert resolve_init(first) == ("none", None)  # tiny FCN-32s trains from scratch
