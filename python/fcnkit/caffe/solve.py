@@ -1,17 +1,22 @@
-"""Run a real Caffe solver with progress, logging, validation and a safe Ctrl-C (`fcnkit solve`).
+"""Run a solver with progress, logging, validation and a safe Ctrl-C (`fcnkit solve`), in real Caffe or in
+the torch engine (`fcnkit.caffe.torch_engine`), which reads the same solver and net files.
 
 Caffe aborts the whole process on a failed CHECK, so everything that can be checked (solver and net
 files exist and parse, weights and solverstate exist and fit) is checked here first and reported in one
 line. Which stage a solver trains, and so where its initial weights come from, is the model registry's
-answer for its snapshot prefix (`fcnkit.models`).
+answer for its snapshot prefix (`fcnkit.models`). Both engines share the checks, the initial weights
+(`initial_weights`, `initialise`) and the training loop (`train`, over a `TrainingEngine`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +28,13 @@ from fcnkit import models
 from fcnkit.caffe import preflight, surgery
 from fcnkit.caffe.runtime import load_caffe
 from fcnkit.caffe.vgg16 import VGG_DEPLOY, VGG_MODEL
-from fcnkit.errors import UserError
+from fcnkit.errors import Interrupted, UserError
 from fcnkit.evaluation import metrics
 from fcnkit.io.atomic import fsync_path
 from fcnkit.io.caffe_schema import load_prototxt, read_caffemodel
 from fcnkit.models.registry import latest_snapshot
 
+ENGINES = ("caffe", "torch")
 LOSS_TYPES = ("SoftmaxWithLoss", "SigmoidCrossEntropyLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss",
               "MultinomialLogisticLoss", "ContrastiveLoss")
 
@@ -84,15 +90,18 @@ def net_roles(net_param) -> NetRoles:
 
 
 def check_weights_fit(net, path: str | os.PathLike) -> None:
-    """Caffe aborts when a same-named layer's blobs differ in count or shape: say which, and why, first."""
+    """Caffe aborts when a same-named layer's blobs differ in count or shape: say which, and why, first.
+
+    `net`: a pycaffe Net, or a parameter mapping {layer: [array in Caffe's shape, ...]} (surgery.Params)."""
+    params = surgery.caffe_params(net) if hasattr(net, "params") else net
     for name, layer in read_caffemodel(path).layers.items():
-        if name not in net.params:
+        if name not in params:
             continue  # layers the net lacks are skipped by Caffe too
-        target = net.params[name]
+        target = params[name]
         if len(layer.blobs) != len(target):
             raise UserError(f"{path}: layer {name} has {len(layer.blobs)} blobs, the net wants {len(target)}")
         for i, (blob, t) in enumerate(zip(layer.blobs, target, strict=True)):
-            want = tuple(t.data.shape)
+            want = tuple(t.shape)
             got = blob.shape if blob.shape is not None else blob.legacy
             if blob.shape is None:  # old files: compared as (num, channels, height, width), like Caffe does
                 want = (1,) * (4 - len(want)) + want
@@ -110,24 +119,37 @@ def validate(net, n_batches: int, num_classes: int, roles: NetRoles) -> dict:
     return metrics.scores(hist)
 
 
-def run_solver(solver_path: str | os.PathLike, *, weights: str | None = None, resume: str | None = None,
-               gpu: int | None = None, max_iter: int | None = None, display: int | None = None,
-               val_iter: int | None = None, log=print) -> dict:
-    """Run the solver to its max_iter (or `max_iter`), returning {'iter', 'loss', 'seconds', 'val'}.
+def run_solver(solver_path: str | os.PathLike, *, engine: str = "caffe", device: str | None = None,
+               weights: str | None = None, resume: str | None = None, gpu: int | None = None,
+               max_iter: int | None = None, display: int | None = None, val_iter: int | None = None,
+               log=print) -> dict:
+    """Run the solver to its max_iter (or `max_iter`), returning {'iter', 'loss', 'seconds', 'val', 'init'}.
 
+    engine "caffe" runs real Caffe (on GPU `gpu`), "torch" the torch engine on `device` (cpu, cuda, cuda:N).
     Without --weights/--resume the initial weights follow the paper's chain (`resolve_init`).
     Validation (pixel accuracy, mean IoU on the solver's test net) runs at every snapshot and at the end,
     over `val_iter` batches (default: the solver's test_iter).
     """
-    solver, sp, init = prepare_solver(solver_path, weights=weights, resume=resume, gpu=gpu, max_iter=max_iter,
-                                      log=log)
-    return train(solver, sp, Path(solver_path).stem, display=display, val_iter=val_iter, log=log) | {"init": init}
+    if engine not in ENGINES:
+        raise UserError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if engine == "torch":
+        from fcnkit.caffe.torch_engine import prepare_torch_solver  # noqa: PLC0415  (imports torch)
+
+        solver, sp, init = prepare_torch_solver(solver_path, weights=weights, resume=resume, device=device,
+                                                max_iter=max_iter, log=log)
+    else:
+        solver, sp, init = prepare_solver(solver_path, weights=weights, resume=resume, gpu=gpu, max_iter=max_iter,
+                                          log=log)
+    try:
+        r = train(solver, sp, Path(solver_path).stem, display=display, val_iter=val_iter, log=log)
+    finally:
+        if isinstance(solver, TrainingEngine):
+            solver.close()
+    return r | {"init": init, "engine": engine}
 
 
-def prepare_solver(solver_path, *, weights=None, resume=None, gpu=None, max_iter=None, log=print):
-    """Check everything (see preflight), build the Caffe solver and initialise its weights.
-
-    Returns (solver, param, init)."""
+def solver_args(solver_path, *, weights=None, resume=None, max_iter=None):
+    """The checked SolverParameter (max_iter capped), after the checks both engines share."""
     sp = preflight.solver_param(solver_path)
     for name, path in (("--weights", weights), ("--resume", resume)):
         if path and not Path(path).is_file():
@@ -138,6 +160,50 @@ def prepare_solver(solver_path, *, weights=None, resume=None, gpu=None, max_iter
         if max_iter < 0:
             raise UserError(f"--max-iter {max_iter} must not be negative")
         sp.max_iter = max_iter
+    if sp.regularization_type not in ("L1", "L2"):  # Caffe aborts in the first update
+        raise UserError(f"{solver_path}: regularization_type {sp.regularization_type!r} is not L1 or L2")
+    return sp
+
+
+def initial_weights(sp, weights, resume) -> tuple[str, str | None, bool]:
+    """(init, weights, vgg): what the run starts from. Without --weights/--resume: the paper's chain."""
+    init = "weights" if weights else "resume" if resume else "none"
+    vgg = False
+    if not weights and not resume:
+        init, path = resolve_init(sp)
+        vgg = init == "vgg16"
+        if init == "snapshot":
+            weights = str(path)
+    return init, weights, vgg
+
+
+def initialise(params: surgery.Params, sp, *, weights: str | None, vgg_source: surgery.Params | None,
+               copy_weights: Callable[[str], None], log=print) -> None:
+    """The initial weights, the same in both engines: VGG-16 by surgery, --weights (or the previous stage's
+    snapshot) copied by layer name, and bilinear fixed upsamplers. `params` maps layer -> writable arrays."""
+    if vgg_source is not None:
+        done = surgery.transplant(params, vgg_source)
+        log(f"init: VGG-16 {VGG_MODEL} -> {len(done)} layers ({', '.join(k for k, v in done.items() if v != 'copied')}"
+            " reshaped)")
+    if weights:
+        check_weights_fit(params, weights)
+        copy_weights(weights)
+        log(f"init: weights from {weights}")
+    # Fixed upsamplers are bilinear whatever the weights say (test nets share these blobs).
+    surgery.interp(params, fixed_upsampling_layers(sp.net or sp.train_net))
+
+
+def refuse_non_finite_start(bad: dict[str, int], source: str) -> None:
+    if bad:
+        raise UserError(f"the starting weights ({source}) hold NaN/inf in {describe_bad(bad)}; start from an "
+                        "earlier snapshot or other weights (the learning rate is not the cause)")
+
+
+def prepare_solver(solver_path, *, weights=None, resume=None, gpu=None, max_iter=None, log=print):
+    """Check everything (see preflight), build the Caffe solver and initialise its weights.
+
+    Returns (solver, param, init)."""
+    sp = solver_args(solver_path, weights=weights, resume=resume, max_iter=max_iter)
     preflight.device(gpu)
     caffe = load_caffe(gpu)
     types = set(caffe.layer_type_list())
@@ -145,17 +211,10 @@ def prepare_solver(solver_path, *, weights=None, resume=None, gpu=None, max_iter
     for net_path, phase in nets:
         preflight.data_sources(net_path, preflight.net_param(net_path, phase, types))
     preflight.snapshot_folder(sp.snapshot_prefix)
-    init = "weights" if weights else "resume" if resume else "none"
-    vgg = None
-    if not weights and not resume:
-        init, path = resolve_init(sp)
-        if init == "vgg16":
-            vgg = (VGG_DEPLOY, path)
-        elif init == "snapshot":
-            weights = str(path)
+    init, weights, vgg = initial_weights(sp, weights, resume)
     if resume:
         preflight.solverstate(resume, sp.type)
-    preflight.probe(sp, weights=weights, resume=resume, gpu=gpu, vgg=vgg)
+    preflight.probe(sp, weights=weights, resume=resume, gpu=gpu, vgg=(VGG_DEPLOY, VGG_MODEL) if vgg else None)
     # Caffe reads solvers from files: hand it the validated (possibly capped) copy.
     with tempfile.NamedTemporaryFile("w", suffix=".solver.prototxt", delete=False) as f:
         f.write(text_format.MessageToString(sp))
@@ -163,25 +222,14 @@ def prepare_solver(solver_path, *, weights=None, resume=None, gpu=None, max_iter
         solver = caffe.get_solver(f.name)
     finally:
         os.unlink(f.name)
-    if vgg is not None:
-        source = caffe.Net(str(vgg[0]), str(vgg[1]), caffe.TEST)
-        done = surgery.transplant(solver.net, source)
-        log(f"init: VGG-16 {vgg[1]} -> {len(done)} layers ({', '.join(k for k, v in done.items() if v != 'copied')}"
-            " reshaped)")
-        del source
-    if weights:
-        check_weights_fit(solver.net, weights)
-        solver.net.copy_from(weights)
-        log(f"init: weights from {weights}")
-    # Fixed upsamplers are bilinear whatever the weights say (test nets share these blobs).
-    surgery.interp(solver.net, fixed_upsampling_layers(sp.net or sp.train_net))
+    source = caffe.Net(str(VGG_DEPLOY), str(VGG_MODEL), caffe.TEST) if vgg else None
+    initialise(surgery.caffe_params(solver.net), sp, weights=weights,
+               vgg_source=surgery.caffe_params(source) if source is not None else None,
+               copy_weights=solver.net.copy_from, log=log)
+    del source
     if resume:
         solver.restore(resume)
-    bad = non_finite_params(solver.net)
-    if bad:
-        source = resume or weights or "the initialisation"
-        raise UserError(f"the starting weights ({source}) hold NaN/inf in {describe_bad(bad)}; start from an "
-                        "earlier snapshot or other weights (the learning rate is not the cause)")
+    refuse_non_finite_start(non_finite_params(solver.net), resume or weights or "the initialisation")
     return solver, sp, init
 
 
@@ -210,66 +258,167 @@ def fsync_snapshot(sp, iteration: int) -> None:
             fsync_path(path)
 
 
+class TrainingEngine:
+    """What `train` drives: one engine's solver. `iter` counts the updates done (Caffe's iter_)."""
+
+    name = "engine"
+    iter: int
+
+    def step(self) -> float:
+        """One iteration as Caffe's Solver::Step(1): test if test_interval says so, forward/backward
+        (iter_size times), update, count, and snapshot when `snapshot` divides the new count. Returns the
+        iteration's loss."""
+        raise NotImplementedError
+
+    def snapshot(self) -> None:
+        """Write <prefix>_iter_<iter>.caffemodel and .solverstate, durably."""
+        raise NotImplementedError
+
+    def non_finite_params(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def validate(self, n_batches: int) -> dict:
+        """Pixel accuracy and mean IoU of the test net over n_batches (its data stream continues), or {}."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the engine holds besides memory (data threads)."""
+
+
+class CaffeEngine(TrainingEngine):
+    """A pycaffe solver; its test net shares the trained weights and scores them."""
+
+    name = "caffe"
+
+    def __init__(self, solver, sp):
+        self.solver, self.sp = solver, sp
+        self.roles = net_roles(load_prototxt(sp.net or sp.train_net, "net"))
+        self.val_roles = net_roles(load_prototxt(sp.test_net[0], "net")) if sp.test_net else self.roles
+        self.test_net = solver.test_nets[0] if len(solver.test_nets) else None
+        if self.test_net is not None:
+            # Caffe shares trained weights with its test nets only inside its own test pass: share them now.
+            self.test_net.share_with(solver.net)
+
+    @property
+    def iter(self) -> int:
+        return self.solver.iter
+
+    def step(self) -> float:
+        self.solver.step(1)
+        if self.sp.snapshot and self.solver.iter % self.sp.snapshot == 0:
+            fsync_snapshot(self.sp, self.solver.iter)  # Caffe snapshotted inside step()
+        blobs = self.solver.net.blobs
+        return float(blobs[self.roles.loss].data) if self.roles.loss in blobs else math.nan
+
+    def snapshot(self) -> None:
+        self.solver.snapshot()
+        fsync_snapshot(self.sp, self.solver.iter)
+
+    def non_finite_params(self) -> dict[str, int]:
+        return non_finite_params(self.solver.net)
+
+    def validate(self, n_batches: int) -> dict:
+        r, net = self.val_roles, self.test_net
+        if net is None or not n_batches or not (r.score and r.label and r.score in net.blobs):
+            return {}
+        return validate(net, n_batches, net.blobs[r.score].data.shape[1], r)
+
+
+class SmoothedLoss:
+    """Caffe's displayed loss: the mean of the last `average_loss` iteration losses (Solver::UpdateSmoothedLoss)."""
+
+    def __init__(self, average_loss: int):
+        self.n = max(1, average_loss)
+        self.losses: list[float] = []
+        self.value = 0.0
+        self.count = 0
+
+    def update(self, loss: float) -> float:
+        if len(self.losses) < self.n:
+            self.losses.append(loss)
+            k = len(self.losses)
+            self.value = (self.value * (k - 1) + loss) / k
+        else:
+            i = self.count % self.n
+            self.value += (loss - self.losses[i]) / self.n
+            self.losses[i] = loss
+        self.count += 1
+        return self.value
+
+
+@contextlib.contextmanager
+def deferred_signals():
+    """Hold Ctrl-C and SIGTERM until the block ends, then raise them (KeyboardInterrupt / Interrupted): an
+    iteration is never cut between its forward pass and its update. A no-op outside the main thread."""
+    got: list[int] = []
+    try:
+        old = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if got:
+        raise Interrupted() if got[0] == signal.SIGTERM else KeyboardInterrupt()
+
+
 def train(solver, sp, name: str, *, display=None, val_iter=None, log=print) -> dict:
-    """Step `solver` to sp.max_iter with progress, NaN guard, periodic validation and Ctrl-C snapshot."""
-    n_val = val_iter if val_iter is not None else (sp.test_iter[0] if sp.test_iter else 0)
-    test_net = solver.test_nets[0] if len(solver.test_nets) and n_val else None
-    if test_net is not None:
-        # Caffe shares trained weights with its test nets only inside its own test pass: share them now.
-        test_net.share_with(solver.net)
+    """Step `solver` (a pycaffe solver or a TrainingEngine) to sp.max_iter with progress, NaN guard, periodic
+    validation and Ctrl-C snapshot. Logs `iter N loss L lr R` every display iterations, L smoothed over
+    average_loss iterations as Caffe displays it."""
+    engine = solver if isinstance(solver, TrainingEngine) else CaffeEngine(solver, sp)
     roles = net_roles(load_prototxt(sp.net or sp.train_net, "net"))
-    val_roles = net_roles(load_prototxt(sp.test_net[0], "net")) if sp.test_net else roles
-    scored = val_roles.score and val_roles.label and test_net is not None and val_roles.score in test_net.blobs
-    num_classes = test_net.blobs[val_roles.score].data.shape[1] if scored else 0
+    n_val = val_iter if val_iter is not None else (sp.test_iter[0] if sp.test_iter else 0)
     val = {}
 
     def run_val():
         nonlocal val
-        if test_net is not None and num_classes:
-            val = validate(test_net, n_val, num_classes, val_roles)
-            log(f"val iter {solver.iter}: pixel_acc {val['pixel_acc']:.4f} mean_iou {val['mean_iou']:.4f} "
-                f"lr {current_lr(sp, solver.iter):.3g}")
+        val = engine.validate(n_val) or val
+        if val:
+            log(f"val iter {engine.iter}: pixel_acc {val['pixel_acc']:.4f} mean_iou {val['mean_iou']:.4f} "
+                f"lr {current_lr(sp, engine.iter):.3g}")
 
     every = display or sp.display or 20
+    smoothed = SmoothedLoss(sp.average_loss)
     loss = math.nan
     t0 = time.time()
-    start = solver.iter
+    start = engine.iter
     bar = tqdm(total=sp.max_iter, initial=start, desc=name, unit="it", leave=False,
                disable=None)  # None: no bar when stdout is not a terminal (logs, CI)
     try:
-        while solver.iter < sp.max_iter:
-            solver.step(1)
+        while engine.iter < sp.max_iter:
+            with deferred_signals():
+                loss = engine.step()
             bar.update(1)
-            loss = float(solver.net.blobs[roles.loss].data) if roles.loss in solver.net.blobs else math.nan
             bar.set_postfix(loss=f"{loss:.4g}")
             # Stop before the next forward pass: Caffe's MAX pooling indexes out of bounds (heap corruption,
             # a crash later) when fed NaN, and an update with a too-large rate makes the weights NaN/inf first.
-            bad = non_finite_params(solver.net)
+            bad = engine.non_finite_params()
             if bad or (roles.loss and not math.isfinite(loss)):
                 what = f"the weights became NaN/inf ({describe_bad(bad)})" if bad else f"the loss became {loss}"
                 last = latest_snapshot(Path(sp.snapshot_prefix)) if sp.snapshot_prefix else None
-                raise UserError(f"{name}: {what} at iteration {solver.iter} (lr {current_lr(sp, solver.iter):.3g}); "
+                raise UserError(f"{name}: {what} at iteration {engine.iter} (lr {current_lr(sp, engine.iter):.3g}); "
                                 "lower base_lr in the solver, or check the data; last good snapshot: "
                                 f"{last or 'none yet'}")
-            if sp.snapshot and solver.iter % sp.snapshot == 0:
-                fsync_snapshot(sp, solver.iter)  # Caffe snapshotted inside step()
-            if solver.iter % every == 0 or solver.iter == sp.max_iter:
-                log(f"iter {solver.iter} loss {loss:.6g} lr {current_lr(sp, solver.iter):.3g}")
-            if sp.snapshot and solver.iter % sp.snapshot == 0 and solver.iter < sp.max_iter:
+            shown = smoothed.update(loss)
+            if engine.iter % every == 0 or engine.iter == sp.max_iter:
+                log(f"iter {engine.iter} loss {shown:.6g} lr {current_lr(sp, engine.iter):.3g}")
+            if sp.snapshot and engine.iter % sp.snapshot == 0 and engine.iter < sp.max_iter:
                 run_val()
     except KeyboardInterrupt:
         bar.close()
-        log(f"interrupted at iteration {solver.iter}: snapshotting before exit")
+        log(f"interrupted at iteration {engine.iter}: snapshotting before exit")
         if sp.snapshot_prefix:
-            solver.snapshot()
-            fsync_snapshot(sp, solver.iter)
+            engine.snapshot()
         raise
     bar.close()
-    if sp.snapshot_prefix and solver.iter > start and not (sp.snapshot and solver.iter % sp.snapshot == 0):
-        solver.snapshot()  # Caffe itself snapshots on multiples of `snapshot`
-        fsync_snapshot(sp, solver.iter)
+    if sp.snapshot_prefix and engine.iter > start and not (sp.snapshot and engine.iter % sp.snapshot == 0):
+        engine.snapshot()  # the engines snapshot on multiples of `snapshot` themselves
     run_val()
-    return {"iter": solver.iter, "loss": loss, "seconds": time.time() - t0, "val": val}
+    return {"iter": engine.iter, "loss": loss, "seconds": time.time() - t0, "val": val}
 
 
 def current_lr(sp, it: int) -> float:

@@ -1,13 +1,31 @@
 """Net surgery between stages: bilinear Deconvolution weights, VGG fc->conv transplant, copy by name.
 
-All functions work on live pycaffe `Net` objects (their `params` are writable numpy views).
+Every function works on a parameter mapping `{layer name: [array, ...]}` of writable numpy arrays in
+Caffe's blob shapes, so both engines share one implementation: `caffe_params(net)` gives that mapping
+for a live pycaffe `Net` (its blobs' `data` are writable views), the torch engine keeps its own
+(`fcnkit.caffe.torch_engine`), and a caffemodel read by `io.caffe_schema` serves as a source.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 
 from fcnkit.errors import UserError
+
+Params = Mapping[str, Sequence[np.ndarray]]
+
+
+def caffe_params(net) -> dict[str, list[np.ndarray]]:
+    """A pycaffe Net's parameters as {layer: [writable data view, ...]}."""
+    return {name: [b.data for b in blobs] for name, blobs in net.params.items()}
+
+
+def model_params(model) -> dict[str, list[np.ndarray]]:
+    """A caffemodel read by `io.caffe_schema.read_caffemodel` as {layer: [array in its declared shape]}."""
+    return {name: [b.data.reshape(b.declared) for b in layer.blobs]
+            for name, layer in model.layers.items() if layer.blobs}
 
 
 def bilinear_kernel(size: int) -> np.ndarray:
@@ -20,17 +38,16 @@ def bilinear_kernel(size: int) -> np.ndarray:
 
 
 def deconv_layers(net) -> list[str]:
-    """Names of the net's Deconvolution layers that carry weights."""
+    """Names of a pycaffe net's Deconvolution layers that carry weights."""
     return [name for name, layer in zip(net._layer_names, net.layers, strict=True)
             if layer.type == "Deconvolution" and name in net.params]
 
 
-def interp(net, layers: list[str] | None = None) -> list[str]:
+def interp(params: Params, layers: list[str]) -> list[str]:
     """Set each Deconvolution (C_in, C_out/group, k, k) to channel-wise bilinear upsampling:
     input channel c feeds only output channel c; all cross-channel weights are zero."""
-    layers = deconv_layers(net) if layers is None else layers
     for name in layers:
-        w = net.params[name][0].data
+        w = params[name][0]
         c_in, c_out, kh, kw = w.shape
         if kh != kw:
             raise UserError(f"layer {name}: bilinear init needs a square kernel, got {kh}x{kw}")
@@ -44,12 +61,12 @@ def interp(net, layers: list[str] | None = None) -> list[str]:
         else:
             raise UserError(f"layer {name}: bilinear init needs C_in == C_out or one channel per group, "
                             f"got weight shape {w.shape}")
-        if len(net.params[name]) > 1:
-            net.params[name][1].data[...] = 0
+        if len(params[name]) > 1:
+            params[name][1][...] = 0
     return layers
 
 
-def transplant(dst, src, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
+def transplant(dst: Params, src: Params, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
     """Copy every parameter blob of `src` into the same-named layer of `dst`.
 
     Blobs of equal shape are copied as they are; blobs whose shapes differ but whose sizes agree are
@@ -58,21 +75,21 @@ def transplant(dst, src, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
     Returns {layer: "copied" | "reshaped"} for the layers written.
     """
     done: dict[str, str] = {}
-    for name in src.params:
-        if name in skip or name not in dst.params:
+    for name, s_blobs in src.items():
+        if name in skip or name not in dst:
             continue
-        s_blobs, d_blobs = src.params[name], dst.params[name]
+        d_blobs = dst[name]
         if len(s_blobs) != len(d_blobs):
             raise UserError(f"layer {name}: source has {len(s_blobs)} parameter blobs, target {len(d_blobs)}")
         how = "copied"
         for i, (s, d) in enumerate(zip(s_blobs, d_blobs, strict=True)):
-            if s.data.shape == d.data.shape:
-                d.data[...] = s.data
-            elif s.data.size == d.data.size:
-                d.data.flat[:] = s.data.flat
+            if s.shape == d.shape:
+                d[...] = s
+            elif s.size == d.size:
+                d.flat[:] = s.ravel()
                 how = "reshaped"
             else:
-                raise UserError(f"layer {name} blob {i}: source shape {s.data.shape} does not fit target "
-                                f"{d.data.shape}; rename the layer in the new net if it is meant to be new")
+                raise UserError(f"layer {name} blob {i}: source shape {s.shape} does not fit target "
+                                f"{d.shape}; rename the layer in the new net if it is meant to be new")
         done[name] = how
     return done

@@ -1,4 +1,4 @@
-"""`solve SOLVER.prototxt`: run a real Caffe solver (see fcnkit.caffe.solve)."""
+"""`solve SOLVER.prototxt [--engine caffe|torch]`: run a solver (see fcnkit.caffe.solve)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,21 @@ import argparse
 import signal
 import sys
 
-from fcnkit.errors import cli_entry
+from fcnkit.errors import UserError, cli_entry
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="solve", description="Run a Caffe solver prototxt with real Caffe.")
+    p = argparse.ArgumentParser(prog="solve", description="Run a Caffe solver prototxt, in real Caffe (default) or "
+                                "in PyTorch with Caffe's exact update rule (--engine torch).")
     p.add_argument("solver", help="solver prototxt, e.g. solvers/fcn8s.prototxt")
+    p.add_argument("--engine", choices=("caffe", "torch"), default="caffe",
+                   help="caffe: real Caffe (default); torch: the same solver and nets in PyTorch")
     p.add_argument("--weights", help="initial weights (.caffemodel), copied by layer name")
-    p.add_argument("--resume", help="continue from a .solverstate")
+    p.add_argument("--resume", help="continue from a .solverstate (written by either engine)")
     dev = p.add_mutually_exclusive_group()
-    dev.add_argument("--gpu", type=int, metavar="N", help="run on GPU N")
+    dev.add_argument("--gpu", type=int, metavar="N", help="run on GPU N (torch engine: cuda:N)")
     dev.add_argument("--cpu", action="store_true", help="run on the CPU (default)")
+    dev.add_argument("--device", help="torch engine: cpu (default), cuda or cuda:N")
     p.add_argument("--max-iter", type=int, help="stop after this many iterations (smoke runs)")
     p.add_argument("--val-iter", type=int, help="validation batches per check (default: solver test_iter)")
     return p
@@ -25,15 +29,20 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry("solve")
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
-    from fcnkit.caffe.solve import run_solver  # noqa: PLC0415  (imports pycaffe)
+    from fcnkit.caffe.solve import run_solver  # noqa: PLC0415  (imports pycaffe or torch)
 
+    device, gpu = a.device, a.gpu
+    if a.engine == "caffe" and device is not None:
+        raise UserError(f"--device {device} is for --engine torch; real Caffe takes --gpu N or --cpu")
+    if a.engine == "torch" and gpu is not None:
+        device, gpu = f"cuda:{gpu}", None
     try:
-        r = run_solver(a.solver, weights=a.weights, resume=a.resume, gpu=a.gpu, max_iter=a.max_iter,
-                       val_iter=a.val_iter)
+        r = run_solver(a.solver, engine=a.engine, device=device, weights=a.weights, resume=a.resume, gpu=gpu,
+                       max_iter=a.max_iter, val_iter=a.val_iter)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (docker stop): the solver snapshotted first
         sig = getattr(exc, "signum", signal.SIGINT)
         print(f"solve: interrupted ({'SIGTERM' if sig == signal.SIGTERM else 'Ctrl-C'}); resume with "
               "--resume <snapshot_prefix>_iter_N.solverstate", file=sys.stderr)
         return 128 + int(sig)
-    print(f"done: {r['iter']} iterations, final loss {r['loss']:.6g}, {r['seconds']:.1f}s")
+    print(f"done: {r['iter']} iterations, final loss {r['loss']:.6g}, {r['seconds']:.1f}s ({r['engine']} engine)")
     return 0
