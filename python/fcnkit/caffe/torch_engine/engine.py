@@ -138,20 +138,29 @@ class TorchEngine(TrainingEngine):
         sp = self.sp
         if sp.test_interval and self.iter % sp.test_interval == 0 and (self.iter > 0 or sp.test_initialization):
             self.test_all()
+        loss = self.forward_backward()
+        self.apply_update()
+        return loss
+
+    def forward_backward(self) -> float:
+        """Net::ClearParamDiffs, then iter_size forward/backward passes accumulating the gradients; the
+        iteration's loss (their mean), as Solver::Step computes it."""
         for b in self.update.blobs:
-            b.tensor.grad = None  # Net::ClearParamDiffs
+            b.tensor.grad = None
         loss = 0.0
-        for _ in range(sp.iter_size):
+        for _ in range(self.sp.iter_size):
             blobs = self.train.forward()
             total = self.train.net.total_loss(blobs)
             total.backward()
             loss += float(total.detach())
-        loss = float(np.float32(loss) / np.float32(sp.iter_size))
+        return float(np.float32(loss) / np.float32(self.sp.iter_size))
+
+    def apply_update(self) -> None:
+        """ApplyUpdate, count the iteration, snapshot when `snapshot` divides the count."""
         self.update.apply(self.iter)
         self.iter += 1
-        if sp.snapshot and self.iter % sp.snapshot == 0:
+        if self.sp.snapshot and self.iter % self.sp.snapshot == 0:
             self.snapshot()
-        return loss
 
     @torch.no_grad()
     def test_all(self) -> None:
@@ -203,12 +212,11 @@ class TorchEngine(TrainingEngine):
         """(layer, [blob in Caffe's shape]) for every layer with parameters, in net order; a layer sharing
         a param writes its owner's values, as Caffe does."""
         by_layer: dict[str, list] = {}
-        for mod, attr, blob, owner in self.train.net.bindings:
-            step = next(s for s in self.train.net.steps if s.module is mod)
-            by_layer.setdefault(step.name, []).append((blob, None if owner else getattr(mod, attr)))
+        for (layer, _), blob in self.train.net.blob_of.items():
+            by_layer.setdefault(layer, []).append(blob)
         for lay in self.train.param.layer:
             if lay.name in by_layer:
-                yield lay.name, [b.to_caffe(t) for b, t in by_layer[lay.name]]
+                yield lay.name, [b.to_caffe() for b in by_layer[lay.name]]
 
     def close(self) -> None:
         for p in [self.train, *self.tests]:

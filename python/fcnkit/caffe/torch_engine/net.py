@@ -156,6 +156,7 @@ class TorchNet(nn.Module):
         self.loss_weights: list[tuple[str, float]] = []
         self.learnables: list[Learnable] = []
         self.bindings: list[tuple[nn.Module, str, Learnable, bool]] = []  # (module, attr, blob, owner?)
+        self.blob_of: dict[tuple[str, int], Learnable] = {}  # (layer, blob index) -> blob, sharers included
         self.shapes: dict[str, tuple[int, ...]] = {}
         available: list[str] = []     # Caffe's net outputs: blobs no later layer consumes
         named: dict[str, Learnable] = {}
@@ -234,8 +235,6 @@ class TorchNet(nn.Module):
             return T.CaffeDropout(ratio, generator, train), [x[0]], "single", False, True, []
         if t == "BatchNorm":
             p = lay.batch_norm_param
-            if any(ps.lr_mult != 0 for ps in lay.param):
-                fail(lay, "BatchNorm's blobs are statistics, not learned: its param lr_mult must be 0 (Caffe's check)")
             c = 1 if len(x[0]) == 1 else x[0][1]
             self.store.create(lay, [(c,), (c,), (1,)], f"{self.net_path}: layer '{lay.name}'")
             glob = p.use_global_stats if p.HasField("use_global_stats") else not train
@@ -304,9 +303,11 @@ class TorchNet(nn.Module):
                         setattr(owner, has, True)
                 owner.sharers.append((mod, attr))
                 self.bindings.append((mod, attr, owner, False))
+                self.blob_of[(lay.name, i)] = owner
                 continue
-            blob = Learnable(lay.name, i, shape, mod, attr, transpose and attr == "weight",
-                             lr_mult=0.0 if lay.type == "BatchNorm" else 1.0)
+            # Caffe 1.0 treats BatchNorm's statistics like any blob: lr_mult/decay_mult 1 unless the prototxt
+            # says 0 (its gradient is always zero, but weight decay and the solver's history still apply)
+            blob = Learnable(lay.name, i, shape, mod, attr, transpose and attr == "weight")
             if spec is not None:
                 if spec.HasField("lr_mult"):
                     blob.lr_mult, blob.has_lr = float(np.float32(spec.lr_mult)), True
@@ -316,6 +317,7 @@ class TorchNet(nn.Module):
                 named[name] = blob
             self.learnables.append(blob)
             self.bindings.append((mod, attr, blob, True))
+            self.blob_of[(lay.name, i)] = blob
 
     # ---------------------------------------------------------------------------------- materialize
     def materialize(self, device: torch.device, share_from: TorchNet | None = None) -> None:
