@@ -162,6 +162,16 @@ def free_running(solver, eng, iters: int) -> Worst:
     return worst
 
 
+def snapshot_both(solver, eng, iteration: int) -> tuple[float, float]:
+    """Both engines snapshot (Caffe as snaps/run, the torch engine as snaps/torch); compare_snapshots."""
+    solver.snapshot()
+    eng.sp.snapshot_prefix = "snaps/torch"
+    eng.snapshot()
+    eng.close()
+    return compare_snapshots(Path(f"snaps/run_iter_{iteration}.solverstate"),
+                             Path(f"snaps/torch_iter_{iteration}.solverstate"))
+
+
 def compare_snapshots(caffe_state: Path, torch_state: Path) -> tuple[float, float]:
     """(worst weights, worst history) difference between two snapshots of the same net, relative."""
     from fcnkit.io.caffe_schema import read_caffemodel, read_solverstate
