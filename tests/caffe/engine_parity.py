@@ -172,14 +172,15 @@ def snapshot_both(solver, eng, iteration: int) -> tuple[float, float]:
                              Path(f"snaps/torch_iter_{iteration}.solverstate"))
 
 
-def compare_snapshots(caffe_state: Path, torch_state: Path) -> tuple[float, float]:
-    """(worst weights, worst history) difference between two snapshots of the same net, relative."""
+def compare_snapshots(caffe_state: Path, torch_state: Path, base: Path = Path()) -> tuple[float, float]:
+    """(worst weights, worst history) difference between two snapshots of the same net, relative. `base`:
+    the working directory of the runs (snapshots name their caffemodel relative to it)."""
     from fcnkit.io.caffe_schema import read_caffemodel, read_solverstate
 
     a, b = read_solverstate(torch_state), read_solverstate(caffe_state)
     assert a.iter == b.iter and a.current_step == b.current_step and len(a.history) == len(b.history)
     hist = max((rel(x.data, y.data) for x, y in zip(a.history, b.history, strict=True)), default=0.0)
-    ma, mb = read_caffemodel(a.learned_net), read_caffemodel(b.learned_net)
+    ma, mb = read_caffemodel(base / a.learned_net), read_caffemodel(base / b.learned_net)
     names = [n for n in mb.order if mb.layers[n].blobs]
     assert [n for n in ma.order if ma.layers[n].blobs] == names
     weights = 0.0

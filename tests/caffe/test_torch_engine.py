@@ -7,10 +7,12 @@ Dropout is off in these nets (Caffe's Bernoulli draws cannot be reproduced). Fig
 from __future__ import annotations
 
 import contextlib
+import signal
+import subprocess
 
 import numpy as np
 import pytest
-from conftest import ROOT, one_error_line, run_cli
+from conftest import ROOT, VENV_BIN, one_error_line, run_cli
 from engine_parity import (
     compare_snapshots,
     copy_workspace,
@@ -226,7 +228,7 @@ def test_snapshot_hand_off_between_engines(tmp_path, caffe, first):
         r = run_cli("solve", solver, "--engine", engine, "--resume", state, cwd=root)
         assert r.returncode == 0, r.stderr
         assert "done: 6 iterations" in r.stdout
-    weights, hist = compare_snapshots(root / "snaps/a_iter_6.solverstate", root / "snaps/b_iter_6.solverstate")
+    weights, hist = compare_snapshots(root / "snaps/a_iter_6.solverstate", root / "snaps/b_iter_6.solverstate", root)
     print(f"\n{first} snapshot -> {other}: weights {weights:.2e} history {hist:.2e}")
     assert weights <= TOL and hist <= TOL
     if first == "torch":  # resuming is exact: 3 + 3 iterations equal 6 in one go
@@ -294,3 +296,35 @@ def test_device_flag_belongs_to_the_torch_engine(tmp_path, caffe):
     root = hand_off_workspace(tmp_path, caffe)
     r = run_cli("solve", "solver.prototxt", "--device", "cpu", cwd=root)
     assert "--device cpu is for --engine torch" in one_error_line(r, "solve")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_torch_engine_interrupt_snapshots_then_caffe_resumes(tmp_path, caffe, sig):
+    """Ctrl-C / SIGTERM: the iteration finishes, a snapshot is written, exit 130 / 143; Caffe resumes it."""
+    root = hand_off_workspace(tmp_path, caffe)
+    text = (root / "solver.prototxt").read_text().replace("max_iter: 6", "max_iter: 1000000")
+    (root / "solver.prototxt").write_text(text.replace("display: 0", "display: 1"))
+    proc = subprocess.Popen([str(VENV_BIN / "solve"), "solver.prototxt", "--engine", "torch", "--weights",
+                             "init.caffemodel"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("iter 2 "):
+            break
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + sig, err
+    assert "snapshotting before exit" in out and "interrupted" in err and "Traceback" not in err
+    snaps = sorted((root / "snaps").glob("run_iter_*.solverstate"))
+    assert len(snaps) == 1
+    n = read_solverstate(snaps[0]).iter
+    assert n >= 2
+    r = run_cli("solve", "solver.prototxt", "--engine", "caffe", "--resume", snaps[0].relative_to(root),
+                "--max-iter", n + 1, cwd=root)
+    assert r.returncode == 0 and f"done: {n + 1} iterations" in r.stdout, r.stderr
+
+
+def test_torch_engine_stops_on_nan_with_one_line(tmp_path, caffe):
+    root = hand_off_workspace(tmp_path, caffe)
+    (root / "solver.prototxt").write_text((root / "solver.prototxt").read_text().replace("1e-8", "1e+30"))
+    msg = one_error_line(run_cli("solve", "solver.prototxt", "--engine", "torch", "--weights", "init.caffemodel",
+                                 cwd=root), "solve")
+    assert "lower base_lr" in msg and ("weights became NaN/inf" in msg or "loss became" in msg)
