@@ -3,6 +3,7 @@ Caffe, convert it, run both on the same inputs and compare every blob."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +87,27 @@ def _channels_last(a: np.ndarray) -> np.ndarray:
     if a.ndim != 4:
         return a
     return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+@dataclass
+class Case:
+    """One row of a table-driven parity test: a tiny net built with NetSpec, run in Caffe and converted."""
+    id: str
+    types: tuple[str, ...]               # registry types this case exercises
+    build: object                        # build(n, L, P) adds layers to a NetSpec with Input layers
+    inputs: dict = field(default_factory=lambda: {"data": (2, 3, 11, 13)})
+    fill: object = None                  # fill(caffe_net) adjusts the random parameters
+    feed: object = None                  # feed(rng, input_shapes) -> {input: array}
+    check: object = None                 # check(info, caffe_blobs, torch_blobs)
+    convert_kwargs: dict | None = None
+
+
+def run_table_case(case: Case, workdir: Path):
+    """run_case for a Case, then its own check; the converted types must include case.types."""
+    info, cb, tb = run_case(workdir, case.build, case.inputs, fill=case.fill, feed=case.feed,
+                            convert_kwargs=case.convert_kwargs)
+    converted = {layer["type"] for layer in info["layers"] if layer["kind"] == "module"}
+    assert set(case.types) <= converted, f"not converted: {set(case.types) - converted}"
+    if case.check is not None:
+        case.check(info, cb, tb)
+    return info, cb, tb

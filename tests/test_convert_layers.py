@@ -7,25 +7,11 @@ deconvolution with groups and dilation, per-axis Crop offsets, N-d convolution.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pytest
-from convert_helpers import run_case
-from fcnkit.convert.layers import LAYERS
+from convert_helpers import Case, run_case, run_table_case
 
 X = (2, 3, 11, 13)  # odd spatial sizes
-
-
-@dataclass
-class Case:
-    id: str
-    types: tuple[str, ...]               # registry types this case exercises
-    build: object
-    inputs: dict = field(default_factory=lambda: {"data": X})
-    fill: object = None
-    feed: object = None
-    check: object = None                 # check(info, caffe_blobs, torch_blobs)
 
 
 def conv(n, L, P, bottom, name, **kw):
@@ -252,16 +238,7 @@ def _assign(n, names, tops):
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_layer_parity(case: Case, tmp_path):
-    info, cb, tb = run_case(tmp_path, case.build, case.inputs, fill=case.fill, feed=case.feed)
-    converted = {layer["type"] for layer in info["layers"] if layer["kind"] == "module"}
-    assert set(case.types) <= converted
-    if case.check is not None:
-        case.check(info, cb, tb)
-
-
-def test_every_registered_type_has_a_parity_case():
-    covered = {t for c in CASES for t in c.types}
-    assert set(LAYERS) == covered, f"layer types without a parity case: {sorted(set(LAYERS) - covered)}"
+    run_table_case(case, tmp_path)
 
 
 def test_inplace_relu_is_torch_inplace_only_when_safe(tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 
 from fcnkit.convert import runtime
 from fcnkit.convert.graph import Graph, Node
+from fcnkit.convert.layers import plugin_alias
 
 _CONV = re.compile(r"(nn\.Conv(Transpose)?[123]d|Conv2dGemm)$")
 
@@ -55,15 +56,20 @@ def _runtime_sources(class_names: set[str]) -> list[str]:
     helpers = {name: obj for name, obj in vars(runtime).items()
                if name.startswith("_") and inspect.isfunction(obj)}
     out, needed_helpers = [], []
+    pending = []
     for name in runtime.__all__:
-        if name not in class_names:
-            continue
-        src = inspect.getsource(getattr(runtime, name))
+        if name in class_names:
+            src = inspect.getsource(getattr(runtime, name))
+            out.append(src)
+            pending.append(src)
+    while pending:  # helpers the classes call, and the helpers those call
+        src = pending.pop()
         for h in helpers:
             if re.search(rf"\b{h}\(", src) and h not in needed_helpers:
                 needed_helpers.append(h)
-        out.append(src)
-    return [inspect.getsource(helpers[h]) for h in needed_helpers] + out
+                pending.append(inspect.getsource(helpers[h]))
+    ordered = [h for h in helpers if h in needed_helpers]  # definition order: callees before callers
+    return [inspect.getsource(helpers[h]) for h in ordered] + out
 
 
 def class_name(net_name: str) -> str:
@@ -82,10 +88,14 @@ def render(graph: Graph, *, prototxt: str, caffemodel: str, preprocessing_lines:
            cls_name: str | None = None) -> str:
     cls_name = cls_name or class_name(graph.name)
     v = graph.var_names
-    used = {n.spec.cls for n in graph.modules() if not n.spec.cls.startswith("nn.")}
+    used = {n.spec.cls for n in graph.modules() if not n.spec.cls.startswith("nn.") and n.spec.plugin is None}
     helper_src = _runtime_sources(used)
     body = "\n\n".join(helper_src)
     needs_math = "math." in body
+    plugin_imports = sorted({f"import {n.spec.plugin[0]} as {plugin_alias(n.spec.plugin[0])}"
+                             for n in graph.modules() if n.spec.plugin is not None})
+    plugin_lines = ("# --plugin modules (Caffe Python layers): they must be importable where this file runs\n"
+                    + "\n".join(plugin_imports) + "\n") if plugin_imports else ""
 
     # ----------------------------------------------------------------------------- __init__
     init = []
@@ -160,7 +170,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-WEIGHTS_FILE = "weights.safetensors"
+{plugin_lines}WEIGHTS_FILE = "weights.safetensors"
 INPUT_SHAPES = {input_shapes}
 OUTPUT_NAMES = {output_names}
 

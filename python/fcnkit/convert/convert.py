@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fcnkit.convert import codegen, schema
-from fcnkit.convert.graph import Graph, build_graph
+from fcnkit.convert.graph import Graph, build_graph, load_plugins
 from fcnkit.errors import UserError
 
 FORMAT_VERSION = 1
@@ -222,7 +222,7 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
             force: bool = False, input_shapes: dict[str, tuple[int, ...]] | None = None,
             preprocess_from: str | os.PathLike | None = None, skip: tuple[str, ...] = (),
             class_name: str | None = None, check_export: bool = True, mean: list[float] | None = None,
-            scale: float | None = None, log=None) -> Result:
+            scale: float | None = None, plugins: tuple[str, ...] = (), log=None) -> Result:
     t0 = time.perf_counter()
     log = log or (lambda msg: None)
     prototxt, caffemodel, out_dir = Path(prototxt), Path(caffemodel), Path(out_dir).absolute()
@@ -236,8 +236,9 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
     n_blobs = sum(len(w.blobs) for w in model.layers.values())
     log(f"read {caffemodel} ({model.size / 2**20:.1f} MiB, {model.format} format, {n_blobs} blobs)")
 
+    plugin_modules = load_plugins(plugins)
     graph = build_graph(net, model, str(prototxt), str(caffemodel), input_shapes=input_shapes,
-                        skip=set(skip), name=raw.name)
+                        skip=set(skip), name=raw.name, plugins=plugin_modules)
 
     if preprocess_from is not None:
         pre_net, _ = schema.upgrade_net(schema.load_prototxt(preprocess_from, "--preprocess-from prototxt"),
@@ -274,6 +275,7 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
         "unused_caffemodel_layers": graph.unused_weights,
         "tensors": {k: list(a.shape) for k, a in tensors.items()},
     }
+    modules_of: dict[str, list[str]] = {}
     for n in graph.nodes:
         entry = {"name": n.name, "type": n.type, "kind": n.kind, "bottoms": n.bottoms, "tops": n.tops,
                  "top_shapes": [list(s) for s in n.top_shapes]}
@@ -283,11 +285,16 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
             entry["params"] = {f"{n.module}.{k}": list(a.shape) for k, a in n.spec.params.items()}
             if n.in_place:
                 entry["in_place"] = True
-            if n.module != n.name:
-                info["renamed"][n.name] = n.module
+            modules_of.setdefault(n.name, []).append(n.module)
         if n.notes:
             entry["notes"] = n.notes
         info["layers"].append(entry)
+    # renamed: layer -> module where they differ; a name several layers share -> all their modules, in order
+    for layer_name, mods in modules_of.items():
+        if len(mods) > 1:
+            info["renamed"][layer_name] = mods
+        elif mods[0] != layer_name:
+            info["renamed"][layer_name] = mods[0]
     renamed_blobs = {b: var for b, var in graph.var_names.items() if b != var}
     if renamed_blobs:
         info["renamed_blobs"] = renamed_blobs
