@@ -111,3 +111,39 @@ def run_table_case(case: Case, workdir: Path):
     if case.check is not None:
         case.check(info, cb, tb)
     return info, cb, tb
+
+
+def write_caffemodel(path: Path, layers: list[tuple[str, str, list[np.ndarray]]], *, raw: str = "") -> Path:
+    """A caffemodel written with the converter's schema (for fork layers real Caffe cannot create): one
+    LayerParameter per (name, type, blobs). raw="float16"/"double" stores blobs as NVIDIA Caffe's raw half
+    data or as double_data instead of float data."""
+    from fcnkit.convert import schema
+
+    pb = schema.pb()
+    msg = pb.NetParameter(name="fork")
+    for name, ltype, blobs in layers:
+        layer = msg.layer.add(name=name, type=ltype)
+        for arr in blobs:
+            blob = layer.blobs.add()
+            blob.shape.dim.extend(arr.shape)
+            if raw == "float16":
+                blob.raw_data_type = pb.FLOAT16
+                blob.raw_data = arr.astype("<f2").tobytes()
+            elif raw == "double":
+                blob.double_data.extend(arr.astype(np.float64).reshape(-1).tolist())
+            else:
+                blob.data.extend(arr.astype(np.float32).reshape(-1).tolist())
+    path.write_bytes(msg.SerializeToString())
+    return path
+
+
+def convert_fork_net(workdir: Path, prototxt: str, layers, feed: dict[str, np.ndarray], **convert_kwargs):
+    """Write a (fork) prototxt and its caffemodel, convert, run the generated module on `feed`.
+    Returns (conversion info, {blob: array})."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    proto = workdir / "fork.prototxt"
+    proto.write_text(prototxt)
+    model = write_caffemodel(workdir / "fork.caffemodel", layers)
+    res = convert(proto, model, workdir / "out", **convert_kwargs)
+    net = load_generated(workdir / "out" / "model.py").load_model()
+    return res.info, torch_blobs(net, res.info, feed)
