@@ -222,7 +222,8 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
             force: bool = False, input_shapes: dict[str, tuple[int, ...]] | None = None,
             preprocess_from: str | os.PathLike | None = None, skip: tuple[str, ...] = (),
             class_name: str | None = None, check_export: bool = True, mean: list[float] | None = None,
-            scale: float | None = None, plugins: tuple[str, ...] = (), log=None) -> Result:
+            scale: float | None = None, plugins: tuple[str, ...] = (), onnx: bool = False,
+            opset: int = 17, log=None) -> Result:
     t0 = time.perf_counter()
     log = log or (lambda msg: None)
     prototxt, caffemodel, out_dir = Path(prototxt), Path(caffemodel), Path(out_dir).absolute()
@@ -273,6 +274,7 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
         "blobs": {b: list(s) for b, s in graph.blob_shapes.items()},
         "renamed": {},
         "unused_caffemodel_layers": graph.unused_weights,
+        "plugins": {n.name: f"{n.spec.plugin[0]}.{n.spec.plugin[1]}" for n in graph.modules() if n.spec.plugin},
         "tensors": {k: list(a.shape) for k, a in tensors.items()},
     }
     modules_of: dict[str, list[str]] = {}
@@ -306,6 +308,10 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
                           {"format": "pt", "source": caffemodel.name, "converter": "fcnkit convert"})
         del tensors
         info["scriptability"] = scriptability(tmp / "model.py", graph, check_export)
+        if onnx:
+            from fcnkit.convert.onnx_export import export_onnx
+
+            info["onnx"] = export_onnx(tmp, graph, opset, log=log)
         info["seconds"] = round(time.perf_counter() - t0, 3)
         (tmp / "conversion.json").write_text(dumps(info) + "\n")
         _publish(tmp, out_dir)

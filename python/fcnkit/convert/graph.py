@@ -353,3 +353,24 @@ def build_graph(net, model: Caffemodel | None, prototxt: str, caffemodel: str,
         unused = [n for n in model.order if model.layers[n].blobs and n not in used_weight_layers]
     return Graph(name=name, nodes=nodes, inputs=inputs, outputs=outputs, blob_shapes=shapes,
                  var_names=var_names, unused_weights=unused)
+
+
+def onnx_part(graph: Graph) -> tuple[list[Node], list[str], list[Node]]:
+    """The part of the net model.onnx holds: every module except data-dependent post-processing
+    (ModuleSpec.onnx_exportable False) and what depends on it. Returns (kept module nodes, their outputs:
+    the net outputs they produce, then the blobs the left-out layers read, left-out module nodes)."""
+    tainted: set[str] = set()
+    kept: list[Node] = []
+    left_out: list[Node] = []
+    for n in graph.modules():
+        if not n.spec.onnx_exportable or any(b in tainted for b in n.bottoms):
+            left_out.append(n)
+            tainted.update(n.tops)
+        else:
+            kept.append(n)
+    outputs = [o for o in graph.outputs if o not in tainted]
+    for n in left_out:
+        for b in n.bottoms:
+            if b not in tainted and b not in outputs:
+                outputs.append(b)
+    return kept, outputs, left_out

@@ -113,6 +113,11 @@ class LayerCtx:
                 ok = padded == tuple(blob.legacy)
             else:
                 ok = blob.data.size == math.prod(shape)
+            if not ok and w.copies > 1:
+                raise UserError(f"{self.caffemodel}: holds {w.copies} layers named '{self.name}'; Caffe copies "
+                                f"the last one's blobs into the first layer '{self.name}' of {self.prototxt}, whose "
+                                f"blob {i} ({role}) has another shape ({_fmt(blob.declared)} vs {_fmt(shape)}). "
+                                "Give the layers distinct names in the prototxt and the caffemodel")
             if not ok:
                 raise UserError(f"{self.caffemodel}: layer '{self.name}' blob {i} ({role}) has shape "
                                 f"{_fmt(blob.declared)} but {self.prototxt} implies {_fmt(shape)}; the "

@@ -414,6 +414,7 @@ class WeightLayer:
     name: str
     type: str
     blobs: list[WeightBlob]
+    copies: int = 1  # how many caffemodel layers have this name (the last one's blobs are kept, as in Caffe)
 
 
 @dataclass
@@ -600,6 +601,8 @@ def read_caffemodel(path: str | os.PathLike) -> Caffemodel:
                 continue
             if layer.name not in layers:
                 order.append(layer.name)
+            else:
+                layer.copies = layers[layer.name].copies + 1
             layers[layer.name] = layer
     except _Corrupt as exc:
         raise UserError(f"{path} is truncated or corrupt ({exc}); re-download or re-save the "

@@ -116,43 +116,107 @@ def make_inputs(inputs: list[dict], size: tuple[int, int] | None, pre: dict, n_p
     return cases
 
 
-def torch_blobs(net, info: dict, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run the converted module, collecting every blob's final value through forward hooks."""
+def torch_layer_outputs(net, info: dict, feed: dict[str, np.ndarray], dtype=None) -> dict[str, list[np.ndarray]]:
+    """Run the converted module once; each module's outputs as they were right after it ran (copies, so a
+    later in-place layer does not change them), by module name. dtype: run in this precision (float64 for
+    --fp64; the module must have been converted with .to(dtype))."""
     import torch
 
-    last_writer: dict[str, tuple[str, int]] = {}
-    for layer in info["layers"]:
-        if layer["kind"] == "module":
-            for k, top in enumerate(layer["tops"]):
-                last_writer[top] = (layer["module"], k)
-    captured: dict[str, object] = {}
-    hooks = []
-    for name, mod in net.named_children():
-        hooks.append(mod.register_forward_hook(lambda m, a, out, name=name: captured.__setitem__(name, out)))
+    captured: dict[str, list[np.ndarray]] = {}
+
+    def keep(name):
+        def hook(m, a, out):
+            outs = out if isinstance(out, list | tuple) else [out]
+            captured[name] = [t.detach().to("cpu", torch.float64 if dtype is not None else t.dtype).numpy().copy()
+                              for t in outs]
+        return hook
+
+    hooks = [mod.register_forward_hook(keep(name)) for name, mod in net.named_children()]
     try:
         args = [torch.from_numpy(feed[i["blob"]]) for i in info["inputs"]]
+        if dtype is not None:
+            args = [a.to(dtype) for a in args]
         with torch.inference_mode():
             net(*args)
     finally:
         for h in hooks:
             h.remove()
+    return captured
+
+
+def final_blobs(info: dict, layer_outputs: dict[str, list[np.ndarray]], feed: dict[str, np.ndarray]):
+    """Every blob's final value (what Caffe's net.blobs holds after forward): its last writer's output."""
     blobs = {i["blob"]: feed[i["blob"]] for i in info["inputs"]}
-    for blob, (module, k) in last_writer.items():
-        out = captured[module]
-        t = out[k] if isinstance(out, list | tuple) else out
-        blobs[blob] = t.detach().cpu().numpy().copy()
+    for layer in info["layers"]:
+        if layer["kind"] == "module":
+            for k, top in enumerate(layer["tops"]):
+                blobs[top] = layer_outputs[layer["module"]][k]
     return blobs
 
 
-def caffe_blobs(net, feed: dict[str, np.ndarray], names) -> dict[str, np.ndarray]:
+def torch_blobs(net, info: dict, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run the converted module and return every blob's final value."""
+    return final_blobs(info, torch_layer_outputs(net, info, feed), feed)
+
+
+def _set_inputs(net, feed: dict[str, np.ndarray]) -> None:
     for blob, arr in feed.items():
         if net.blobs[blob].data.shape != arr.shape:
             net.blobs[blob].reshape(*arr.shape)
     net.reshape()
     for blob, arr in feed.items():
         net.blobs[blob].data[...] = arr
+
+
+def caffe_blobs(net, feed: dict[str, np.ndarray], names) -> dict[str, np.ndarray]:
+    _set_inputs(net, feed)
     net.forward()
     return {b: net.blobs[b].data.copy() for b in names if b in net.blobs}
+
+
+@dataclass
+class Divergence:
+    index: int            # position of the layer in Caffe's net
+    layer: str
+    type: str
+    top: str
+    max_rel: float
+    case: str
+    detail: str = ""
+
+
+def caffe_layer_by_layer(net, feed: dict[str, np.ndarray], info: dict, torch_outputs: dict[str, list[np.ndarray]],
+                         tol: float, case: str) -> Divergence | None:
+    """Run Caffe one layer at a time and compare each converted layer's tops, right after it ran, with the
+    converted module's outputs; the first layer beyond tolerance (or None). Caffe's own Split layers and
+    layers the converter left out are not compared."""
+    _set_inputs(net, feed)
+    modules: dict[str, list[dict]] = {}
+    for layer in info["layers"]:
+        if layer["kind"] == "module":
+            modules.setdefault(layer["name"], []).append(layer)
+    seen: dict[str, int] = {}
+    first = None
+    names = list(net._layer_names)
+    for i, name in enumerate(names):
+        net._forward(i, i)
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        entries = modules.get(name, [])
+        if first is not None or k >= len(entries):
+            continue
+        entry = entries[k]
+        outs = torch_outputs.get(entry["module"])
+        tops = [net._blob_names[j] for j in net._top_ids(i)]
+        if outs is None or len(outs) != len(tops):
+            continue
+        for top, out in zip(tops, outs, strict=True):
+            stat = BlobStat()
+            stat.update(net.blobs[top].data, out)
+            if stat.problem or stat.max_rel > tol:
+                first = Divergence(i, name, entry["type"], top, stat.max_rel, case, stat.problem)
+                break
+    return first
 
 
 # Caffe cannot always read big caffemodels itself: BVLC caps binary protos at 2 GiB and the unpatched
@@ -224,9 +288,18 @@ def print_report(rep: SizeReport, tol: float, quiet: bool) -> None:
               f"{s.max_rel:>13.3e}  {ok}")
 
 
+def _recurrent_state(info: dict) -> bool:
+    """Caffe's LSTM/RNN without expose_hidden carry their last state into the next forward call."""
+    return any(layer["type"] in ("LSTM", "RNN") for layer in info["layers"])
+
+
 def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = 1e-4, n_photos: int = 2,
-           n_random: int = 1, quiet: bool = False, seed: int = 0) -> bool:
-    """Compare Caffe and the converted module blob by blob; print tables; True when all within tol."""
+           n_random: int = 1, quiet: bool = False, seed: int = 0, fp64: bool = False, onnx: bool = False) -> bool:
+    """Compare Caffe and the converted module blob by blob (and layer by layer, to name the first layer that
+    diverges); with onnx also model.onnx's outputs in onnxruntime. Prints tables; True when all are
+    within tol."""
+    import torch
+
     from fcnkit.caffe_env import load_caffe
     from fcnkit.convert.convert import load_generated
 
@@ -235,26 +308,42 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = 1e-4, n_ph
     info = json.loads((out_dir / "conversion.json").read_text())
     module = load_generated(out_dir / "model.py")
     net_t = module.load_model(str(out_dir / "weights.safetensors"))
+    dtype = None
+    if fp64:
+        net_t = net_t.to(torch.float64)
+        dtype = torch.float64
     net_c = caffe_net(caffe, prototxt, caffemodel, quiet)
     missing = [i["blob"] for i in info["inputs"] if i["blob"] not in net_c.inputs]
     if missing:
         raise UserError(f"--verify feeds inputs {missing}, which are data layers in {prototxt}; verify "
                         "with a deploy prototxt (Input layers)")
+    fresh_net_per_case = _recurrent_state(info)
     names = list(info["blobs"])
     pre = info.get("preprocessing", {})
+    onnx_info = info.get("onnx", {})
+    ort_cache: dict = {}
     reports = []
+    onnx_reports = []
+    first: Divergence | None = None
     for size in (sizes or [None]):
         label = "prototxt input size" if size is None else f"{size[0]}x{size[1]} (WxH)"
         cases = make_inputs(info["inputs"], size, pre, n_photos, n_random, seed)
         rep = SizeReport(label, [c for c, _ in cases])
-        for _case, feed in cases:
+        onnx_rep = SizeReport(label, [c for c, _ in cases])
+        for case, feed in cases:
             try:
-                tb = torch_blobs(net_t, info, feed)
+                layer_outs = torch_layer_outputs(net_t, info, feed, dtype)
             except RuntimeError as exc:  # e.g. an InnerProduct net at another size; Caffe would abort
                 why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 rep.error = f"the converted net rejects this size ({why}); not run in Caffe"
                 break
-            cb = caffe_blobs(net_c, feed, names)
+            tb = final_blobs(info, layer_outs, feed)
+            if fresh_net_per_case:
+                net_c = caffe_net(caffe, prototxt, caffemodel, True)
+            div = caffe_layer_by_layer(net_c, feed, info, layer_outs, tol, f"{label}, {case}")
+            if div is not None and (first is None or div.index < first.index):
+                first = div
+            cb = {b: net_c.blobs[b].data.copy() for b in names if b in net_c.blobs}
             for blob in names:
                 if blob not in cb:
                     continue
@@ -263,12 +352,51 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = 1e-4, n_ph
                     stat.problem = "not produced by the converted module"
                     continue
                 stat.update(cb[blob], tb[blob])
+            if onnx:
+                _compare_onnx(out_dir, onnx_info, feed, cb, onnx_rep, ort_cache)
         print_report(rep, tol, quiet)
         reports.append(rep)
-    ok = all(r.ok(tol) for r in reports)
+        if onnx:
+            onnx_rep.label = f"onnxruntime (model.onnx) vs Caffe, {label}"
+            print_report(onnx_rep, tol, quiet)
+            onnx_reports.append(onnx_rep)
+    ok = all(r.ok(tol) for r in reports + onnx_reports)
     worst = max((s.max_rel for r in reports for s in r.stats.values()), default=0.0)
     n_blobs = len({b for r in reports for b in r.stats})
+    precision = " (converted module in float64)" if fp64 else ""
+    if first is not None:
+        extra = f" ({first.detail})" if first.detail else f" (max rel diff {first.max_rel:.2e})"
+        print(f"\nfirst divergence: layer '{first.layer}' ({first.type}), top '{first.top}'{extra}, "
+              f"{first.case}; the layers before it agree{precision}")
+    else:
+        print(f"\nfirst divergence: none -- every converted layer agrees with Caffe right after it runs{precision}")
+    if onnx:
+        worst_onnx = max((s.max_rel for r in onnx_reports for s in r.stats.values()), default=0.0)
+        print(f"onnxruntime: {len({b for r in onnx_reports for b in r.stats})} output(s), worst max rel diff "
+              f"{worst_onnx:.2e} against Caffe")
     verdict = "PASS" if ok else "FAIL"
     print(f"\nverify: {verdict}: {n_blobs} blobs x {len(reports)} size(s), worst max rel diff {worst:.2e} "
-          f"(tolerance {tol:g} of each blob's max |value|)")
+          f"(tolerance {tol:g} of each blob's max |value|){precision}")
     return ok
+
+
+def _compare_onnx(out_dir: Path, onnx_info: dict, feed, cb, rep: SizeReport, cache: dict) -> None:
+    from fcnkit.convert.onnx_export import onnx_outputs
+
+    dynamic = onnx_info.get("dynamic", "none")
+    checked = onnx_info.get("checked_input_shapes", [[]])[0]
+    shapes = [list(feed[name].shape) for name in onnx_info.get("inputs", [])]
+    if dynamic != "batch, height, width" and shapes != checked and not rep.error:
+        if dynamic == "none" or [s[1:] for s in shapes] != [s[1:] for s in checked]:
+            rep.error = (f"model.onnx has fixed input shapes {checked} (dynamic axes: {dynamic}); not run at "
+                         f"{shapes}")
+            return
+    try:
+        outs = onnx_outputs(out_dir, feed, cache)
+    except Exception as exc:  # onnxruntime refusing the input
+        rep.error = f"onnxruntime failed: {str(exc).strip().splitlines()[0][:200]}"
+        return
+    for blob, value in outs.items():
+        stat = rep.stats.setdefault(blob, BlobStat())
+        if blob in cb:
+            stat.update(cb[blob], value)
