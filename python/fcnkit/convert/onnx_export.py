@@ -94,7 +94,7 @@ def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None) -> di
     for label, vary_batch, vary_hw in candidates:
         if vary_hw and not spatial:
             continue
-        alt = _shapes(graph, 2 if vary_batch else base[0][0], (8, 16) if vary_hw else (0, 0))
+        alt = _shapes(graph, 2 if vary_batch else base[0][0], (32, 64) if vary_hw else (0, 0))
         checks = [base] + ([alt] if (vary_batch or vary_hw) else [])
         try:
             cases = [run_torch(shapes) for shapes in checks]

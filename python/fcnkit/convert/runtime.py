@@ -142,6 +142,10 @@ class CaffePool2d(nn.Module):
                 f"padding={self.padding}, ceil_mode={self.ceil_mode}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.global_pooling and self.method == "max":
+            return torch.amax(x, dim=(-2, -1), keepdim=True)
+        if self.global_pooling and self.method == "ave":
+            return x.mean(dim=(-2, -1), keepdim=True)
         kh, kw, sh, sw, ph, pw = _pool_params(x, self.kernel_size, self.stride, self.padding, self.global_pooling)
         if self.method != "sto":
             return _caffe_pool(x, self.method, kh, kw, sh, sw, ph, pw, self.ceil_mode)
