@@ -91,8 +91,8 @@ def test_interp_matches_deeplab_rule(tmp_path, param, pads):
     assert tb["interp"].shape == ref.shape
     assert_blob_close("interp", ref, tb["interp"], 1e-5)
     # fully convolutional: another input size follows the same rule
-    from fcnkit.convert.convert import load_generated
     import torch
+    from fcnkit.convert.convert import load_generated
 
     x2 = _rng(2).standard_normal((1, 3, 14, 6)).astype(np.float32)
     net = load_generated(tmp_path / "out" / "model.py").load_model()

@@ -207,12 +207,13 @@ def test_forks_prototxt_parses_with_protobuf_alone(tmp_path):
 ])
 def test_unknown_fork_field_is_one_line_naming_field_layer_and_fork(tmp_path, capsys, field, layer, fork):
     proto = tmp_path / "unknown.prototxt"
-    proto.write_text(FORK_PROTOTXT.split("layer {", 2)[0] + "layer {" + FORK_PROTOTXT.split("layer {", 2)[1]
-                     + f'layer {{\n  name: "{layer}"\n  type: "Whatever"\n  bottom: "data"\n  top: "t"\n  {field}\n}}\n')
+    head = FORK_PROTOTXT.split("layer {", 2)
+    extra = f'layer {{\n  name: "{layer}"\n  type: "Whatever"\n  bottom: "data"\n  top: "t"\n  {field}\n}}\n'
+    proto.write_text(head[0] + "layer {" + head[1] + extra)
     model = write_caffemodel(tmp_path / "m.caffemodel", [("x", "ReLU", [])])
     name = field.split()[0]
     _fails(capsys, [str(proto), str(model), "-o", str(tmp_path / "out")], tmp_path / "out",
-           [f"unknown.prototxt:8:3:", f"'{name}'", f"layer '{layer}'", fork])
+           ["unknown.prototxt:8:3:", f"'{name}'", f"layer '{layer}'", fork])
 
 
 # --------------------------------------------------------------------------------- double and half blobs

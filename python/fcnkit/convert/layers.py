@@ -806,7 +806,7 @@ def recurrent(ctx: LayerCtx) -> ModuleSpec:
     if len(x) < 2 or tuple(cont) != tuple(x[:2]):
         ctx.fail(f"needs x (T, N, ...) and cont (T, N); got {x} and {cont}")
     static = len(ctx.layer.bottom) == 3 + n_hidden
-    t_steps, n = x[0], x[1]
+    n = x[1]
     in_size = math.prod(x[2:])
     static_size = math.prod(ctx.bottom_shapes[2][1:]) if static else 0
     if static and ctx.bottom_shapes[2][0] != n:
