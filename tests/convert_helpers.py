@@ -147,3 +147,10 @@ def convert_fork_net(workdir: Path, prototxt: str, layers, feed: dict[str, np.nd
     res = convert(proto, model, workdir / "out", **convert_kwargs)
     net = load_generated(workdir / "out" / "model.py").load_model()
     return res.info, torch_blobs(net, res.info, feed)
+
+
+def expect_shape(blob: str, shape: tuple[int, ...]):
+    """A Case.check: Caffe's blob has this shape (the converted one is compared with it by run_case)."""
+    def check(info, cb, tb):
+        assert tuple(cb[blob].shape) == shape, (cb[blob].shape, shape)
+    return check

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from convert_helpers import Case, run_case, run_table_case
+from convert_helpers import Case, expect_shape, run_case, run_table_case
 
 X = (2, 3, 11, 13)  # odd spatial sizes
 
@@ -47,12 +47,6 @@ def _ties(rng, inputs):
 
 def _positive(rng, inputs):
     return {k: (np.abs(rng.standard_normal(s)) + 0.1).astype(np.float32) for k, s in inputs.items()}
-
-
-def _expect_shape(blob, shape):
-    def check(info, cb, tb):
-        assert tuple(cb[blob].shape) == shape, (cb[blob].shape, shape)
-    return check
 
 
 def _expect_torch(layer, text):
@@ -102,12 +96,12 @@ CASES = [
         inputs={"data": (1, 2, 5, 6)}),
     # --- pooling: torch-compatible and Caffe-only size rules
     Case("pool_max_3_2_ceil", ("Pooling",), _pool(pool=0, kernel_size=3, stride=2),
-         inputs={"data": (2, 3, 12, 14)}, check=_expect_shape("pool", (2, 3, 6, 7))),
+         inputs={"data": (2, 3, 12, 14)}, check=expect_shape("pool", (2, 3, 6, 7))),
     Case("pool_max_pad1", ("Pooling",), _pool(pool=0, kernel_size=3, stride=2, pad=1)),
     Case("pool_ave_pad1", ("Pooling",), _pool(pool=1, kernel_size=3, stride=2, pad=1)),
     Case("pool_ave_ceil_overhang", ("Pooling",), _pool(pool=1, kernel_size=2, stride=2)),
     Case("pool_max_h5_k2_s2_p1", ("Pooling",), _pool(pool=0, kernel_size=2, stride=2, pad=1),
-         inputs={"data": (1, 2, 5, 5)}, check=_expect_shape("pool", (1, 2, 3, 3))),
+         inputs={"data": (1, 2, 5, 5)}, check=expect_shape("pool", (1, 2, 3, 3))),
     Case("pool_ave_h5_k2_s2_p1", ("Pooling",), _pool(pool=1, kernel_size=2, stride=2, pad=1),
          inputs={"data": (1, 2, 5, 5)}),
     # p = 0 and stride > kernel: Caffe keeps a last window that starts past the input (torch drops it)
@@ -121,7 +115,7 @@ CASES = [
     # pad only along w: Caffe's "last window starts in the padding" fix then applies to h as well
     Case("pool_max_pad_w_only", ("Pooling",), _pool(pool=0, kernel_h=1, kernel_w=3, stride_h=2, stride_w=2,
                                                     pad_h=0, pad_w=1), inputs={"data": (1, 2, 4, 7)},
-         check=_expect_shape("pool", (1, 2, 2, 4))),
+         check=expect_shape("pool", (1, 2, 2, 4))),
     Case("pool_ave_rect_floor", ("Pooling",), _pool(pool=1, kernel_h=3, kernel_w=2, stride_h=2, stride_w=3,
                                                     pad_h=1, pad_w=1, ceil_mode=False)),
     Case("pool_global_max", ("Pooling",), _pool(pool=0, global_pooling=True)),
@@ -208,7 +202,7 @@ CASES = [
         setattr(n, "r", L.Reshape(n.data, shape=dict(dim=[0, -1, 13]))),
         setattr(n, "r2", L.Reshape(n.data, reshape_param=dict(shape=dict(dim=[11, 1]), axis=2, num_axes=1))),
         setattr(n, "r3", L.Reshape(n.data, reshape_param=dict(shape=dict(dim=[-1]), axis=-2)))),
-        check=_expect_shape("r2", (2, 3, 11, 1, 13))),
+        check=expect_shape("r2", (2, 3, 11, 1, 13))),
     Case("crop_offsets", ("Crop",), lambda n, L, P: (
         setattr(n, "c1", L.Crop(n.data, n.ref, crop_param=dict(axis=2, offset=[1, 3]))),
         setattr(n, "c2", L.Crop(n.data, n.ref2, crop_param=dict(axis=1, offset=[1, 0, 2]))),

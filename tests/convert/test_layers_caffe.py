@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from convert_helpers import Case, run_table_case
+from convert_helpers import Case, expect_shape, run_table_case
 from fcnkit.caffe_env import load_caffe
 from fcnkit.convert.layers import INPUT_TYPES, LAYERS, TRAINING_ONLY
 
@@ -44,12 +44,6 @@ def _feed(**makers):
         return {k: (makers[k](rng, s) if k in makers else rng.standard_normal(s)).astype(np.float32)
                 for k, s in inputs.items()}
     return feed
-
-
-def _expect_shape(blob, shape):
-    def check(info, cb, tb):
-        assert tuple(cb[blob].shape) == shape, (cb[blob].shape, shape)
-    return check
 
 
 def _detections_found(blob, at_least):
@@ -195,7 +189,7 @@ CASES = [
     Case("unsqueeze", ("Unsqueeze",), lambda n, L, P: (
         setattr(n, "u1", L.Unsqueeze(n.data, unsqueeze_param=dict(dim=1))),
         setattr(n, "u_last", L.Unsqueeze(n.data, unsqueeze_param=dict(dim=-1)))),
-        check=_expect_shape("u_last", (2, 3, 11, 13, 1))),
+        check=expect_shape("u_last", (2, 3, 11, 13, 1))),
     Case("batchnormkyle", ("BatchNormKyle",), lambda n, L, P: setattr(n, "bn", L.BatchNormKyle(n.data)),
          fill=_set(bn_1=lambda s: np.random.default_rng(3).uniform(0.5, 2.0, s), bn_2=lambda s: np.full(s, 0.8))),
     Case("batchnormkyle_alpha_beta", ("BatchNormKyle",), lambda n, L, P: setattr(n, "bn", L.BatchNormKyle(
@@ -219,7 +213,7 @@ CASES = [
         setattr(n, "c2", L.Im2col(n.data, convolution_param=dict(kernel_h=2, kernel_w=3, dilation=2))))),
     Case("filter", ("Filter",), lambda n, L, P: _assign(n, ("fa", "fb"), L.Filter(n.a, n.b, n.sel, ntop=2)),
         inputs={"a": (4, 3, 5, 5), "b": (4, 2), "sel": (4,)},
-        feed=_feed(sel=lambda rng, s: np.array([1, 0, 2, 1])), check=_expect_shape("fa", (3, 3, 5, 5))),
+        feed=_feed(sel=lambda rng, s: np.array([1, 0, 2, 1])), check=expect_shape("fa", (3, 3, 5, 5))),
     Case("batch_reindex", ("BatchReindex",), lambda n, L, P: setattr(n, "r", L.BatchReindex(n.a, n.idx)),
          inputs={"a": (3, 2, 4), "idx": (5,)}, feed=_feed(idx=lambda rng, s: np.array([2, 0, 2, 1, 0]))),
     Case("parameter", ("Parameter", "Eltwise"), lambda n, L, P: (
@@ -238,7 +232,7 @@ CASES = [
     Case("permute", ("Permute",), lambda n, L, P: (
         setattr(n, "p", L.Permute(n.data, permute_param=dict(order=[0, 2, 3, 1]))),
         setattr(n, "p2", L.Permute(n.data, permute_param=dict(order=[3, 1])))),
-        check=_expect_shape("p2", (13, 3, 2, 11))),
+        check=expect_shape("p2", (13, 3, 2, 11))),
     Case("normalize", ("Normalize",), lambda n, L, P: (
         setattr(n, "n1", L.Normalize(n.data)),
         setattr(n, "n2", L.Normalize(n.data, norm_param=dict(across_spatial=False, channel_shared=False))),
@@ -259,10 +253,10 @@ CASES = [
         inputs={"data": (1, 3, 22, 26)}, fill=_loc_small, check=_detections_found("detection_out", 2)),
     Case("detection_corner_size_no_nms", ("DetectionOutput",), _ssd_head(dict(
         code_type=3, keep_top_k=7, variance_encoded_in_target=True)),
-        inputs={"data": (1, 3, 14, 10)}, fill=_loc_small, check=_expect_shape("detection_out", (1, 1, 7, 7))),
+        inputs={"data": (1, 3, 14, 10)}, fill=_loc_small, check=expect_shape("detection_out", (1, 1, 7, 7))),
     Case("detection_nothing_kept", ("DetectionOutput",), _ssd_head(dict(
         code_type=2, confidence_threshold=1.0, nms_param=dict(nms_threshold=0.45))),
-        inputs={"data": (2, 3, 22, 26)}, fill=_loc_small, check=_expect_shape("detection_out", (1, 1, 2, 7))),
+        inputs={"data": (2, 3, 22, 26)}, fill=_loc_small, check=expect_shape("detection_out", (1, 1, 2, 7))),
     Case("proposal", ("Proposal",), lambda n, L, P: _assign(n, ("rois", "roi_scores"), L.Proposal(
         n.scores, n.deltas, n.im_info, ntop=2, proposal_param=dict(
             feat_stride=4, base_size=4, min_size=1, ratio=[0.5, 1.0, 2.0], scale=[1.0, 2.0], pre_nms_topn=60,

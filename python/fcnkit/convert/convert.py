@@ -6,7 +6,9 @@ everything is written, so a failed conversion leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import re
@@ -161,7 +163,8 @@ def scriptability(model_py: Path, graph: Graph, check_export: bool) -> dict:
     if check_export:
         try:
             example = tuple(torch.empty(i.shape, device="meta") for i in graph.inputs)
-            with warnings.catch_warnings():
+            # a refused export prints the whole traced graph to stderr: keep it out of the user's console
+            with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
                 warnings.simplefilter("ignore")
                 torch.export.export(net, example)
             result["torch.export"] = "ok (at the conversion input shapes, static)"

@@ -11,6 +11,8 @@ then ends at the blobs those layers read (model.py's `forward_onnx`).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from pathlib import Path
 
@@ -113,7 +115,9 @@ def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None) -> di
             if vary_batch or vary_hw:
                 axes[name] = {d: f"{name}_dim{d}" for d in range(len(cases[-1][1][k].shape))}
         try:
-            with warnings.catch_warnings():
+            # a refused candidate prints its whole TorchScript graph: keep it out of the user's console
+            quiet = io.StringIO()
+            with warnings.catch_warnings(), contextlib.redirect_stderr(quiet), contextlib.redirect_stdout(quiet):
                 warnings.simplefilter("ignore")
                 torch.onnx.export(wrapper, tuple(torch.from_numpy(x) for x in cases[0][0]), str(path),
                                   dynamo=False, opset_version=opset, input_names=in_names, output_names=outputs,

@@ -804,6 +804,16 @@ class CaffeParameter(nn.Module):
         return self.weight
 
 
+def _lstm_unit(c_prev: torch.Tensor, gates: torch.Tensor, cont: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Caffe's LSTMUnit step: gates in the order i, f, o, g on the last axis; f is multiplied by cont."""
+    hs = c_prev.shape[-1]
+    i_gate = torch.sigmoid(gates[..., :hs])
+    f_gate = torch.sigmoid(gates[..., hs:2 * hs]) * cont
+    o_gate = torch.sigmoid(gates[..., 2 * hs:3 * hs])
+    c = f_gate * c_prev + i_gate * torch.tanh(gates[..., 3 * hs:])
+    return c, o_gate * torch.tanh(c)
+
+
 def _recurrent_inputs(xs: list[torch.Tensor], static: bool, n_hidden: int) -> tuple[
         torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
     """Caffe's recurrent bottoms: x (T, N, ...), cont (T, N), optional x_static (N, ...), then the exposed
@@ -855,12 +865,7 @@ class CaffeLSTM(nn.Module):
         outs: list[torch.Tensor] = []
         for t in range(t_steps):
             ct = cont[t].reshape(n, 1).to(x.dtype)
-            g = gx[t] + F.linear(h * ct, self.weight_h)
-            i_gate = torch.sigmoid(g[:, :hs])
-            f_gate = torch.sigmoid(g[:, hs:2 * hs]) * ct
-            o_gate = torch.sigmoid(g[:, 2 * hs:3 * hs])
-            c = f_gate * c + i_gate * torch.tanh(g[:, 3 * hs:])
-            h = o_gate * torch.tanh(c)
+            c, h = _lstm_unit(c, gx[t] + F.linear(h * ct, self.weight_h), ct)
             outs.append(h)
         result = [torch.stack(outs, 0)]
         if self.expose_hidden:
@@ -913,13 +918,8 @@ class CaffeLSTMUnit(nn.Module):
     cont (1, N); tops c_t and h_t."""
 
     def forward(self, c_prev: torch.Tensor, gates: torch.Tensor, cont: torch.Tensor) -> list[torch.Tensor]:
-        hs = c_prev.shape[-1]
-        ct = cont.unsqueeze(-1).to(gates.dtype)
-        i_gate = torch.sigmoid(gates[..., :hs])
-        f_gate = torch.sigmoid(gates[..., hs:2 * hs]) * ct
-        o_gate = torch.sigmoid(gates[..., 2 * hs:3 * hs])
-        c = f_gate * c_prev + i_gate * torch.tanh(gates[..., 3 * hs:])
-        return [c, o_gate * torch.tanh(c)]
+        c, h = _lstm_unit(c_prev, gates, cont.unsqueeze(-1).to(gates.dtype))
+        return [c, h]
 
 
 class CaffeReLU6(nn.Module):

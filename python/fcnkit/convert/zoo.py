@@ -394,11 +394,15 @@ def calibrate_batchnorm(net, meta: ZooNet, seed: int = 0) -> None:
     mean = np.asarray(meta.mean, np.float32).reshape(1, -1, 1, 1)
     data.data[...] = (rng.uniform(0, 255, data.data.shape) - mean) * meta.scale
     names = list(net._layer_names)
+    start = 0  # earlier layers keep their outputs: rerun only from the last calibrated BatchNorm's producer
     for i, layer in enumerate(net.layers):
         if layer.type != "BatchNorm":
             continue
-        net._forward(0, i - 1)
-        x = net.blobs[net.bottom_names[names[i]][0]].data
+        net._forward(start, i - 1)
+        bottom = net.bottom_names[names[i]][0]
+        start = next(j for j in range(i - 1, -1, -1)  # the layer that wrote the blob BatchNorm works in place on
+                     if bottom in net.top_names[names[j]] and bottom not in net.bottom_names[names[j]])
+        x = net.blobs[bottom].data
         axes = (0,) + tuple(range(2, x.ndim))
         var = x.var(axis=axes)
         layer.blobs[0].data[...] = x.mean(axis=axes)
