@@ -69,6 +69,14 @@ def _pool_size(n: int, k: int, s: int, p: int, ceil_mode: bool, last_inside: boo
     return out
 
 
+def _channels_last(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """torch's CPU pooling is several times faster on channels-last tensors: (the tensor in that layout,
+    whether it was NCHW-contiguous, i.e. whether the result should go back to that layout)."""
+    if x.dim() == 4 and x.is_contiguous() and x.shape[1] > 1:
+        return x.contiguous(memory_format=torch.channels_last), True
+    return x, False
+
+
 def _pool_window_sum(x: torch.Tensor, kh: int, kw: int, sh: int, sw: int) -> torch.Tensor:
     """Sum over each (kh, kw) window of an already padded tensor (no padding, floor windows)."""
     return F.avg_pool2d(x, (kh, kw), (sh, sw)) * float(kh * kw)
@@ -77,6 +85,13 @@ def _pool_window_sum(x: torch.Tensor, kh: int, kw: int, sh: int, sw: int) -> tor
 def _caffe_pool(x: torch.Tensor, method: str, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
                 ceil_mode: bool) -> torch.Tensor:
     """MAX or AVE pooling with Caffe's size rule and divisor (see CaffePool2d)."""
+    x, back = _channels_last(x)
+    y = _caffe_pool_any_layout(x, method, kh, kw, sh, sw, ph, pw, ceil_mode)
+    return y.contiguous() if back else y
+
+
+def _caffe_pool_any_layout(x: torch.Tensor, method: str, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
+                           ceil_mode: bool) -> torch.Tensor:
     h = x.shape[-2]
     w = x.shape[-1]
     padded = ph > 0 or pw > 0
@@ -187,9 +202,13 @@ class CaffeMaxPoolMask(nn.Module):
         bottom = (oh - 1) * sh + kh - h - ph
         right = (ow - 1) * sw + kw - w - pw
         xp = F.pad(x, [pw, max(right, 0), ph, max(bottom, 0)], value=-3.4028234663852886e38)
+        xp, back = _channels_last(xp)
         top, idx = F.max_pool2d_with_indices(xp, (kh, kw), (sh, sw))
         top = top[..., :oh, :ow]
         idx = idx[..., :oh, :ow]
+        if back:
+            top = top.contiguous()
+            idx = idx.contiguous()
         wp = xp.shape[-1]
         r = torch.div(idx, wp, rounding_mode="floor") - ph
         c = idx - (r + ph) * wp - pw
@@ -357,7 +376,17 @@ class CaffeLRN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.within_channel:
-            return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+            # sum of squares over `size` channels (Caffe's window: (size - 1) // 2 before), as shifted adds
+            sq = x * x
+            pre = (self.size - 1) // 2
+            rest: list[int] = list(x.shape[2:])
+            padded = torch.cat([sq.new_zeros([x.shape[0], pre] + rest), sq,
+                                sq.new_zeros([x.shape[0], self.size - 1 - pre] + rest)], 1)
+            c = x.shape[1]
+            total = padded.narrow(1, 0, c)
+            for i in range(1, self.size):
+                total = total + padded.narrow(1, i, c)
+            return x * torch.pow(total * (self.alpha / self.size) + self.k, -self.beta)
         pad = (self.size - 1) // 2
         mean_sq = F.avg_pool2d(x * x, self.size, 1, pad, count_include_pad=True)
         return x * torch.pow(1.0 + self.alpha * mean_sq, -self.beta)
