@@ -108,6 +108,7 @@ def run_table_case(case: Case, workdir: Path):
                             convert_kwargs=case.convert_kwargs)
     converted = {layer["type"] for layer in info["layers"] if layer["kind"] == "module"}
     assert set(case.types) <= converted, f"not converted: {set(case.types) - converted}"
+    assert info["scriptability"]["torch.jit.script"] == "ok", info["scriptability"]
     if case.check is not None:
         case.check(info, cb, tb)
     return info, cb, tb

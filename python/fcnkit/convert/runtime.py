@@ -63,7 +63,9 @@ def _pool_size(n: int, k: int, s: int, p: int, ceil_mode: bool, last_inside: boo
     if the last window would start in the padding. Caffe sets `last_inside` when any padding is set,
     torch whenever ceil_mode is on."""
     span = n + 2 * p - k
-    out = -((-span) // s) + 1 if ceil_mode else span // s + 1
+    # ceil as (span + s - 1) // s, not -(-span // s): a trace for ONNX turns // into a division that truncates,
+    # which differs from floor on negative numbers
+    out = (span + s - 1) // s + 1 if ceil_mode else span // s + 1
     if last_inside and (out - 1) * s >= n + p:
         out -= 1
     return out
@@ -744,9 +746,9 @@ class CaffeSPP(nn.Module):
         w = x.shape[-1]
         outs: list[torch.Tensor] = []
         for level in range(self.pyramid_height):
-            bins = 2 ** level
-            kh = -((-h) // bins)
-            kw = -((-w) // bins)
+            bins = 1 << level
+            kh = (h + bins - 1) // bins
+            kw = (w + bins - 1) // bins
             ph = (kh * bins - h + 1) // 2
             pw = (kw * bins - w + 1) // 2
             y = _caffe_pool(x, self.method, kh, kw, kh, kw, ph, pw, True)
@@ -1321,6 +1323,18 @@ def _box_area(b: torch.Tensor) -> torch.Tensor:
     return torch.where((w < 0) | (h < 0), torch.zeros_like(w), w * h)
 
 
+def _jaccard_matrix(boxes: torch.Tensor) -> torch.Tensor:
+    """SSD's JaccardOverlap (normalised) between all pairs of boxes: (..., K, 4) -> (..., K, K)."""
+    a = boxes.unsqueeze(-2)
+    b = boxes.unsqueeze(-3)
+    apart = (b[..., 0] > a[..., 2]) | (b[..., 2] < a[..., 0]) | (b[..., 1] > a[..., 3]) | (b[..., 3] < a[..., 1])
+    iw = torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0])
+    ih = torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1])
+    inter = iw * ih
+    iou = inter / (_box_area(a) + _box_area(b) - inter)
+    return torch.where(apart | (iw <= 0) | (ih <= 0), torch.zeros_like(iou), iou)
+
+
 def _jaccard(box: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """SSD's JaccardOverlap (normalised) of one box against many."""
     apart = (boxes[:, 0] > box[2]) | (boxes[:, 2] < box[0]) | (boxes[:, 1] > box[3]) | (boxes[:, 3] < box[1])
@@ -1398,6 +1412,29 @@ class CaffeDetectionOutput(nn.Module):
                     threshold = threshold * self.eta
         return kept[:n_kept]
 
+    def _nms_classes(self, boxes: torch.Tensor, scores: torch.Tensor) -> list[torch.Tensor]:
+        """_nms for all classes at once (boxes (C, P, 4), scores (C, P)): the greedy loop runs over the
+        top_k candidates once, vectorised across classes, on their precomputed overlaps."""
+        n_cls, n = scores.shape[0], scores.shape[1]
+        above = scores > self.confidence_threshold
+        ranked = torch.where(above, scores, torch.full_like(scores, float("-inf")))
+        order = torch.sort(ranked, dim=1, descending=True, stable=True)[1]
+        k = n if self.top_k < 0 else min(self.top_k, n)
+        order = order[:, :k]
+        valid = torch.gather(above, 1, order)
+        cand = torch.gather(boxes, 1, order.unsqueeze(-1).expand(n_cls, k, 4))
+        iou = _jaccard_matrix(cand)
+        keep = torch.zeros(n_cls, k, dtype=torch.bool, device=scores.device)
+        threshold = torch.full([n_cls], self.nms_threshold, dtype=scores.dtype, device=scores.device)
+        for j in range(int(valid.sum(1).max().item()) if k > 0 else 0):
+            ok = valid[:, j]
+            if j > 0:
+                ok = ok & ((iou[:, j, :j] <= threshold.unsqueeze(1)) | ~keep[:, :j]).all(1)
+            keep[:, j] = ok
+            if self.eta < 1.0:
+                threshold = torch.where(ok & (threshold > 0.5), threshold * self.eta, threshold)
+        return [order[c][keep[c]] for c in range(n_cls)]
+
     def forward(self, loc: torch.Tensor, conf: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         num = loc.shape[0]
         n_priors = prior.shape[2] // 4
@@ -1406,16 +1443,25 @@ class CaffeDetectionOutput(nn.Module):
         var = prior[0, 1].reshape(n_priors, 4)
         boxes_all = self._decode(loc.reshape(num, n_priors, n_loc, 4), priors.unsqueeze(1), var.unsqueeze(1))
         scores_all = conf.reshape(num, n_priors, self.num_classes)
+        labels: list[int] = []
+        for c in range(self.num_classes):
+            if c != self.background_label_id:
+                labels.append(c)
+        label_idx = torch.tensor(labels, dtype=torch.int64, device=loc.device)
         rows: list[torch.Tensor] = []
         for i in range(num):
-            labels: list[int] = []
             picks: list[torch.Tensor] = []
-            for c in range(self.num_classes):
-                if c == self.background_label_id:
-                    continue
-                boxes = boxes_all[i, :, 0 if self.share_location else c]
-                labels.append(c)
-                picks.append(self._nms(boxes, scores_all[i, :, c]))
+            scores = scores_all[i].index_select(1, label_idx).t()  # (classes, priors)
+            if self.share_location:
+                boxes = boxes_all[i, :, 0].unsqueeze(0).expand(len(labels), n_priors, 4)
+            else:
+                boxes = boxes_all[i].index_select(1, label_idx).transpose(0, 1)
+            k = n_priors if self.top_k < 0 else min(self.top_k, n_priors)
+            if self.nms and len(labels) * k * k <= 1 << 22:
+                picks = self._nms_classes(boxes, scores)
+            else:  # no top_k: the overlaps of all candidates would not fit, one class at a time
+                for c in range(len(labels)):
+                    picks.append(self._nms(boxes[c], scores[c]))
             total = 0
             for p in picks:
                 total += p.shape[0]
