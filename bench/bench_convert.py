@@ -254,7 +254,9 @@ def zoo_bench(args, threads_env: dict) -> int:
                      "onnx_left_out": sorted(onnx_info.get("left_out", {}))})
         _print_zoo_row(rows[-1], header=len(rows) == 1, threads=args.threads)
     fails = _zoo_floors(rows)
-    print("\nfloors: " + ("all met" if not fails else "NOT MET: " + "; ".join(fails)))
+    print(f"\nmachine load average (1, 5, 15 min) at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
+          f"on {os.cpu_count()} CPUs")
+    print("floors: " + ("all met" if not fails else "NOT MET: " + "; ".join(fails)))
     if args.json:
         args.json.write_text(json.dumps({"threads": args.threads, "repeat": args.repeat, "rows": rows}, indent=1))
     return 0
