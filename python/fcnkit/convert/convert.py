@@ -314,7 +314,7 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
         if onnx:
             from fcnkit.convert.onnx_export import export_onnx
 
-            info["onnx"] = export_onnx(tmp, graph, opset, log=log)
+            info["onnx"] = export_onnx(tmp, graph, opset, log=log, pre=pre)
         info["seconds"] = round(time.perf_counter() - t0, 3)
         (tmp / "conversion.json").write_text(dumps(info) + "\n")
         _publish(tmp, out_dir)

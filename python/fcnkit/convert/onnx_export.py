@@ -32,6 +32,22 @@ def _max_rel(ref: np.ndarray, out: np.ndarray) -> float:
     return diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
 
 
+def _beyond(ref: np.ndarray, out: np.ndarray) -> float:
+    """Fraction of the values that differ by more than TOL of the largest |value| (1.0 on a shape mismatch)."""
+    if ref.shape != out.shape:
+        return 1.0
+    scale = float(np.abs(ref).max()) if ref.size else 0.0
+    return float((np.abs(ref.astype(np.float64) - out) > TOL * scale).mean()) if ref.size else 0.0
+
+
+# A net that unpools by MAX-pooling masks routes values by argmax; two runtimes' float rounding breaks near-equal
+# maxima differently, and a few outputs then differ however right the graph is. Such nets pass the
+# onnxruntime-vs-PyTorch check when at most this fraction of values differs (a size rule fixed by the trace
+# shifts whole maps).
+TIE_SENSITIVE = {"CaffeMaxPoolMask"}
+TIE_FRACTION = 0.01
+
+
 def _shapes(graph: Graph, batch: int, grow: tuple[int, int]) -> list[tuple[int, ...]]:
     shapes = []
     for i in graph.inputs:
@@ -44,7 +60,20 @@ def _shapes(graph: Graph, batch: int, grow: tuple[int, int]) -> list[tuple[int, 
     return shapes
 
 
-def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None) -> dict:
+def _example(shape: tuple[int, ...], pre: dict, rng) -> np.ndarray:
+    """An input like the net's real ones: image-shaped inputs get random pixels 0-255 with the recorded
+    mean/scale (inputs far from that range give near-constant feature maps, whose argmax ties -- MAX-pooling
+    masks -- any two implementations break differently), other inputs standard normal values."""
+    if len(shape) == 4 and shape[1] in (1, 3):
+        x = rng.uniform(0, 255, shape)
+        mean = np.asarray(pre.get("mean_value") or [0.0], np.float64)
+        if mean.size in (1, shape[1]):
+            x = x - mean.reshape(-1, 1, 1)
+        return (x * pre.get("scale", 1.0)).astype(np.float32)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None, pre: dict | None = None) -> dict:
     """Write out_dir/model.onnx from out_dir/model.py + weights; returns what conversion.json records."""
     import onnx
     import onnxruntime as ort
@@ -84,12 +113,13 @@ def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None) -> di
     rng = np.random.default_rng(0)
 
     def run_torch(shapes):
-        xs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+        xs = [_example(s, pre or {}, rng) for s in shapes]
         with torch.inference_mode():
             outs = wrapper(*[torch.from_numpy(x) for x in xs])
         return xs, [o.numpy() for o in outs]
 
     spatial = [k for k, i in enumerate(graph.inputs) if len(i.shape) == 4]
+    tie_sensitive = any(n.spec.cls in TIE_SENSITIVE for n in kept)
     candidates = [("batch, height, width", True, True), ("batch", True, False), ("none", False, False)]
     path = out_dir / "model.onnx"
     notes = []
@@ -124,19 +154,23 @@ def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None) -> di
                                   dynamic_axes=axes or None, do_constant_folding=True)
             onnx.checker.check_model(str(path))
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            worst = 0.0
+            worst, beyond = 0.0, 0.0
             for xs, ref in cases:
                 got = sess.run(outputs, dict(zip(in_names, xs, strict=True)))
                 worst = max([worst] + [_max_rel(r, g) for r, g in zip(ref, got, strict=True)])
+                beyond = max([beyond] + [_beyond(r, g) for r, g in zip(ref, got, strict=True)])
         except Exception as exc:  # exporter, checker or runtime refusing this candidate
             notes.append(f"{label}: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}")
             path.unlink(missing_ok=True)
             continue
-        if worst > TOL:
-            notes.append(f"{label}: onnxruntime differs from PyTorch at another size (max rel diff {worst:.1e}); "
-                         "a size rule of the net was fixed by the trace")
+        if worst > TOL and not (tie_sensitive and beyond <= TIE_FRACTION):
+            notes.append(f"{label}: onnxruntime differs from PyTorch (max rel diff {worst:.1e}, {beyond:.2%} of the "
+                         "values beyond tolerance); a size rule of the net was fixed by the trace")
             path.unlink(missing_ok=True)
             continue
+        if worst > TOL:
+            info["argmax_ties"] = (f"{beyond:.3%} of the output values differ between onnxruntime and PyTorch: "
+                                   "MAX-pooling masks break near-equal maxima by float rounding (see README)")
         info.update({"exported": True, "checker": "ok", "dynamic": label,
                      "dynamic_axes": {k: {str(d): n for d, n in v.items()} for k, v in axes.items() if k in in_names},
                      "onnxruntime_vs_pytorch_max_rel_diff": float(f"{worst:.3g}"),
