@@ -7,13 +7,16 @@
     static/      the page: plain HTML, CSS and JS served by the app
 
 `run_server` binds the socket itself (so `--port 0` can print the port it got), keeps uploads in a temp
-folder of its own that it removes on exit, and stops on Ctrl-C / SIGTERM (uvicorn's handlers).
+folder of its own (`$TMPDIR/fcnkit-serve-PID`, mode 0700) that it removes on exit (a later start removes
+those of killed servers), and stops on Ctrl-C / SIGTERM: running requests finish, then it exits 0.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -25,6 +28,7 @@ DEFAULT_WORKERS, DEFAULT_MAX_QUEUE = 2, 8
 DEFAULT_MAX_BYTES = 20_000_000   # 20 MB: any phone photo
 DEFAULT_MAX_PIXELS = 16_000_000  # 16 MP: about 4900 x 3300; a request's working memory stays near 0.5 GB
 DEFAULT_MAX_SIDE = 2048          # as remove-bg: larger images are scored downscaled, masks resized back
+TMP_PREFIX = "fcnkit-serve-"
 
 
 @dataclass
@@ -72,13 +76,22 @@ def run_server(cfg: ServeConfig, log=print) -> int:
     from fcnkit.apps.serve.app import Limits, create_app  # noqa: PLC0415
     from fcnkit.apps.serve.catalog import load_catalog  # noqa: PLC0415
     from fcnkit.apps.serve.jobs import JobQueue  # noqa: PLC0415
+    from fcnkit.io.atomic import remove_stale  # noqa: PLC0415
 
-    catalog = load_catalog(cfg.models, backend=cfg.backend, device=cfg.device, max_side=cfg.max_side, log=log)
+    sock = bind(cfg.host, cfg.port)  # first: a taken port fails before minutes of model loading
+    try:
+        catalog = load_catalog(cfg.models, backend=cfg.backend, device=cfg.device, max_side=cfg.max_side, log=log)
+    except BaseException:
+        sock.close()
+        raise
     default = catalog.entries[catalog.default]
     log(f"serve: default model {catalog.default}: {default.description}; trained on {default.trained_on} "
         f"({catalog.why_default})")
-    sock = bind(cfg.host, cfg.port)
-    tmp_dir = Path(tempfile.mkdtemp(prefix="fcnkit-serve-"))
+    tmp_root = Path(tempfile.gettempdir())
+    remove_stale(tmp_root, TMP_PREFIX)
+    tmp_dir = tmp_root / f"{TMP_PREFIX}{os.getpid()}"
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir.mkdir(mode=0o700)
     # Multipart uploads over 1 MB spill into an unnamed temporary file: make that one live in our folder too.
     tempfile.tempdir = str(tmp_dir)
     queue = JobQueue(cfg.workers, cfg.max_queue)
@@ -93,11 +106,26 @@ def run_server(cfg: ServeConfig, log=print) -> int:
     sys.stdout.flush()
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                                            timeout_graceful_shutdown=10))
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again with the handler found
+    # at start: make that handler an exception, so the clean-up below runs instead of a bare exit.
+    previous = signal.signal(signal.SIGTERM, _stop)
+    how = "stopped"
     try:
         server.run(sockets=[sock])
+    except (KeyboardInterrupt, _Stopped) as exc:
+        how = f"stopped by {'SIGTERM' if isinstance(exc, _Stopped) else 'Ctrl-C'}"
     finally:
+        signal.signal(signal.SIGTERM, previous)
         sock.close()
         tempfile.tempdir = None
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    log("serve: stopped")
+    log(f"serve: {how}; {queue.served} request(s) served, {queue.rejected} turned away (queue full)")
     return 0
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stop(signum, frame):
+    raise _Stopped()
