@@ -276,3 +276,80 @@ def test_sigterm_stops_cleanly_and_a_taken_port_is_one_line(threshold_model, ser
     assert stop_server(srv, signal.SIGTERM) == 0
     assert not tmp.exists()
     assert "stopped by SIGTERM" in srv.log[-1]
+
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,1040")
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Real headless Chromium (Debian's, installed by `make setup`) driven by Selenium, fresh profile."""
+    import os
+
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        reason = f"{CHROMIUM} / {CHROMEDRIVER} missing: run `make setup` as root (tools/setup_browser.py)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)  # CI's set-up installs them: a missing browser is a broken set-up there
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
+        opts.add_argument(flag)
+    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                           "download.prompt_for_download": False})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    yield driver, downloads
+    driver.quit()
+
+
+def _wait_for_status(driver, timeout=90):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    status = driver.find_element(By.ID, "status")
+    WebDriverWait(driver, timeout).until(lambda d: status.get_attribute("data-state") in ("done", "error"))
+    return status.get_attribute("data-state"), status.text
+
+
+@pytest.mark.slow
+def test_page_in_headless_chromium(server, browser, tmp_path):
+    """Upload through the page, wait for the cut-out, download it, compare it with the API's answer;
+    a rejected file gets a clear message; a screenshot of the page is kept as a test artefact."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, downloads = browser
+    photo = tmp_path / "coffee.png"
+    photo.write_bytes(png(real_photo(333, 517)))
+    driver.get(server.url + "/")
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+    info = driver.find_element(By.ID, "model-info").text
+    assert "Trained on" in info and "Default" in info
+    driver.find_element(By.ID, "file").send_keys(str(photo))
+    state, text = _wait_for_status(driver)
+    assert state == "done", text
+    for img in ("original", "mask", "result"):  # the three pictures side by side, decoded by the browser
+        assert driver.execute_script(f"return document.getElementById('{img}').naturalWidth") == 333
+    assert "foreground" in driver.find_element(By.ID, "meta").text
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "serve_page.png"
+    assert driver.save_screenshot(str(shot)) and Image.open(shot).size[0] >= 1000
+    driver.find_element(By.ID, "download").click()
+    target = downloads / "coffee_cutout.png"
+    WebDriverWait(driver, 30).until(lambda d: target.exists() and not list(downloads.glob("*.crdownload")))
+    api = decode(remove(server, photo.read_bytes(), "coffee.png").body)
+    assert np.array_equal(decode(target.read_bytes()), api)
+    # a file that is not an image: the page says why, with the server's status
+    bad = tmp_path / "notes.png"
+    bad.write_text("not a picture\n" * 10)
+    driver.find_element(By.ID, "file").send_keys(str(bad))
+    state, text = _wait_for_status(driver)
+    assert state == "error" and "HTTP 415" in text and "notes.png" in text

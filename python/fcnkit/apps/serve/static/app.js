@@ -34,8 +34,9 @@ async function loadModels() {
       o.selected = m.default;
       $("model").appendChild(o);
     }
-    $("limits").textContent = `Up to ${(limits.max_bytes / 1e6).toFixed(0)} MB and ` +
-      `${(limits.max_pixels / 1e6).toFixed(0)} megapixels; PNG, JPEG, WebP, BMP, TIFF or GIF.`;
+    const mb = limits.max_bytes / 1e6;
+    $("limits").textContent = `Up to ${mb >= 1 ? mb.toFixed(0) + " MB" : (limits.max_bytes / 1e3).toFixed(0) + " kB"}` +
+      ` and ${(limits.max_pixels / 1e6).toFixed(1)} megapixels; PNG, JPEG, WebP, BMP, TIFF or GIF.`;
     describeModel();
   } catch (e) {
     setStatus("error", `Cannot reach the server: ${e}`);
