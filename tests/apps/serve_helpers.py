@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import os
-import re
-import signal
-import subprocess
-import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from conftest import ROOT, VENV_BIN
+from fcnkit.apps.serve.client import ServerProcess
 from PIL import Image
 
 SERVER_LIMITS = {"max_bytes": 400_000, "max_pixels": 2_000_000}
 ARTIFACTS = Path(os.environ.get("FCNKIT_TEST_ARTIFACTS", ROOT / "runs" / "test-artifacts"))
 
 
-def real_photo(width: int, height: int) -> np.ndarray:
-    """A real photograph (scikit-image's coffee cup) resized to width x height, BGR uint8."""
+def real_photo(width: int, height: int, name: str = "coffee") -> np.ndarray:
+    """A real photograph that scikit-image ships (coffee cup, coins, ...) resized to width x height, BGR uint8."""
     import skimage.data
 
-    rgb = skimage.data.coffee()
-    return cv2.resize(rgb[..., ::-1], (width, height), interpolation=cv2.INTER_AREA)
+    pixels = getattr(skimage.data, name)()
+    bgr = cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR) if pixels.ndim == 2 else pixels[..., ::-1]
+    return cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def disc(width: int = 90, height: int = 61) -> np.ndarray:
@@ -62,54 +58,10 @@ def decode(data: bytes, flags=cv2.IMREAD_UNCHANGED) -> np.ndarray:
     return img
 
 
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen
-    log: list[str] = field(default_factory=list)
-    reader: threading.Thread | None = None
-
-    def rss_kib(self) -> dict[str, int]:
-        """VmRSS (now) and VmHWM (peak) of the server process, KiB."""
-        text = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return {k: int(re.search(rf"^{k}:\s+(\d+) kB", text, re.M).group(1)) for k in ("VmRSS", "VmHWM")}
-
-
-def start_server(model: Path, *args: str, timeout: float = 180) -> Server:
-    """`fcnkit serve --port 0 ...` as a real process; returns once it prints the address it listens on."""
-    cmd = [str(VENV_BIN / "fcnkit"), "serve", "--model", str(model), "--port", "0", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    srv = Server("", proc)
-    found = threading.Event()
-
-    def pump():
-        for line in proc.stdout:
-            srv.log.append(line.rstrip("\n"))
-            m = re.search(r"listening on (http://\S+)", line)
-            if m:
-                srv.url = m.group(1)
-                found.set()
-        found.set()
-
-    srv.reader = threading.Thread(target=pump, daemon=True)
-    srv.reader.start()
-    deadline = time.monotonic() + timeout
-    while not found.wait(0.2):
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("fcnkit serve did not start in time:\n" + "\n".join(srv.log))
-    if not srv.url:
-        pytest.fail(f"fcnkit serve exited with {proc.wait()}:\n" + "\n".join(srv.log))
-    return srv
-
-
-def stop_server(srv: Server, sig=signal.SIGTERM, timeout: float = 60) -> int:
-    if srv.proc.poll() is None:
-        srv.proc.send_signal(sig)
+def start_server(model: Path, *args: str, timeout: float = 180) -> ServerProcess:
+    """`fcnkit serve --model MODEL --port 0 ...` as a real process (the console script `make setup` installs)."""
+    srv = ServerProcess(["--model", str(model), *args], command=[str(VENV_BIN / "fcnkit"), "serve"])
     try:
-        rc = srv.proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        srv.proc.kill()
-        raise
-    srv.reader.join(10)  # every line it printed is in srv.log
-    return rc
+        return srv.start(timeout)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))

@@ -70,7 +70,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def run_server(cfg: ServeConfig, log=print) -> int:
-    """Load the models, bind, serve until Ctrl-C / SIGTERM; the temp folder is removed on the way out."""
+    """Bind, load the models, serve until Ctrl-C / SIGTERM; the temp folder is removed on the way out."""
     import uvicorn  # noqa: PLC0415
 
     from fcnkit.apps.serve.app import Limits, create_app  # noqa: PLC0415
@@ -79,38 +79,34 @@ def run_server(cfg: ServeConfig, log=print) -> int:
     from fcnkit.io.atomic import remove_stale  # noqa: PLC0415
 
     sock = bind(cfg.host, cfg.port)  # first: a taken port fails before minutes of model loading
+    tmp_root = Path(tempfile.gettempdir())
+    remove_stale(tmp_root, TMP_PREFIX)  # left by servers that were killed
+    tmp_dir = tmp_root / f"{TMP_PREFIX}{os.getpid()}"
+    # SIGTERM is an exception from here on, so the clean-up below always runs. (uvicorn shuts down gracefully
+    # on SIGINT/SIGTERM, then raises the signal again with the handler found at start: this one.)
+    previous = signal.signal(signal.SIGTERM, _stop)
+    how, queue = "stopped", None
     try:
         catalog = load_catalog(cfg.models, backend=cfg.backend, device=cfg.device, max_side=cfg.max_side, log=log)
-    except BaseException:
-        sock.close()
-        raise
-    default = catalog.entries[catalog.default]
-    log(f"serve: default model {catalog.default}: {default.description}; trained on {default.trained_on} "
-        f"({catalog.why_default})")
-    tmp_root = Path(tempfile.gettempdir())
-    remove_stale(tmp_root, TMP_PREFIX)
-    tmp_dir = tmp_root / f"{TMP_PREFIX}{os.getpid()}"
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir(mode=0o700)
-    # Multipart uploads over 1 MB spill into an unnamed temporary file: make that one live in our folder too.
-    tempfile.tempdir = str(tmp_dir)
-    queue = JobQueue(cfg.workers, cfg.max_queue)
-    app = create_app(catalog, queue, Limits(cfg.max_bytes, cfg.max_pixels), tmp_dir)
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    if not is_loopback(cfg.host):
-        log(f"serve: note: listening on {cfg.host}, reachable from other machines; there is no authentication")
-    log(f"serve: {cfg.workers} worker(s), queue {cfg.max_queue}, limits {cfg.max_bytes:,} bytes / "
-        f"{cfg.max_pixels:,} pixels; uploads are decoded from {tmp_dir} (removed on exit)")
-    log(f"serve: listening on http://{shown}:{port} (Ctrl-C stops)")
-    sys.stdout.flush()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                           timeout_graceful_shutdown=10))
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again with the handler found
-    # at start: make that handler an exception, so the clean-up below runs instead of a bare exit.
-    previous = signal.signal(signal.SIGTERM, _stop)
-    how = "stopped"
-    try:
+        default = catalog.entries[catalog.default]
+        log(f"serve: default model {catalog.default}: {default.description}; trained on {default.trained_on} "
+            f"({catalog.why_default})")
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        tmp_dir.mkdir(mode=0o700)
+        # Multipart uploads over 1 MB spill into an unnamed temporary file: make that live in our folder too.
+        tempfile.tempdir = str(tmp_dir)
+        queue = JobQueue(cfg.workers, cfg.max_queue)
+        app = create_app(catalog, queue, Limits(cfg.max_bytes, cfg.max_pixels), tmp_dir)
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        if not is_loopback(cfg.host):
+            log(f"serve: note: listening on {cfg.host}, reachable from other machines; there is no authentication")
+        log(f"serve: {cfg.workers} worker(s), queue {cfg.max_queue}, limits {cfg.max_bytes:,} bytes / "
+            f"{cfg.max_pixels:,} pixels; uploads are decoded from {tmp_dir} (removed on exit)")
+        log(f"serve: listening on http://{shown}:{port} (Ctrl-C stops)")
+        sys.stdout.flush()
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                                               timeout_graceful_shutdown=10))
         server.run(sockets=[sock])
     except (KeyboardInterrupt, _Stopped) as exc:
         how = f"stopped by {'SIGTERM' if isinstance(exc, _Stopped) else 'Ctrl-C'}"
@@ -119,7 +115,8 @@ def run_server(cfg: ServeConfig, log=print) -> int:
         sock.close()
         tempfile.tempdir = None
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    log(f"serve: {how}; {queue.served} request(s) served, {queue.rejected} turned away (queue full)")
+    served = f"; {queue.served} request(s) served, {queue.rejected} turned away (queue full)" if queue else ""
+    log(f"serve: {how}{served}")
     return 0
 
 

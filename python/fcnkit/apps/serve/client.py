@@ -1,4 +1,4 @@
-"""A standard-library client for `fcnkit serve` (used by the tests and bench/bench_serve.py).
+"""A standard-library client for `fcnkit serve`, and the server as a child process (tests, bench_serve.py).
 
     from fcnkit.apps.serve.client import post_image, get
     r = post_image("http://127.0.0.1:7860/api/remove", open("photo.jpg", "rb").read(), "photo.jpg",
@@ -9,10 +9,16 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import signal
+import subprocess
+import sys
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -58,3 +64,51 @@ def post_image(url: str, data: bytes, filename: str = "image", fields: dict | No
                content_type: str = "application/octet-stream", timeout: float = 120) -> Reply:
     body, ctype = multipart(data, filename, fields, content_type)
     return request(url, body, {"Content-Type": ctype}, "POST", timeout)
+
+
+class ServerProcess:
+    """`fcnkit serve ... --port 0` as a child process; `start()` returns once it prints its address."""
+
+    def __init__(self, args: list[str], command: list[str] | None = None):
+        self.cmd = [*(command or [sys.executable, "-m", "fcnkit", "serve"]), "--port", "0", *args]
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        self.log: list[str] = []
+        self._reader: threading.Thread | None = None
+
+    def start(self, timeout: float = 180) -> ServerProcess:
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     bufsize=1)
+        found = threading.Event()
+
+        def pump():
+            for line in self.proc.stdout:
+                self.log.append(line.rstrip("\n"))
+                m = re.search(r"listening on (http://\S+)", line)
+                if m:
+                    self.url = m.group(1)
+                    found.set()
+            found.set()
+
+        self._reader = threading.Thread(target=pump, daemon=True)
+        self._reader.start()
+        if not found.wait(timeout) or not self.url:
+            self.stop(signal.SIGKILL)
+            raise RuntimeError("fcnkit serve did not start:\n" + "\n".join(self.log))
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        self._reader.join(10)  # every line it printed is in self.log
+        return rc
+
+    def rss_kib(self) -> dict[str, int]:
+        """VmRSS (now) and VmHWM (peak) of the server process, KiB (Linux)."""
+        text = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return {k: int(re.search(rf"^{k}:\s+(\d+) kB", text, re.M).group(1)) for k in ("VmRSS", "VmHWM")}
