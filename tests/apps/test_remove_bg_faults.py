@@ -73,6 +73,8 @@ def test_read_only_output_folder(threshold_model, noisy, tmp_path):
         assert r.returncode == 2 and "cannot write" in one_line(r.stderr) and str(ro) in r.stderr
         r = run(noisy / "n0.png", "-o", ro / "sub", "--model", threshold_model)  # cannot even be created
         assert r.returncode == 2 and "cannot write" in one_line(r.stderr)
+        r = run(noisy / "n0.png", "--json-out", ro / "meta.json", "--model", threshold_model)  # before the work
+        assert r.returncode == 2 and "--json-out" in one_line(r.stderr) and "image(s)" not in r.stdout
         assert list(ro.iterdir()) == []
 
 

@@ -1,6 +1,6 @@
-"""Which models `serve` offers without --model, and which is the default: every registered model with
-trained weights on this machine, best first. A stand-in project root holds real Caffe snapshots of two
-tiny stages (random weights of the committed deploy nets)."""
+"""Registered models with weights on this machine: which `serve` offers without --model and which is the
+default (every one, best first), and `remove-bg --model NAME`. A stand-in project root holds real Caffe
+snapshots of two tiny stages (random weights of the committed deploy nets)."""
 
 from __future__ import annotations
 
@@ -53,3 +53,16 @@ def test_no_trained_model_is_one_clear_error(tmp_path, monkeypatch):
             load_catalog(None)
     finally:
         paths.project_root.cache_clear()
+
+
+def test_remove_bg_takes_a_registered_name(project_with_two_snapshots, tmp_path, capsys):
+    import json
+
+    import cv2
+    from fcnkit.cli.remove_bg import main
+    from serve_helpers import disc
+
+    cv2.imwrite(str(tmp_path / "d.png"), disc())
+    assert main([str(tmp_path / "d.png"), "--model", "tiny/fcn32s", "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["model"] == "tiny/fcn32s" and meta["backend"] == "caffe" and (meta["width"], meta["height"]) == (90, 61)

@@ -87,6 +87,16 @@ def expand_inputs(args: list[str], recursive: bool = False) -> list[Item]:
     return items
 
 
+def probe_writable(folder: Path, what: str) -> None:
+    """Prove that `folder` takes new files (create and delete one), before any work; else UserError."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".remove-bg-probe-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"{what}: cannot write into {folder} ({exc.strerror or exc}); choose a writable folder"
+                        ) from None
+
+
 def prepare_out_dir(out_dir: Path) -> None:
     """Create the output folder and prove it takes files, before any work is done; leftovers of killed runs go."""
     if out_dir.exists() and not out_dir.is_dir():
@@ -94,11 +104,10 @@ def prepare_out_dir(out_dir: Path) -> None:
                         "for stdout")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".remove-bg-probe-"):
-            pass
     except OSError as exc:
         raise UserError(f"-o {out_dir}: cannot write there ({exc.strerror or exc}); choose a writable folder"
                         ) from None
+    probe_writable(out_dir, f"-o {out_dir}")
     for p in out_dir.iterdir():
         m = _STALE_TMP.match(p.name)
         if m:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from fcnkit.apps.remove_bg import (
     Tally,
     expand_inputs,
     prepare_out_dir,
+    probe_writable,
     remove_bg,
     stdout_is_terminal,
 )
@@ -124,6 +126,7 @@ def check_args(a) -> None:
         parent = a.json_out.parent
         if not parent.is_dir():
             raise UserError(f"--json-out {a.json_out}: folder {parent} does not exist")
+        probe_writable(parent, f"--json-out {a.json_out}")  # now, not after the whole run
 
 
 @cli_entry("remove-bg")
@@ -150,13 +153,16 @@ def main(argv=None) -> int:
         remove_bg(items, out, predictor, look=look, kinds=kinds, postprocess=a.postprocess,
                   batch_size=a.batch_size, skip_existing=a.skip_existing, max_pixels=a.max_pixels,
                   on_result=emit, tally=tally)
+        if data_on_stdout:
+            sys.stdout.flush()
     except KeyboardInterrupt:
         print(f"remove-bg: interrupted after {len(tally.done)} image(s); every file written is complete "
               "(--skip-existing resumes)", file=sys.stderr)
         return 130
-    finally:
-        if a.out == STDIO:
-            sys.stdout.flush()
+    except BrokenPipeError:  # `remove-bg ... -o - | head`: the reader left; nothing to report to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("remove-bg: stdout was closed before the output was written", file=sys.stderr)
+        return 1
     if a.json_out is not None:
         try:
             write_text_atomic(a.json_out, json.dumps(tally.done, indent=1) + "\n")
