@@ -110,6 +110,7 @@ def test_formats_colour_crop_and_json(model, photos, tmp_path, capsys):
     assert "2 to review" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_stdin_to_stdout(model, tmp_path):
     photo = real_photo(333, 517)
     data = cv2.imencode(".png", photo)[1].tobytes()
@@ -136,6 +137,7 @@ def test_exif_orientation_is_applied(model, tmp_path):
     assert mask.shape == (60, 100) and mask[30, 25] == 255 and mask[30, 75] == 0
 
 
+@pytest.mark.slow
 def test_recursive_skip_existing_and_batching(model, photos, tmp_path):
     tree = tmp_path / "tree"
     (tree / "a" / "b").mkdir(parents=True)
