@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -155,10 +156,12 @@ def main(argv=None) -> int:
                   on_result=emit, tally=tally)
         if data_on_stdout:
             sys.stdout.flush()
-    except KeyboardInterrupt:
-        print(f"remove-bg: interrupted after {len(tally.done)} image(s); every file written is complete "
-              "(--skip-existing resumes)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM where the CLI wrapper turns it into one
+        signum = int(getattr(exc, "signum", signal.SIGINT))
+        print(f"remove-bg: interrupted ({'SIGTERM' if signum == signal.SIGTERM else 'Ctrl-C'}) after "
+              f"{len(tally.done)} image(s); every file written is complete (--skip-existing resumes)",
+              file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:  # `remove-bg ... -o - | head`: the reader left; nothing to report to it
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         print("remove-bg: stdout was closed before the output was written", file=sys.stderr)
