@@ -23,6 +23,7 @@ COMMANDS = {
     "fetch-vgg16": ("fetch_vgg16", "download and check the VGG-16 ImageNet weights FCN-32s starts from"),
     "models": ("models", "list the registered models"),
     "demo": ("demo", "the whole study at CPU scale on the embedded sample data"),
+    "serve": ("serve", "the upload page and HTTP API for background removal (127.0.0.1:7860)"),
 }
 
 
