@@ -36,7 +36,13 @@ lint: deps
 	@$(PY) -m ruff check .
 
 demo: setup
-	@$(PY) -m fcnkit.demo
+	@$(PY) -m fcnkit demo
+
+prototxt: caffe
+	@$(PY) -m fcnkit generate
+
+fidelity: caffe
+	@$(PY) -m fcnkit fidelity
 
 clean-venv:
 	rm -rf $(VENV)
