@@ -23,6 +23,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from fcnkit.errors import Interrupted
+
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7860
 DEFAULT_WORKERS, DEFAULT_MAX_QUEUE = 2, 8
 DEFAULT_MAX_BYTES = 20_000_000   # 20 MB: any phone photo
@@ -108,8 +110,8 @@ def run_server(cfg: ServeConfig, log=print) -> int:
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                                                timeout_graceful_shutdown=10))
         server.run(sockets=[sock])
-    except (KeyboardInterrupt, _Stopped) as exc:
-        how = f"stopped by {'SIGTERM' if isinstance(exc, _Stopped) else 'Ctrl-C'}"
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as errors.Interrupted
+        how = f"stopped by {'SIGTERM' if isinstance(exc, Interrupted) else 'Ctrl-C'}"
     finally:
         signal.signal(signal.SIGTERM, previous)
         sock.close()
@@ -120,9 +122,5 @@ def run_server(cfg: ServeConfig, log=print) -> int:
     return 0
 
 
-class _Stopped(Exception):
-    pass
-
-
 def _stop(signum, frame):
-    raise _Stopped()
+    raise Interrupted()
