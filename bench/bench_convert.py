@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # --------------------------------------------------------------------------------------------- workers
 def worker_caffe(args) -> dict:
     import numpy as np
-    from fcnkit.caffe_env import load_caffe
+    from fcnkit.caffe.runtime import load_caffe
     from fcnkit.convert.verify import caffe_net
 
     caffe = load_caffe()
@@ -135,7 +135,7 @@ def worker_torch(args) -> dict:
 def _feed(prototxt: str, seed: int = 0) -> dict:
     """Random inputs (image-like values) for every Input layer of a deploy prototxt."""
     import numpy as np
-    from fcnkit.convert import schema
+    from fcnkit.io import caffe_schema as schema
 
     net = schema.load_prototxt(prototxt)
     rng = np.random.default_rng(seed)
@@ -165,7 +165,7 @@ def worker_zoo(args) -> dict:
     feed = _feed(args.prototxt)
     backend = args.worker.split("-", 1)[1]
     if backend == "caffe":
-        from fcnkit.caffe_env import load_caffe
+        from fcnkit.caffe.runtime import load_caffe
 
         caffe = load_caffe()
         net = caffe.Net(args.prototxt, args.caffemodel, caffe.TEST)
@@ -214,7 +214,7 @@ def zoo_bench(args, threads_env: dict) -> int:
             f"open({str(tiny / 'tiny.prototxt')!r}, 'w').write(str(n.to_proto())); "
             f"random_caffemodel({str(tiny / 'tiny.prototxt')!r}, {str(tiny / 'tiny.caffemodel')!r})")
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
-    _, base_rss, r = run_measured([sys.executable, "-m", "fcnkit.convert.cli", str(tiny / "tiny.prototxt"),
+    _, base_rss, r = run_measured([sys.executable, "-m", "fcnkit.cli.convert", str(tiny / "tiny.prototxt"),
                                    str(tiny / "tiny.caffemodel"), "-o", str(tiny / "out"), "--force", "-q"], env=env)
     if r.returncode != 0:
         sys.exit(f"bench: baseline conversion failed: {r.stderr.strip()}")
@@ -229,12 +229,12 @@ def zoo_bench(args, threads_env: dict) -> int:
             code = f"from fcnkit.convert import zoo; zoo.write({name!r}, {str(d)!r}, sizes=[{size!r}])"
             subprocess.run([sys.executable, "-c", code], check=True, env=env)
         out = d / "out"
-        wall, rss, r = run_measured([sys.executable, "-m", "fcnkit.convert.cli", str(proto), str(model), "-o",
+        wall, rss, r = run_measured([sys.executable, "-m", "fcnkit.cli.convert", str(proto), str(model), "-o",
                                      str(out), "--force", "-q"], env=env)
         if r.returncode != 0:
             sys.exit(f"bench: convert {name} failed: {r.stderr.strip()}")
         inside = json.loads((out / "conversion.json").read_text())["seconds"]
-        onnx_wall, _, r = run_measured([sys.executable, "-m", "fcnkit.convert.cli", str(proto), str(model), "-o",
+        onnx_wall, _, r = run_measured([sys.executable, "-m", "fcnkit.cli.convert", str(proto), str(model), "-o",
                                         str(out), "--force", "-q", "--onnx"], env=env)
         if r.returncode != 0:
             sys.exit(f"bench: convert --onnx {name} failed: {r.stderr.strip()}")
@@ -369,7 +369,7 @@ def main() -> int:
         subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, GLOG_minloglevel="2"))
     model_bytes = args.caffemodel.stat().st_size
 
-    wall, rss, r = run_measured([sys.executable, "-m", "fcnkit.convert.cli", str(args.prototxt),
+    wall, rss, r = run_measured([sys.executable, "-m", "fcnkit.cli.convert", str(args.prototxt),
                                  str(args.caffemodel), "-o", str(args.out), "--force", "-q"],
                                 env=dict(os.environ, **threads_env))
     if r.returncode != 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from convert_helpers import Case, expect_shape, run_table_case
-from fcnkit.caffe_env import load_caffe
+from fcnkit.caffe.runtime import load_caffe
 from fcnkit.convert.layers import INPUT_TYPES, LAYERS, TRAINING_ONLY
 
 X = (2, 3, 11, 13)

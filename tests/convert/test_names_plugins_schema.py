@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from convert_helpers import parity, run_case, write_caffemodel
-from fcnkit.caffe_env import load_caffe
-from fcnkit.convert import schema
-from fcnkit.convert.cli import main
+from fcnkit.caffe.runtime import load_caffe
+from fcnkit.cli.convert import main
 from fcnkit.convert.samples import randomize
+from fcnkit.io import caffe_schema as schema
 
 
 def _fails(capsys, argv, out: Path, expect: list[str]) -> str:
@@ -155,7 +155,7 @@ def test_python_data_and_metric_layers_of_a_train_net(tmp_path):
         'layer: "SBDDSegDataLayer" param_str: "{\'split\': \'train\'}" } }\n'
         + deploy.read_text().split("layer {", 2)[2].join(["layer {", ""])
         + 'layer { name: "acc" type: "Python" bottom: "score" bottom: "label" top: "acc" '
-        'python_param { module: "fcnkit.caffe_layers" layer: "PixelAccuracy" } }\n')
+        'python_param { module: "fcnkit.caffe.layers" layer: "PixelAccuracy" } }\n')
     out = tmp_path / "out"
     assert main([str(train), str(model), "-o", str(out), "-q", "--input-shape", "data=1,3,9,9"]) == 0
     info = json.loads((out / "conversion.json").read_text())

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from fcnkit.cli.convert import main
 from fcnkit.convert import zoo
-from fcnkit.convert.cli import main
 
 # What model.onnx can leave free: fully convolutional nets keep batch, height and width dynamic.
 ONNX_DYNAMIC = {"caffenet": "batch", "googlenet": "batch", "resnet50": "batch", "squeezenet": "batch, height, width",

@@ -217,24 +217,58 @@ _DTYPES = {{"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "B
 
 
 def read_safetensors(path):
-    """All tensors of a .safetensors file: 8-byte little-endian header size, JSON header, raw data."""
+    """All tensors of a .safetensors file: 8-byte little-endian header size, JSON header, raw data.
+
+    Every header entry is checked before any tensor is built (dtype known, shape of non-negative
+    integers, offsets inside the data and matching the shape, no two tensors overlapping): a malformed
+    or hostile file raises ValueError saying what is wrong.
+    """
     with open(path, "rb") as fh:
         data = bytearray(fh.read())
+    if len(data) < 8:
+        raise ValueError(f"{{path}}: too short to be a safetensors file")
     size = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + size].decode("utf-8"))
+    if size > len(data) - 8:
+        raise ValueError(f"{{path}}: header size {{size}} runs past the end of the file ({{len(data)}} bytes)")
+    try:
+        header = json.loads(data[8:8 + size].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{{path}}: header is not JSON ({{exc}})") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{{path}}: header is not a JSON object")
     base = 8 + size
-    tensors = {{}}
+    available = len(data) - base
+    entries = []
     for name, info in header.items():
         if name == "__metadata__":
             continue
+        if not isinstance(info, dict) or info.get("dtype") not in _DTYPES:
+            raise ValueError(f"{{path}}: tensor {{name!r}} has no known dtype")
         dtype = _DTYPES[info["dtype"]]
-        start, end = info["data_offsets"]
-        count = (end - start) // torch.empty((), dtype=dtype).element_size()
+        shape, offsets = info.get("shape"), info.get("data_offsets")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise ValueError(f"{{path}}: tensor {{name!r}} has shape {{shape!r}}, not non-negative integers")
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1] <= available):
+            raise ValueError(f"{{path}}: tensor {{name!r}} has data_offsets {{offsets!r}} outside the data "
+                             f"({{available}} bytes)")
+        count = 1
+        for d in shape:
+            count *= d
+        if offsets[1] - offsets[0] != count * torch.empty((), dtype=dtype).element_size():
+            raise ValueError(f"{{path}}: tensor {{name!r}}: {{offsets[1] - offsets[0]}} bytes for shape {{shape}}")
+        entries.append((offsets[0], offsets[1], name, dtype, shape, count))
+    entries.sort()
+    for prev, nxt in zip(entries, entries[1:]):
+        if nxt[0] < prev[1]:
+            raise ValueError(f"{{path}}: tensors {{prev[2]!r}} and {{nxt[2]!r}} overlap")
+    tensors = {{}}
+    for start, _end, name, dtype, shape, count in entries:
         if count == 0:
             flat = torch.empty(0, dtype=dtype)
         else:
             flat = torch.frombuffer(data, dtype=dtype, count=count, offset=base + start)
-        tensors[name] = flat.reshape(info["shape"])
+        tensors[name] = flat.reshape(shape)
     return tensors
 
 

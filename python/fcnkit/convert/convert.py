@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,9 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnkit.convert import codegen, schema
+from fcnkit.convert import codegen
 from fcnkit.convert.graph import Graph, build_graph, load_plugins
+from fcnkit.convert.loader import to_json_value
 from fcnkit.errors import UserError
+from fcnkit.io import caffe_schema as schema
+from fcnkit.io.atomic import fsync_path, remove_stale, replace_path, umask_mode
 
 FORMAT_VERSION = 1
 
@@ -199,26 +201,27 @@ def _prepare_out_dir(out_dir: Path, force: bool) -> None:
         raise UserError(f"cannot write into {parent}; choose another -o")
 
 
-def _publish(tmp: Path, out_dir: Path) -> None:
-    """Move the finished temp dir into place (replacing an old output only at the very end)."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-        out_dir.rename(old)
-    try:
-        tmp.rename(out_dir)
-    except OSError:
-        if old is not None:
-            old.rename(out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def write_safetensors(tensors: dict[str, np.ndarray], path: Path, metadata: dict[str, str]) -> None:
     from safetensors.numpy import save_file
 
-    save_file(tensors, str(path), metadata=metadata)
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except Exception as exc:  # the Rust writer reports I/O errors as SafetensorError("... (os error N)")
+        m = re.search(r"os error (\d+)", str(exc))
+        if m is None:
+            raise
+        code = int(m.group(1))
+        raise OSError(code, os.strerror(code), str(path)) from None
+
+
+def non_finite_weights(graph: Graph) -> dict[str, int]:
+    """{Caffe layer: number of NaN/inf weight values} for the layers that have any."""
+    bad = {}
+    for node in graph.modules():
+        n = sum(int(a.size - np.count_nonzero(np.isfinite(a))) for a in node.spec.params.values())
+        if n:
+            bad[node.name] = n
+    return bad
 
 
 def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir: str | os.PathLike, *,
@@ -226,7 +229,7 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
             preprocess_from: str | os.PathLike | None = None, skip: tuple[str, ...] = (),
             class_name: str | None = None, check_export: bool = True, mean: list[float] | None = None,
             scale: float | None = None, plugins: tuple[str, ...] = (), onnx: bool = False,
-            opset: int = 17, log=None) -> Result:
+            opset: int = 17, verify_sizes=(), log=None) -> Result:
     t0 = time.perf_counter()
     log = log or (lambda msg: None)
     prototxt, caffemodel, out_dir = Path(prototxt), Path(caffemodel), Path(out_dir).absolute()
@@ -259,13 +262,22 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
     source = codegen.render(graph, prototxt=str(prototxt), caffemodel=str(caffemodel),
                             preprocessing_lines=preprocessing_lines(pre), cls_name=cls)
     tensors = graph.state_tensors()
+    bad = non_finite_weights(graph)
+    if bad:
+        log("warning: the caffemodel holds non-finite weights (NaN/inf), so every output will be non-finite: "
+            + "; ".join(f"layer '{k}' {n} values" for k, n in bad.items())
+            + " (`--verify` fails on them, inference refuses the model)")
 
     info = {
         "format_version": FORMAT_VERSION,
         "tool": "fcnkit convert (caffe2torch)",
-        "source": {"prototxt": str(prototxt), "caffemodel": str(caffemodel), "caffemodel_bytes": model.size,
-                   "prototxt_format": report.format, "caffemodel_format": model.format,
-                   "upgrade_notes": report.notes, "phase": "TEST"},
+        "source": {"prototxt": str(prototxt), "caffemodel": str(caffemodel),
+                   # where the files are from the output folder, and absolutely: the folder can be moved
+                   "prototxt_from_folder": os.path.relpath(prototxt.absolute(), out_dir),
+                   "caffemodel_from_folder": os.path.relpath(caffemodel.absolute(), out_dir),
+                   "prototxt_absolute": str(prototxt.absolute()), "caffemodel_absolute": str(caffemodel.absolute()),
+                   "caffemodel_bytes": model.size, "prototxt_format": report.format,
+                   "caffemodel_format": model.format, "upgrade_notes": report.notes, "phase": "TEST"},
         "net_name": raw.name,
         "class_name": cls,
         "inputs": [{"blob": i.blob, "argument": i.var, "shape": list(i.shape), "layer": i.layer,
@@ -279,6 +291,7 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
         "unused_caffemodel_layers": graph.unused_weights,
         "plugins": {n.name: f"{n.spec.plugin[0]}.{n.spec.plugin[1]}" for n in graph.modules() if n.spec.plugin},
         "tensors": {k: list(a.shape) for k, a in tensors.items()},
+        "non_finite_weights": bad,
     }
     modules_of: dict[str, list[str]] = {}
     for n in graph.nodes:
@@ -287,6 +300,9 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
         if n.kind == "module":
             entry["module"] = n.module
             entry["torch"] = codegen.constructor(n)
+            entry["module_spec"] = {"cls": n.spec.cls, "args": to_json_value(n.spec.args),
+                                    "kwargs": to_json_value(n.spec.kwargs), "call": n.spec.call,
+                                    "multi_top": n.spec.multi_top}
             entry["params"] = {f"{n.module}.{k}": list(a.shape) for k, a in n.spec.params.items()}
             if n.in_place:
                 entry["in_place"] = True
@@ -304,7 +320,16 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
     if renamed_blobs:
         info["renamed_blobs"] = renamed_blobs
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    if verify_sizes:  # --verify will run these sizes in Caffe: refuse the impossible ones before writing
+        from fcnkit.convert.verify import check_memory  # noqa: PLC0415
+
+        for size in verify_sizes:
+            check_memory(info, size)
+    prefix = f".{out_dir.name}.tmp-"
+    remove_stale(out_dir.parent, prefix)  # leftovers of a killed conversion
+    tmp = out_dir.parent / f"{prefix}{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     try:
         (tmp / "model.py").write_text(source)
         write_safetensors(tensors, tmp / "weights.safetensors",
@@ -317,7 +342,10 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
             info["onnx"] = export_onnx(tmp, graph, opset, log=log, pre=pre)
         info["seconds"] = round(time.perf_counter() - t0, 3)
         (tmp / "conversion.json").write_text(dumps(info) + "\n")
-        _publish(tmp, out_dir)
+        for f in [*tmp.iterdir(), tmp]:
+            umask_mode(f)  # mkdtemp and safetensors create 0700/0600; give what any other tool would
+            fsync_path(f)
+        replace_path(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -21,8 +21,8 @@ from torch import nn
 
 from fcnkit.convert import layers as L
 from fcnkit.convert import runtime
-from fcnkit.convert.schema import Caffemodel
 from fcnkit.errors import UserError
+from fcnkit.io.caffe_schema import Caffemodel
 
 # Names the generated forward() uses itself; blob variables must not shadow them.
 RESERVED = {"self", "torch", "nn", "F", "math", "json", "os", "list", "tuple", "int", "float", "str", "range",

@@ -19,8 +19,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from fcnkit.convert.schema import WeightLayer
 from fcnkit.errors import UserError
+from fcnkit.io.caffe_schema import WeightLayer
 
 
 @dataclass

@@ -40,14 +40,12 @@ class BlobStat:
         self.shape = tuple(ref.shape)
         ref = ref.astype(np.float64, copy=False)
         out = out.astype(np.float64, copy=False)
-        nan_ref, nan_out = np.isnan(ref), np.isnan(out)
-        if (nan_ref != nan_out).any():
-            self.problem = f"NaN at {int((nan_ref != nan_out).sum())} positions where the other side has none"
+        bad_ref, bad_out = ref.size - int(np.isfinite(ref).sum()), out.size - int(np.isfinite(out).sum())
+        if bad_ref or bad_out:
+            # NaN == NaN on both sides is no agreement: a blob that is not finite is a finding
+            self.problem = f"non-finite values (NaN/inf): Caffe {bad_ref}, converted {bad_out}"
             return
-        ok = ~nan_ref
-        if not ok.any():
-            return
-        r, o = ref[ok], out[ok]
+        r, o = ref, out
         scale = float(np.abs(r).max())
         diff = float(np.abs(r - o).max())
         rel = diff / scale if scale > 0 else (0.0 if diff == 0 else math.inf)
@@ -168,6 +166,76 @@ def torch_blobs(net, info: dict, feed: dict[str, np.ndarray]) -> dict[str, np.nd
     return final_blobs(info, torch_layer_outputs(net, info, feed), feed)
 
 
+def same_as_data_loader(net_py, net_data, info: dict, feed: dict[str, np.ndarray]) -> None:
+    """model.py and the data-only loader must compute the same outputs, bit for bit (same modules)."""
+    import torch
+
+    args = [torch.from_numpy(feed[i["blob"]]) for i in info["inputs"]]
+    with torch.inference_mode():
+        a, b = net_py(*args), net_data(*args)
+    a, b = (a if isinstance(a, tuple) else (a,)), (b if isinstance(b, tuple) else (b,))
+    for name, x, y in zip((o["blob"] for o in info["outputs"]), a, b, strict=True):
+        nan_same = torch.equal(torch.isnan(x), torch.isnan(y))
+        if not (nan_same and torch.equal(torch.nan_to_num(x), torch.nan_to_num(y))):
+            raise RuntimeError(f"converter bug: model.py and conversion.json give different '{name}'")
+
+
+def blob_sizes(info: dict, size: tuple[int, int] | None) -> dict[str, int]:
+    """Values per blob at an input size (shapes from a meta-device run of the data-only module)."""
+    import torch
+
+    from fcnkit.convert.loader import ConvertedNet
+
+    shapes = {}
+    for i in info["inputs"]:
+        shape = list(i["shape"])
+        if size is not None and len(shape) == 4:
+            shape[2], shape[3] = size[1], size[0]
+        shapes[i["blob"]] = shape
+    with torch.device("meta"):
+        net = ConvertedNet(info)
+    counts = {b: math.prod(s) for b, s in shapes.items()}
+    hooks = [mod.register_forward_hook(
+        lambda m, a, out, tops=tops: counts.update(
+            {t: o.numel() for t, o in zip(tops, out if isinstance(out, list | tuple) else [out], strict=False)}))
+        for name, _b, tops, _c, _m in net.steps for mod in [net._modules[name]]]
+    try:
+        with torch.inference_mode():
+            net(*(torch.empty(s, device="meta") for s in shapes.values()))
+    except (RuntimeError, ValueError, IndexError):
+        pass  # the size is rejected by a layer: verify reports that per size
+    finally:
+        for h in hooks:
+            h.remove()
+    return counts
+
+
+def available_memory() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(info: dict, size: tuple[int, int] | None) -> None:
+    """Refuse a size Caffe cannot hold (a blob over 2^31 - 1 values is a failed CHECK, i.e. an abort) or
+    this machine cannot: Caffe and PyTorch each keep every blob of the net."""
+    counts = blob_sizes(info, size)
+    label = "the prototxt's input size" if size is None else f"{size[0]}x{size[1]}"
+    big = max(counts.items(), key=lambda kv: kv[1])
+    if big[1] > 2**31 - 1:
+        raise UserError(f"--verify at {label}: blob '{big[0]}' would hold {big[1]:,} values, more than Caffe's "
+                        "limit of 2^31 - 1; choose smaller --sizes")
+    need = 2 * 4 * sum(counts.values())
+    have = available_memory()
+    if have is not None and need > have:
+        raise UserError(f"--verify at {label} needs about {need / 2**30:.1f} GiB for the blobs of Caffe and PyTorch, "
+                        f"{have / 2**30:.1f} GiB are available; choose smaller --sizes")
+
+
 def _set_inputs(net, feed: dict[str, np.ndarray]) -> None:
     for blob, arr in feed.items():
         if net.blobs[blob].data.shape != arr.shape:
@@ -274,7 +342,7 @@ def caffe_net(caffe, prototxt, caffemodel, quiet: bool = False):
     if size <= _readable_up_to or _caffe_reads(prototxt, caffemodel):
         _readable_up_to = max(_readable_up_to, size)
         return caffe.Net(str(prototxt), str(caffemodel), caffe.TEST)
-    from fcnkit.convert.schema import read_caffemodel
+    from fcnkit.io.caffe_schema import read_caffemodel
 
     if not quiet:
         print(f"note: this Caffe build cannot read {caffemodel} ({size / 2**20:.0f} MiB); its weights are "
@@ -332,14 +400,19 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = 1e-4, n_ph
     within tol."""
     import torch
 
-    from fcnkit.caffe_env import load_caffe
+    from fcnkit.caffe.runtime import load_caffe
     from fcnkit.convert.convert import load_generated
+    from fcnkit.convert.loader import load_converted
 
     out_dir = Path(out_dir)
-    caffe = load_caffe()
     info = json.loads((out_dir / "conversion.json").read_text())
+    for size in (sizes or [None]):
+        check_memory(info, size)  # before Caffe, which aborts on blobs over 2^31 values
+    caffe = load_caffe()
     module = load_generated(out_dir / "model.py")
     net_t = module.load_model(str(out_dir / "weights.safetensors"))
+    # what inference runs: conversion.json as data, not model.py (plugin layers exist only in model.py)
+    net_d = None if info.get("plugins") else load_converted(out_dir, allow_non_finite=True)
     dtype = None
     if fp64:
         net_t = net_t.to(torch.float64)
@@ -365,6 +438,8 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = 1e-4, n_ph
         for case, feed in cases:
             try:
                 layer_outs = torch_layer_outputs(net_t, info, feed, dtype)
+                if net_d is not None and dtype is None:
+                    same_as_data_loader(net_t, net_d, info, feed)
             except RuntimeError as exc:  # e.g. an InnerProduct net at another size; Caffe would abort
                 why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 rep.error = f"the converted net rejects this size ({why}); not run in Caffe"
