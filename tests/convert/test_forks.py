@@ -213,6 +213,7 @@ def test_depthwise_convolution_matches_mobilenet_rule(tmp_path, type_name):
 
 
 # ----------------------------------------------------------------------- SegNet: pooling mask + Upsample
+@pytest.mark.caffe
 def test_segnet_upsample_and_bn_equal_real_caffe_maxunpool_and_scale(tmp_path):
     """SegNet's decoder in its fork's spelling (Upsample with the pooling mask as a second bottom,
     upsample_param { scale: 2 } and pad_out_h; BN in INFERENCE mode) converts to the same numbers real Caffe

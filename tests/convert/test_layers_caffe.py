@@ -12,6 +12,8 @@ from convert_helpers import Case, expect_shape, run_table_case
 from fcnkit.caffe.runtime import load_caffe
 from fcnkit.convert.layers import INPUT_TYPES, LAYERS, TRAINING_ONLY
 
+pytestmark = pytest.mark.caffe
+
 X = (2, 3, 11, 13)
 
 # Registered by this Caffe but not compute layers, and why they are left out of the module:

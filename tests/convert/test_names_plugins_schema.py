@@ -15,6 +15,8 @@ from fcnkit.cli.convert import main
 from fcnkit.convert.samples import randomize
 from fcnkit.io import caffe_schema as schema
 
+pytestmark = pytest.mark.caffe
+
 
 def _fails(capsys, argv, out: Path, expect: list[str]) -> str:
     rc = main(argv)

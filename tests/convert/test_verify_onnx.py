@@ -13,6 +13,8 @@ from fcnkit.cli.convert import main
 from fcnkit.convert.samples import randomize
 from safetensors.numpy import load_file, save_file
 
+pytestmark = pytest.mark.caffe
+
 
 @pytest.fixture
 def three_convs(tmp_path):

@@ -11,6 +11,8 @@ import pytest
 from fcnkit.cli.convert import main
 from fcnkit.convert import zoo
 
+pytestmark = pytest.mark.caffe
+
 # What model.onnx can leave free: fully convolutional nets keep batch, height and width dynamic.
 ONNX_DYNAMIC = {"caffenet": "batch", "googlenet": "batch", "resnet50": "batch", "squeezenet": "batch, height, width",
                 "fcn8s": "batch, height, width", "hed": "batch, height, width", "segnet": "batch",
