@@ -155,3 +155,9 @@ def expect_shape(blob: str, shape: tuple[int, ...]):
     def check(info, cb, tb):
         assert tuple(cb[blob].shape) == shape, (cb[blob].shape, shape)
     return check
+
+
+def assign_tops(n, names, tops) -> None:
+    """Name the tops of a multi-top NetSpec layer: n.<name> = top."""
+    for name, top in zip(names, tops, strict=True):
+        setattr(n, name, top)

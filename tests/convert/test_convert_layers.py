@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from convert_helpers import Case, expect_shape, run_case, run_table_case
+from convert_helpers import Case, assign_tops, expect_shape, run_case, run_table_case
 
 pytestmark = pytest.mark.caffe
 
@@ -193,10 +193,10 @@ CASES = [
         setattr(n, "c1", L.Concat(n.a, n.b)), setattr(n, "c2", L.Concat(n.a, n.a, axis=2)),
         setattr(n, "c0", L.Concat(n.a, n.b, concat_dim=1))), inputs={"a": (2, 3, 5, 4), "b": (2, 2, 5, 4)}),
     Case("slice_points_and_equal", ("Slice",), lambda n, L, P: (
-        _assign(n, ("s1", "s2", "s3"), L.Slice(n.data, ntop=3, slice_param=dict(axis=1, slice_point=[1, 2]))),
-        _assign(n, ("h1", "h2"), L.Slice(n.data, ntop=2, slice_param=dict(axis=0))))),
+        assign_tops(n, ("s1", "s2", "s3"), L.Slice(n.data, ntop=3, slice_param=dict(axis=1, slice_point=[1, 2]))),
+        assign_tops(n, ("h1", "h2"), L.Slice(n.data, ntop=2, slice_param=dict(axis=0))))),
     Case("split", ("Split",), lambda n, L, P: (
-        _assign(n, ("x1", "x2"), L.Split(n.data, ntop=2)),
+        assign_tops(n, ("x1", "x2"), L.Split(n.data, ntop=2)),
         setattr(n, "y", L.Eltwise(n.x1, n.x2, operation=1, coeff=[1.0, 2.0])))),
     Case("flatten", ("Flatten",), lambda n, L, P: (
         setattr(n, "f", L.Flatten(n.data)), setattr(n, "f2", L.Flatten(n.data, axis=1, end_axis=2)),
@@ -226,11 +226,6 @@ CASES = [
         setattr(n, "rq", L.Reduction(n.data, operation=3, axis=0)),
         setattr(n, "rm", L.Reduction(n.data, operation=4, axis=3, coeff=-2.0)))),
 ]
-
-
-def _assign(n, names, tops):
-    for name, top in zip(names, tops, strict=True):
-        setattr(n, name, top)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

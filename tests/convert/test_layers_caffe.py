@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from convert_helpers import Case, expect_shape, run_table_case
+from convert_helpers import Case, assign_tops, expect_shape, run_table_case
 from fcnkit.caffe.runtime import load_caffe
 from fcnkit.convert.layers import INPUT_TYPES, LAYERS, TRAINING_ONLY
 
@@ -213,7 +213,7 @@ CASES = [
     Case("im2col", ("Im2col",), lambda n, L, P: (
         setattr(n, "c", L.Im2col(n.data, convolution_param=dict(kernel_size=3, stride=2, pad=1))),
         setattr(n, "c2", L.Im2col(n.data, convolution_param=dict(kernel_h=2, kernel_w=3, dilation=2))))),
-    Case("filter", ("Filter",), lambda n, L, P: _assign(n, ("fa", "fb"), L.Filter(n.a, n.b, n.sel, ntop=2)),
+    Case("filter", ("Filter",), lambda n, L, P: assign_tops(n, ("fa", "fb"), L.Filter(n.a, n.b, n.sel, ntop=2)),
         inputs={"a": (4, 3, 5, 5), "b": (4, 2), "sel": (4,)},
         feed=_feed(sel=lambda rng, s: np.array([1, 0, 2, 1])), check=expect_shape("fa", (3, 3, 5, 5))),
     Case("batch_reindex", ("BatchReindex",), lambda n, L, P: setattr(n, "r", L.BatchReindex(n.a, n.idx)),
@@ -227,7 +227,7 @@ CASES = [
     Case("lstm_static_exposed", ("LSTM",), _LSTM_S, inputs=_LSTM_S_IN, feed=_LSTM_S_FEED),
     Case("rnn_static", ("RNN",), _RNN, inputs=_RNN_IN, feed=_RNN_FEED),
     Case("rnn_exposed", ("RNN",), _RNN_E, inputs=_RNN_E_IN, feed=_RNN_E_FEED),
-    Case("lstm_unit", ("LSTMUnit",), lambda n, L, P: _assign(n, ("c", "h"), L.LSTMUnit(n.c0, n.g, n.cont, ntop=2)),
+    Case("lstm_unit", ("LSTMUnit",), lambda n, L, P: assign_tops(n, ("c", "h"), L.LSTMUnit(n.c0, n.g, n.cont, ntop=2)),
          inputs={"c0": (1, 3, 4), "g": (1, 3, 16), "cont": (1, 3)},
          feed=_feed(cont=lambda rng, s: np.array([[1, 0, 0.5]]))),
     # --- detection (SSD, Faster R-CNN)
@@ -259,17 +259,12 @@ CASES = [
     Case("detection_nothing_kept", ("DetectionOutput",), _ssd_head(dict(
         code_type=2, confidence_threshold=1.0, nms_param=dict(nms_threshold=0.45))),
         inputs={"data": (2, 3, 22, 26)}, fill=_loc_small, check=expect_shape("detection_out", (1, 1, 2, 7))),
-    Case("proposal", ("Proposal",), lambda n, L, P: _assign(n, ("rois", "roi_scores"), L.Proposal(
+    Case("proposal", ("Proposal",), lambda n, L, P: assign_tops(n, ("rois", "roi_scores"), L.Proposal(
         n.scores, n.deltas, n.im_info, ntop=2, proposal_param=dict(
             feat_stride=4, base_size=4, min_size=1, ratio=[0.5, 1.0, 2.0], scale=[1.0, 2.0], pre_nms_topn=60,
             post_nms_topn=25, nms_thresh=0.5))),
         inputs={"scores": (1, 12, 6, 8), "deltas": (1, 24, 6, 8), "im_info": (1, 3)}, feed=_proposal_feed),
 ]
-
-
-def _assign(n, names, tops):
-    for name, top in zip(names, tops, strict=True):
-        setattr(n, name, top)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
