@@ -49,12 +49,20 @@ def _tuples(v):
 
 
 def to_json_value(v):
-    """A constructor argument as a JSON value (tuples become lists; inf/nan stay floats)."""
+    """A constructor argument as a JSON value (tuples become lists; inf/nan stay floats). Floats are the value
+    model.py spells (codegen.lit: the shortest float32 spelling), so both build bit-identical modules."""
+    import numpy as np  # noqa: PLC0415
+
     if isinstance(v, tuple | list):
         return [to_json_value(x) for x in v]
     if isinstance(v, dict):
         return {k: to_json_value(x) for k, x in v.items()}
-    if hasattr(v, "item"):  # numpy scalars
+    if isinstance(v, bool | np.bool_ | int | np.integer):
+        return v.item() if hasattr(v, "item") else v
+    if isinstance(v, float | np.floating):
+        f = np.float32(v)
+        return float(f) if not np.isfinite(f) else float(str(f))
+    if hasattr(v, "item"):  # other numpy scalars
         return v.item()
     return v
 

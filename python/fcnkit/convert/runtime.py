@@ -1280,28 +1280,31 @@ class CaffePriorBox(nn.Module):
         if step_h == 0.0 or step_w == 0.0:
             step_h = float(img_h) / fh
             step_w = float(img_w) / fw
-        # box half-sizes per prior, in Caffe's order
-        half_w: list[float] = []
-        half_h: list[float] = []
-        for s in range(len(self.min_sizes)):
-            m = float(self.min_sizes[s])
-            half_w.append(m / 2.0)
-            half_h.append(m / 2.0)
-            if len(self.max_sizes) > 0:
-                side = math.sqrt(float(self.min_sizes[s] * self.max_sizes[s]))
-                half_w.append(side / 2.0)
-                half_h.append(side / 2.0)
-            for ar in self.aspect_ratios:
-                if abs(ar - 1.0) < 1e-6:
-                    continue
-                half_w.append(m * math.sqrt(ar) / 2.0)
-                half_h.append(m / math.sqrt(ar) / 2.0)
+        # box sizes per prior, in Caffe's order and, like Caffe, as float32 values (whatever the spelling of
+        # the ratios: 0.33333334 and 0.3333333432674408 are the same float32)
         dev = feature.device
         f32 = torch.float32
+        widths: list[torch.Tensor] = []
+        heights: list[torch.Tensor] = []
+        other: list[float] = []
+        for ar in self.aspect_ratios:
+            if abs(ar - 1.0) >= 1e-6:
+                other.append(ar)
+        others = torch.tensor(other, dtype=f32, device=dev)
+        for s in range(len(self.min_sizes)):
+            m = torch.full([1], float(self.min_sizes[s]), dtype=f32, device=dev)
+            widths.append(m)
+            heights.append(m)
+            if len(self.max_sizes) > 0:
+                side = torch.full([1], math.sqrt(float(self.min_sizes[s] * self.max_sizes[s])), dtype=f32, device=dev)
+                widths.append(side)
+                heights.append(side)
+            widths.append(m * torch.sqrt(others))
+            heights.append(m / torch.sqrt(others))
         cx = (torch.arange(fw, device=dev, dtype=f32) + self.offset) * step_w
         cy = (torch.arange(fh, device=dev, dtype=f32) + self.offset) * step_h
-        hw = torch.tensor(half_w, dtype=torch.float64, device=dev)
-        hh = torch.tensor(half_h, dtype=torch.float64, device=dev)
+        hw = torch.cat(widths).to(torch.float64) / 2.0
+        hh = torch.cat(heights).to(torch.float64) / 2.0
         cx = cx.to(torch.float64).reshape(1, fw, 1)
         cy = cy.to(torch.float64).reshape(fh, 1, 1)
         boxes = torch.stack([((cx - hw) / img_w).expand(fh, fw, hw.shape[0]),
