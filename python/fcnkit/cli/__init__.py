@@ -23,6 +23,10 @@ COMMANDS = {
     "fetch-vgg16": ("fetch_vgg16", "download and check the VGG-16 ImageNet weights FCN-32s starts from"),
     "models": ("models", "list the registered models"),
     "demo": ("demo", "the whole study at CPU scale on the embedded sample data"),
+    "train": ("train", "train a registered PyTorch model (LRN, U-Net, ExtractNet, patch CNN)"),
+    "refine": ("refine", "patch CNN: refine a rectangle (--box x,y,w,h) to the object's contour"),
+    "compare": ("compare", "every family on the same data, scored alike, in the seeds' own tables"),
+    "fetch-weights": ("fetch_weights", "download and check Caffe Model Zoo encoders (VGG-16/19, ResNet-50/152)"),
 }
 
 
