@@ -137,3 +137,25 @@ def http_dir(tmp_path):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield www, f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
+
+
+def write_lmdb_dataset(root: Path, n_train: int = 16, n_val: int = 8, size: int = 32, seed: int = 0) -> Path:
+    """ROOT/{train,val}_{image,label}_lmdb of bright ellipses on dark noise (the layout `prep lmdb` writes)."""
+    from fcnkit.io.lmdb_io import LMDBWriter, encode_datum
+
+    images, labels = make_blob_images(n_train + n_val, size, seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for split, sl in (("train", slice(0, n_train)), ("val", slice(n_train, None))):
+        for name, arrays in (("image", images[sl]), ("label", labels[sl])):
+            with LMDBWriter(root / f"{split}_{name}_lmdb") as w:
+                for i, a in enumerate(arrays):
+                    w.put(f"{i:08d}", encode_datum(a))
+    return root
+
+
+@pytest.fixture(scope="session")
+def blob_dataset(tmp_path_factory):
+    """A compare-style data root: ROOT/white/{train,val}_{image,label}_lmdb, 16 + 8 images of 32x32."""
+    root = tmp_path_factory.mktemp("blobdata")
+    write_lmdb_dataset(root / "white")
+    return root

@@ -47,7 +47,7 @@ PATCH_CHANNELS = (32, 64, 128, 128, 128, 1)
 PATCH_LEAKY_SLOPE = 0.2
 PATCH_BATCH = 128               # ours
 PATCH_LR = 1e-3                 # ours (Adam)
-PATCH_STEP = 4                  # ours: dense application every 4 px (1 = every pixel, smoother)
+PATCH_STEP = 8                  # ours: dense application every 8 px (4, 2, 1: denser, smoother, slower)
 PATCH_BORDER = 0.08             # ours: tag-free mode, patches this close to the border (fraction) are background
 
 # -- inputs ------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ class Preset:
 PRESETS = {
     "quick": Preset("quick", "tiny widths on the embedded sample data (CPU, minutes)", "data/tiny",
                     ("white", "composite"), QUICK_MODELS, {"white": "tiny/fcn8s", "composite": "tiny/fcn8s_finetune"},
-                    train={"patchcnn": {"epochs": 3, "patches_per_epoch": 12_800}}),
+                    train={"patchcnn": {"epochs": 2, "patches_per_epoch": 6_400}}),
     "paper": Preset("paper", "the seeds' full nets, sizes and schedules (a GPU job)", "data",
                     ("white", "composite"), PAPER_MODELS, {"white": "fcn8s", "composite": "fcn8s_finetune"},
                     device="cuda"),
@@ -70,7 +70,7 @@ class Method:
     supervision: str
     params: int | None
     train_seconds: float | None
-    predict: object                    # bgr -> (H, W) uint8 mask
+    predict: object                    # Sample -> (H, W) uint8 mask (a sample: the image, and its truth for boxes)
     learned: bool = True
 
 
@@ -83,7 +83,7 @@ def _caffe_params(caffemodel: Path) -> int:
 def _mask_fn(predictor):
     from fcnkit.inference.predict import to_mask  # noqa: PLC0415
 
-    return lambda bgr: to_mask(predictor.logit(bgr))
+    return lambda s: to_mask(predictor.logit(s.bgr))
 
 
 def fcn_methods(name: str, out: Path, mode: str, *, log=print) -> list[Method]:
@@ -133,33 +133,39 @@ def fcn_methods(name: str, out: Path, mode: str, *, log=print) -> list[Method]:
             Method(f"{spec.name} (converted)", "fcn", "torch", sup, params, seconds, _mask_fn(torch_p))]
 
 
-def trained_method(name: str, data: Path, ckpt: Path, *, preset: Preset, device: str, seed: int, reuse: bool,
-                   log=print) -> Method:
-    """Train `name` on DATA's train split into `ckpt` (or reuse it) and load it back through fcnkit.inference."""
+def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device: str, seed: int, reuse: bool,
+                    log=print) -> list[Method]:
+    """Train `name` on DATA's train split into `ckpt` (or reuse it) and load it back through fcnkit.inference.
+
+    The patch CNN gives two rows: applied to the whole image (tag-free), and refining each val image's tag
+    (the bounding box of its true mask, as the seed uses it: the mask clipped to the box)."""
     from fcnkit import inference, models  # noqa: PLC0415
-    from fcnkit.training.data import fit_size  # noqa: PLC0415
     from fcnkit.training.trainer import train  # noqa: PLC0415
 
     spec = models.get(name)
     sidecar = ckpt.with_suffix(".json")
     if not (reuse and sidecar.is_file() and ckpt.is_file()):
-        from fcnkit.evaluation.samples import load_samples  # noqa: PLC0415
-
-        side = load_samples(data, split="train", limit=1)[0].bgr.shape[0]
-        size = fit_size(side, spec.preprocessing.size_rule)
-        train(name, data, out=ckpt, seed=seed, device=device, size=None if size == side else size,
-              overrides=preset.train.get(name), log=log)
+        train(name, data, out=ckpt, seed=seed, device=device, overrides=preset.train.get(name), log=log)
     info = json.loads(sidecar.read_text())
     p = inference.load(ckpt, device=device)
     params = sum(int(t.numel()) for t in p.backend.model.parameters())
-    return Method(name, spec.family, "torch", spec.supervision, params, info.get("train_seconds"), _mask_fn(p))
+    m = Method(name, spec.family, "torch", spec.supervision, params, info.get("train_seconds"), _mask_fn(p))
+    if spec.family != "patchcnn":
+        return [m]
+    from fcnkit.models.patchcnn.refine import finish_mask  # noqa: PLC0415
+    from fcnkit.training.data import box_of  # noqa: PLC0415
+
+    boxed = Method(f"{name} (val box)", spec.family, "torch", "boxes (and the val box)", params, m.train_seconds,
+                   lambda s: finish_mask(p.logit(s.bgr), box_of(s.label)))
+    m.name = f"{name} (tag-free)"
+    return [m, boxed]
 
 
 def baseline_method() -> Method:
     from fcnkit.evaluation.baselines import extractnet_baseline  # noqa: PLC0415
 
-    return Method("baseline (Otsu + watershed)", "classical", "opencv", "none", 0, 0.0, extractnet_baseline,
-                  learned=False)
+    return Method("baseline (Otsu + watershed)", "classical", "opencv", "none", 0, 0.0,
+                  lambda s: extractnet_baseline(s.bgr), learned=False)
 
 
 def score_method(m: Method, samples) -> tuple[list[dict], list[np.ndarray], float]:
@@ -168,7 +174,7 @@ def score_method(m: Method, samples) -> tuple[list[dict], list[np.ndarray], floa
     masks, per, t = [], [], 0.0
     for s in samples:
         t0 = time.perf_counter()
-        mask = m.predict(s.bgr)
+        mask = m.predict(s)
         t += time.perf_counter() - t0
         masks.append(mask)
         per.append(image_scores(s.label, mask))
@@ -234,7 +240,7 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
             ckpt = out / "checkpoints" / ds / f"{n}.safetensors"
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             log(f"compare: {ds}: {n}")
-            methods.append(trained_method(n, data, ckpt, preset=pre, device=device, seed=seed, reuse=reuse, log=log))
+            methods += trained_methods(n, data, ckpt, preset=pre, device=device, seed=seed, reuse=reuse, log=log)
         shown = {}
         for m in methods:
             per, masks, ms = score_method(m, samples)

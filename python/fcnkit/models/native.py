@@ -16,11 +16,12 @@ from fcnkit.models.registry import ModelSpec, Preprocessing, register
 NATIVE_DIR = "weights/native"
 TINY = "tiny"
 TINY_WIDTH = 1 / 8
-TINY_WORDS = "CPU stand-in at 1/8 width, trained from scratch (same topology; not the seed's net)"
+TINY_SIZE = "fixed:64"  # tiny VGG/ResNet nets run at 64x64 (outputs are resized back to the image)
+TINY_WORDS = "CPU stand-in at 1/8 width and 64x64 input, trained from scratch (same topology; not the seed's net)"
 
 
 def tiny_words(width: float) -> str:
-    return TINY_WORDS.replace("1/8", f"1/{round(1 / width)}")
+    return TINY_WORDS.replace("1/8", f"1/{round(1 / width)}").replace(" and 64x64 input", "")
 SAMPLE_WORDS = "the embedded sample set (white or composite)"
 
 

@@ -2,10 +2,11 @@
 input size, with the seeds' augmentation, as batches for whole-image nets or labelled patches for the
 patch CNN.
 
-`load_split` returns uint8 BGR images (N, S, S, 3) and labels (N, S, S) (0, 1, 255 = ignore). Images all
-share one training size S: the data's own size, or `size` (then resized: area/linear for images, nearest
-for labels). S must suit the model's input rule (a fixed side, or a multiple of its downsampling); if it
-does not, one line names the data and the `--size` that fixes it.
+`load_split` returns uint8 BGR images (N, H, W, 3) and labels (N, H, W) (0, 1, 255 = ignore) at the size
+the model's preprocessing feeds the net at inference (the Predictor's rule: a fixed side, or sides rounded
+to a multiple of the downsampling), or S x S with `size` (which must suit that rule). Images are resized
+area/linear, labels by nearest neighbour. Training batches need one size: data of mixed sizes needs
+`--size`, and one line says so, naming the data.
 """
 
 from __future__ import annotations
@@ -65,31 +66,29 @@ def load_split(data: str | Path, split: str, preprocessing: Preprocessing, *, si
     if not samples:
         raise UserError(f"{data}: the {split} split holds no images")
     shapes = {s.bgr.shape[:2] for s in samples}
-    if size is None:
-        if len(shapes) > 1:
-            raise UserError(f"{data}: images of {len(shapes)} different sizes; pass --size S to resize them to "
-                            "S x S for training")
-        h, w = next(iter(shapes))
-        if h != w:
-            raise UserError(f"{data}: images are {w}x{h}, training takes square images; pass --size S")
-        want = fit_size(h, preprocessing.size_rule)
-        if want != h:
-            raise UserError(f"{data}: images are {h}x{h} but the model takes {preprocessing.describe()}; pass "
-                            f"--size {want} (resized on load) or rebuild the data with `prep lmdb --size {want}`")
-        size = h
-    elif fit_size(size, preprocessing.size_rule) != size:
-        raise UserError(f"--size {size} does not suit the model ({preprocessing.describe()}); use "
-                        f"--size {fit_size(size, preprocessing.size_rule)}")
-    images = np.empty((len(samples), size, size, 3), np.uint8)
-    labels = np.empty((len(samples), size, size), np.uint8)
+    if size is not None:
+        if fit_size(size, preprocessing.size_rule) != size:
+            raise UserError(f"--size {size} does not suit the model ({preprocessing.describe()}); use "
+                            f"--size {fit_size(size, preprocessing.size_rule)}")
+        hw = (size, size)
+    elif len(shapes) > 1:
+        sizes = ", ".join(f"{w}x{h}" for h, w in sorted(shapes)[:3])
+        raise UserError(f"{data}: {split} images come in {len(shapes)} sizes ({sizes}, ...); pass --size S to "
+                        "resize them all to S x S for training")
+    else:
+        hw = preprocessing.input_size(*next(iter(shapes)))  # what the Predictor feeds the net at inference
+    h, w = hw
+    images = np.empty((len(samples), h, w, 3), np.uint8)
+    labels = np.empty((len(samples), h, w), np.uint8)
     for i, s in enumerate(samples):
         im, lab = s.bgr, s.label
-        if im.shape[:2] != (size, size):
-            shrink = im.shape[0] * im.shape[1] > size * size
-            im = cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-            lab = cv2.resize(lab, (size, size), interpolation=cv2.INTER_NEAREST)
+        if im.shape[:2] != (h, w):
+            shrink = im.shape[0] * im.shape[1] > h * w
+            im = cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
         images[i], labels[i] = im, lab
     return Split(str(data), images, labels, [s.name for s in samples])
+
 
 
 def augment(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, opts: dict) -> tuple:

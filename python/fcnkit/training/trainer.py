@@ -145,6 +145,8 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
         info = model.load_pretrained(weights_dir)
         log(f"train: encoder from {info['model']} ({info['layers']} Caffe layers, by name)")
     model.to(device)
+    fmt = torch.channels_last if device == "cpu" else torch.contiguous_format  # 2x faster CPU convs, few channels
+    model.to(memory_format=fmt)
     freeze = recipe.freeze_encoder if recipe.pretrained else None
     _set_frozen(model, freeze == "always" or (freeze == "plateau" and phase == 1))
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
@@ -191,7 +193,9 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
             bar = tqdm(task.batches(rng), total=task.steps(), desc=f"{spec.name} epoch {epoch}/{recipe.epochs}",
                        unit="batch", leave=False, disable=(not progress) if progress is not None else None)
             for x, y in bar:
-                xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+                xt = torch.from_numpy(x).to(device)
+                xt = xt.contiguous(memory_format=fmt) if xt.dim() == 4 else xt
+                yt = torch.from_numpy(y).to(device)
                 loss = compute_loss(model, xt, yt, recipe.loss)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fcnkit.config.seeds import LRN_IMAGE_SIZE
 from fcnkit.models.lrn import PAPER_DATA, TINY_TRAIN, TRAIN
-from fcnkit.models.native import SAMPLE_WORDS, TINY, TINY_WIDTH, TINY_WORDS, native_spec
+from fcnkit.models.native import SAMPLE_WORDS, TINY, TINY_SIZE, TINY_WIDTH, TINY_WORDS, native_spec
 from fcnkit.models.unet.net import UNet, build
 
 _TRAIN = {**TRAIN, "loss": "bce"}
@@ -20,6 +20,6 @@ SPECS = [
                 config={"width": 1.0}, train={**_TRAIN, "freeze_encoder": "plateau"},
                 size_rule=f"fixed:{LRN_IMAGE_SIZE}", trained_on=PAPER_DATA, pretrained="vgg16"),
     native_spec(f"{TINY}/unet", "unet", build, description=f"U-Net, {TINY_WORDS}", config={"width": TINY_WIDTH},
-                train={**TINY_TRAIN, "loss": "bce"}, size_rule="multiple:16", trained_on=SAMPLE_WORDS),
+                train={**TINY_TRAIN, "loss": "bce"}, size_rule=TINY_SIZE, trained_on=SAMPLE_WORDS),
 ]
 __all__ = ["SPECS", "UNet", "build"]
