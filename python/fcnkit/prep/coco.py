@@ -38,8 +38,12 @@ MARKER = "coco.json"  # written last: its presence marks a complete `prep coco` 
 
 def load_coco(annotations: str | os.PathLike):
     """pycocotools' COCO index of an instances_*.json file; one clear line if it is not one."""
+    import warnings  # noqa: PLC0415
+
     from pycocotools.coco import COCO  # noqa: PLC0415
 
+    # pycocotools' mask decoding trips numpy 2's __array__ copy deprecation on every call; it is harmless
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="pycocotools")
     path = Path(annotations)
     if not path.is_file():
         raise UserError(f"{path}: no such annotation file; download it with `prep fetch coco2014`")
