@@ -31,12 +31,14 @@ def main(argv=None) -> int:
     p.add_argument("--device", help="torch device (default: the preset's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reuse", action="store_true", help="reuse checkpoints already in OUT instead of training")
+    p.add_argument("--epochs", type=int, help="train every model this many epochs (smoke runs; default: preset's)")
     a = p.parse_args(argv)
     from fcnkit.config.paths import in_project  # noqa: PLC0415
 
     out = a.out or in_project(f"runs/compare/{a.preset}")
     r = run_compare(a.preset, out, models=a.models, datasets=a.datasets, fcn=a.fcn, device=a.device, seed=a.seed,
-                    reuse=a.reuse, data_root=a.data_root)
+                    reuse=a.reuse, data_root=a.data_root,
+                    train_overrides={"*": {"epochs": a.epochs}} if a.epochs else None)
     failed = [f for f in r["floors"] if not f["pass"]]
     print(f"compare: {len(r['models']) // 2} methods x {len(r['data'])} val sets in {r['seconds']:.0f}s; floors: "
           f"{len(r['floors']) - len(failed)}/{len(r['floors'])} pass; {out}/compare.md")

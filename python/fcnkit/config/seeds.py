@@ -48,7 +48,7 @@ PATCH_LEAKY_SLOPE = 0.2
 PATCH_BATCH = 128               # ours
 PATCH_LR = 1e-3                 # ours (Adam)
 PATCH_STEP = 8                  # ours: dense application every 8 px (4, 2, 1: denser, smoother, slower)
-PATCH_BORDER = 0.08             # ours: tag-free mode, patches this close to the border (fraction) are background
+PATCH_BORDER = 0.25             # ours: tag-free mode, patches this close to the border (fraction) are background
 
 # -- inputs ------------------------------------------------------------------------------------------
 # Nets trained from scratch take BGR minus the VGG mean, divided by ~ImageNet's pixel std (ours); nets

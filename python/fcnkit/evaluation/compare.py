@@ -125,6 +125,7 @@ def fcn_methods(name: str, out: Path, mode: str, *, log=print) -> list[Method]:
         from fcnkit.convert.convert import convert  # noqa: PLC0415
 
         folder = out / "torch" / spec.extra["stage"]
+        folder.parent.mkdir(parents=True, exist_ok=True)
         convert(in_project(spec.deploy), weights, folder, force=True, check_export=False)
         log(f"compare: converted {weights} -> {folder}")
     torch_p = inference.load(folder, backend="torch")
@@ -196,7 +197,10 @@ def row(m: Method, dataset: str, summary: dict, ms: float, postprocess: bool) ->
 
 def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, models: list[str] | None = None,
                 datasets: list[str] | None = None, fcn: str = "auto", device: str | None = None, seed: int = 0,
-                reuse: bool = False, data_root: str | Path | None = None, log=print) -> dict:
+                reuse: bool = False, data_root: str | Path | None = None, train_overrides: dict | None = None,
+                log=print) -> dict:
+    """Run the comparison (see the module doc); `train_overrides` {model or "*": recipe fields} change the
+    preset's schedules (e.g. {"*": {"epochs": 1}} for a smoke run)."""
     from fcnkit.config.paths import in_project  # noqa: PLC0415
     from fcnkit.evaluation.baselines import postprocess_extractnet  # noqa: PLC0415
     from fcnkit.evaluation.metrics import aggregate, image_scores  # noqa: PLC0415
@@ -205,6 +209,10 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     pre = PRESETS[preset]
+    if train_overrides:
+        merged = {n: {**pre.train.get(n, {}), **train_overrides.get("*", {}), **train_overrides.get(n, {})}
+                  for n in set(pre.train) | set(pre.models) | set(models or [])}
+        pre = Preset(pre.name, pre.description, pre.data_root, pre.datasets, pre.models, pre.fcn, pre.device, merged)
     if fcn not in ("auto", "load", "train", "skip"):
         raise UserError(f"--fcn {fcn!r}: choose auto, load, train or skip")
     names = list(models) if models else list(pre.models)
@@ -225,6 +233,13 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
         if not (root / ds / "val_image_lmdb" / "data.mdb").is_file():
             raise UserError(f"{root / ds}: no val_image_lmdb; prepare it first (`prep sample` for the quick preset, "
                             "`prep ingest ... --out data` for the paper preset)")
+    if fcn == "load":  # before any training: a missing snapshot is a one-line error, not a late crash
+        for ds in sets:
+            spec = registry.get(pre.fcn[ds]) if ds in pre.fcn else None
+            if spec is not None and spec.find_weights() is None:
+                raise UserError(f"{spec.name} has no trained weights ({spec.snapshot_prefix}_iter_*.caffemodel); "
+                                f"run `make demo` (or `{spec.how_to_train()}` after its earlier stages), or --fcn "
+                                "skip")
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     rows, grids, data_info = [], {}, {}

@@ -52,7 +52,7 @@ def test_refining_a_box_beats_the_box_itself():
 
     bgr, label = blob_image()
     box = box_of(label)
-    r = refine_image(bgr, box, steps=150, step=2, seed=0)
+    r = refine_image(bgr, box, steps=120, step=2, seed=0, batch=32)
     box_j = foreground_jaccard(label, box_label_map(label.shape, box))
     assert foreground_jaccard(label, r["mask"]) > box_j
     assert not (r["mask"] & (1 - box_label_map(label.shape, box))).any()  # clipped to the tag
@@ -62,7 +62,7 @@ def test_tag_free_mode_finds_the_centred_object():
     from fcnkit.models.patchcnn.refine import refine_image
 
     bgr, label = blob_image(seed=2)
-    r = refine_image(bgr, None, steps=150, step=2, largest=True, seed=0)
+    r = refine_image(bgr, None, steps=120, step=2, largest=True, seed=0, batch=32)
     assert foreground_jaccard(label, r["mask"]) > 30
 
 

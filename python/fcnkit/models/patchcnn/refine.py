@@ -60,14 +60,14 @@ def fit_patches(model, task, steps: int, *, lr: float = PATCH_LR, seed: int = 0,
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     model.eval()
     return float(np.mean(losses[-20:]))
 
 
 def refine_image(bgr: np.ndarray, box=None, *, model=None, preprocessing: Preprocessing | None = None,
                  step: int | None = None, steps: int = 300, relabel: int = 0, clip: bool = True,
-                 largest: bool = False, seed: int = 0, device: str = "cpu") -> dict:
+                 largest: bool = False, seed: int = 0, device: str = "cpu", batch: int = PATCH_BATCH) -> dict:
     """Mask of the object in `box` (x, y, w, h), or tag-free with box=None; returns mask, logit and losses."""
     from fcnkit import models  # noqa: PLC0415
     from fcnkit.training.data import PatchTask, Split, box_label_map, tagfree_label_map  # noqa: PLC0415
@@ -88,7 +88,7 @@ def refine_image(bgr: np.ndarray, box=None, *, model=None, preprocessing: Prepro
     rounds = relabel + 1 if steps else 1
     for r in range(rounds):
         if steps:
-            task = PatchTask(split, pre, PATCH_BATCH, steps * PATCH_BATCH, label_maps=[label_map], boxes=[box])
+            task = PatchTask(split, pre, batch, steps * batch, label_maps=[label_map], boxes=[box])
             losses.append(fit_patches(model, task, steps, seed=seed + r, device=device))
         from fcnkit.inference.module import module_predictor  # noqa: PLC0415
 
