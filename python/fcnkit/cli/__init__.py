@@ -30,6 +30,17 @@ COMMANDS = {
 }
 
 
+def doc_parser(prog: str, doc: str, description: str | None = None):
+    """An ArgumentParser whose description is the module doc's first line (after "`cmd ...`: ") and whose
+    epilog is the rest of the doc, kept as written."""
+    import argparse  # noqa: PLC0415
+
+    lines = doc.splitlines()
+    return argparse.ArgumentParser(prog=prog, description=description or lines[0].split(": ", 1)[-1],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog="\n".join(lines[2:]))
+
+
 def run(command: str, argv: list[str]) -> int:
     """Run one command of the table with its arguments (what the wrapper scripts call)."""
     return importlib.import_module(f"fcnkit.cli.{COMMANDS[command][0]}").main(argv)

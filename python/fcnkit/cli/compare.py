@@ -10,8 +10,7 @@ load (never train), train (always retrain the tiny chain), skip. --reuse keeps c
 
 from __future__ import annotations
 
-import argparse
-
+from fcnkit.cli import doc_parser
 from fcnkit.errors import cli_entry
 
 
@@ -19,9 +18,7 @@ from fcnkit.errors import cli_entry
 def main(argv=None) -> int:
     from fcnkit.evaluation.compare import PRESETS, run_compare  # noqa: PLC0415
 
-    doc = __doc__.splitlines()
-    p = argparse.ArgumentParser(prog="fcnkit compare", description="every family on the same data, scored alike",
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(doc[2:]))
+    p = doc_parser("fcnkit compare", __doc__, "every family on the same data, scored alike")
     p.add_argument("--preset", choices=list(PRESETS), default="quick")
     p.add_argument("--out", help="output folder (default runs/compare/PRESET)")
     p.add_argument("--models", nargs="+", help="only these PyTorch models (default: the preset's)")

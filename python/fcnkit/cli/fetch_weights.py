@@ -7,8 +7,7 @@ weights/NAME/SHA256SUMS by the first download, and structurally (every encoder l
 
 from __future__ import annotations
 
-import argparse
-
+from fcnkit.cli import doc_parser
 from fcnkit.errors import UserError, cli_entry
 
 
@@ -16,9 +15,7 @@ from fcnkit.errors import UserError, cli_entry
 def main(argv=None) -> int:
     from fcnkit.models.encoders.zoo import RELEASES, fetch_release, get_release  # noqa: PLC0415
 
-    doc = __doc__.splitlines()
-    p = argparse.ArgumentParser(prog="fetch-weights", description=doc[0].split(": ", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(doc[2:]))
+    p = doc_parser("fetch-weights", __doc__)
     p.add_argument("names", nargs="+", metavar="NAME", help=f"{', '.join(RELEASES)} or all")
     p.add_argument("--dest", help="folder for the files (default weights/NAME; one NAME only)")
     p.add_argument("--model-url", help="a mirror of the caffemodel (one NAME only)")

@@ -13,9 +13,9 @@ true mask as its tag; masks are written to --out and Jaccard / Hausdorff / IoU a
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from fcnkit.cli import doc_parser
 from fcnkit.errors import UserError, cli_entry
 
 
@@ -31,9 +31,7 @@ def parse_box(text: str) -> tuple[int, int, int, int]:
 
 @cli_entry("refine")
 def main(argv=None) -> int:
-    doc = __doc__.splitlines()
-    p = argparse.ArgumentParser(prog="fcnkit refine", description=doc[0].split(": ", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(doc[2:]))
+    p = doc_parser("fcnkit refine", __doc__)
     p.add_argument("input", help="an image, or with --dataset a dataset folder")
     p.add_argument("--box", help="x,y,w,h of the tag (omit: tag-free mode)")
     p.add_argument("--dataset", action="store_true", help="every val image, box = its true mask's bounding box")
@@ -41,6 +39,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="refined", help="output folder (default refined/)")
     p.add_argument("--step", type=int, help="apply every STEP pixels (default 4; 1 = densest, smoothest)")
     p.add_argument("--steps", type=int, default=300, help="training steps per image (default 300)")
+    p.add_argument("--batch", type=int, default=128, help="patches per training step (default 128)")
     p.add_argument("--relabel", type=int, default=0, help="relabelling rounds (default 0)")
     p.add_argument("--largest", action="store_true", help="keep the largest connected component")
     p.add_argument("--no-clip", action="store_true", help="do not clip the mask to the box")
@@ -51,9 +50,9 @@ def main(argv=None) -> int:
     from fcnkit.apps.refine import refine_dataset, refine_file  # noqa: PLC0415
 
     opts = {"step": a.step, "relabel": a.relabel, "largest": a.largest, "clip": not a.no_clip, "seed": a.seed,
-            "device": a.device, "steps": a.steps}
-    if a.step is not None and a.step < 1:
-        raise UserError(f"--step {a.step}: must be at least 1")
+            "device": a.device, "steps": a.steps, "batch": a.batch}
+    if (a.step is not None and a.step < 1) or a.batch < 1 or a.steps < 0:
+        raise UserError("--step and --batch must be at least 1, --steps at least 0")
     if a.dataset:
         if a.box:
             raise UserError("--dataset takes each image's box from its true mask; drop --box")

@@ -12,10 +12,10 @@ Ctrl-C or SIGTERM saves the checkpoint of the moment and exits with status 130; 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
+from fcnkit.cli import doc_parser
 from fcnkit.config.paths import DATA_DIR, in_project
 from fcnkit.errors import UserError, cli_entry
 
@@ -37,9 +37,7 @@ def parse_set(items: list[str]) -> dict:
 
 @cli_entry("train")
 def main(argv=None) -> int:
-    doc = __doc__.splitlines()
-    p = argparse.ArgumentParser(prog="fcnkit train", description=doc[0].split(": ", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(doc[2:]))
+    p = doc_parser("fcnkit train", __doc__)
     p.add_argument("model", help="a registered PyTorch model (`fcnkit models`)")
     p.add_argument("data", nargs="?", help=f"dataset (default {DEFAULT_DATA})")
     p.add_argument("--val", help="validation photos + masks (for a photo-folder DATA)")

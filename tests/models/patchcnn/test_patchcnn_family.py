@@ -47,6 +47,7 @@ def blob_image(seed=1, size=64):
     return np.ascontiguousarray(images[0].transpose(1, 2, 0)), labels[0, 0]
 
 
+@pytest.mark.slow
 def test_refining_a_box_beats_the_box_itself():
     from fcnkit.models.patchcnn.refine import refine_image
 
@@ -58,6 +59,7 @@ def test_refining_a_box_beats_the_box_itself():
     assert not (r["mask"] & (1 - box_label_map(label.shape, box))).any()  # clipped to the tag
 
 
+@pytest.mark.slow
 def test_tag_free_mode_finds_the_centred_object():
     from fcnkit.models.patchcnn.refine import refine_image
 
@@ -75,7 +77,7 @@ def test_refine_cli_writes_mask_and_cutout(tmp_path):
     bgr, label = blob_image(seed=3)
     cv2.imwrite(str(tmp_path / "shoe.png"), bgr)
     x, y, w, h = box_of(label)
-    r = run(tmp_path / "shoe.png", "--box", f"{x},{y},{w},{h}", "--steps", "60", "--out", tmp_path / "out")
+    r = run(tmp_path / "shoe.png", "--box", f"{x},{y},{w},{h}", "--steps", "5", "--batch", "16", "--out", tmp_path / "out")
     assert r.returncode == 0, r.stderr
     mask = cv2.imread(str(tmp_path / "out" / "shoe_mask.png"), cv2.IMREAD_GRAYSCALE)
     cut = cv2.imread(str(tmp_path / "out" / "shoe_cutout.png"), cv2.IMREAD_UNCHANGED)
@@ -108,6 +110,7 @@ def test_unreadable_image_and_foreign_checkpoint(tmp_path, blob_dataset):
 
 
 def test_dataset_mode_scores_every_val_image(blob_dataset, tmp_path):
-    r = run(blob_dataset / "white", "--dataset", "--steps", "40", "--limit", "3", "--out", tmp_path / "out")
+    r = run(blob_dataset / "white", "--dataset", "--steps", "5", "--batch", "16", "--limit", "2", "--out",
+            tmp_path / "out")
     assert r.returncode == 0, r.stderr
-    assert "3 images: Jaccard" in r.stdout and len(list((tmp_path / "out").glob("*_mask.png"))) == 3
+    assert "2 images: Jaccard" in r.stdout and len(list((tmp_path / "out").glob("*_mask.png"))) == 2
