@@ -77,7 +77,8 @@ def test_refine_cli_writes_mask_and_cutout(tmp_path):
     bgr, label = blob_image(seed=3)
     cv2.imwrite(str(tmp_path / "shoe.png"), bgr)
     x, y, w, h = box_of(label)
-    r = run(tmp_path / "shoe.png", "--box", f"{x},{y},{w},{h}", "--steps", "5", "--batch", "16", "--out", tmp_path / "out")
+    r = run(tmp_path / "shoe.png", "--box", f"{x},{y},{w},{h}", "--steps", "5", "--batch", "16", "--out",
+            tmp_path / "out")
     assert r.returncode == 0, r.stderr
     mask = cv2.imread(str(tmp_path / "out" / "shoe_mask.png"), cv2.IMREAD_GRAYSCALE)
     cut = cv2.imread(str(tmp_path / "out" / "shoe_cutout.png"), cv2.IMREAD_UNCHANGED)
