@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import VENV_BIN, write_lmdb_dataset
+from conftest import ROOT, VENV_BIN, write_lmdb_dataset
 from fcnkit import inference, models
 from fcnkit.errors import UserError
 from fcnkit.training.trainer import compute_loss, train
@@ -167,3 +167,46 @@ def test_sigterm_saves_a_loadable_checkpoint_and_exits_130(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(out.with_suffix(".json").read_text())["epoch"] == side["epoch"] + 1
 
+
+
+def test_checkpoint_works_in_evaluate_and_models(trained, blob_dataset):
+    out, _ = trained
+    r = subprocess.run([str(VENV_BIN / "evaluate"), str(blob_dataset / "white"), "--model", str(out), "--backend",
+                        "torch", "--baseline"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "torch" in r.stdout and "baseline" in r.stdout
+    r = subprocess.run([str(VENV_BIN / "fcnkit"), "models", "--family", "extractnet", "--json"], capture_output=True,
+                       text=True, timeout=120)
+    names = {m["name"] for m in json.loads(r.stdout)}
+    assert {"extractnet-resnet152", "tiny/extractnet-interconnected"} <= names
+
+
+@pytest.mark.slow
+def test_pretrained_encoder_frozen_until_the_plateau_then_unfrozen(caffe, blob_dataset, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests" / "models" / "encoders"))
+    from fcnkit.models.encoders.zoo import RELEASES
+    from safetensors.torch import load_file
+    from standins import vgg_netspec, write_standin
+
+    rel = RELEASES["vgg16"]
+    write_standin(caffe, vgg_netspec(caffe, 16), tmp_path / "vgg16", rel.deploy_file, rel.model_file)
+    logs = []
+    out = tmp_path / "lrn.safetensors"
+    train("tiny/lrn", blob_dataset / "white", out=out, epochs=1, config={"width": 1.0}, weights_dir=tmp_path / "vgg16",
+          overrides={"pretrained": "vgg16", "freeze_encoder": "plateau", "batch_size": 8}, log=logs.append,
+          progress=False)
+    enc = load_file(str(out))
+    from fcnkit.models.encoders.vgg import VGGEncoder
+    from fcnkit.models.encoders.zoo import load_pretrained
+
+    ref = VGGEncoder(16)
+    load_pretrained(ref, "vgg16", tmp_path / "vgg16")
+    frozen = all(torch.equal(enc[f"encoder.{k}"], v) for k, v in ref.state_dict().items())
+    assert frozen and any("encoder unfrozen" in line for line in logs)  # epoch 1 = epochs // 2: the hand-over
+    train("tiny/lrn", blob_dataset / "white", out=out, epochs=2, config={"width": 1.0},
+          weights_dir=tmp_path / "vgg16", overrides={"pretrained": "vgg16", "freeze_encoder": "plateau",
+                                                     "batch_size": 8}, resume=True, log=logs.append, progress=False)
+    enc = load_file(str(out))
+    assert not torch.equal(enc["encoder.conv1_1.weight"], ref.state_dict()["conv1_1.weight"])

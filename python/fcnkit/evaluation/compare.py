@@ -217,10 +217,19 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
         raise UserError(f"--fcn {fcn!r}: choose auto, load, train or skip")
     names = list(models) if models else list(pre.models)
     from fcnkit import models as registry  # noqa: PLC0415
+    from fcnkit.models.encoders.zoo import get_release  # noqa: PLC0415
 
     for n in names:
-        if registry.get(n).framework != "torch":
+        spec = registry.get(n)
+        if spec.framework != "torch":
             raise UserError(f"--models {n}: a Caffe model; the FCN rows come from --fcn")
+        release = spec.extra.get("train", {}).get("pretrained")
+        if release:  # before any training: a missing download is a one-line error naming its command
+            rel = get_release(release)
+            for path in rel.paths():
+                if not path.is_file():
+                    raise UserError(f"{path}: {n} starts from {rel.title} ImageNet weights; fetch them with "
+                                    f"`{rel.fetch_command}` (or leave {n} out with --models)")
     sets = list(datasets) if datasets else list(pre.datasets)
     device = device or pre.device
     out = Path(out)
