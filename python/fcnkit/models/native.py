@@ -40,13 +40,13 @@ def preprocessing(size_rule: str, pretrained: str | None = None) -> Preprocessin
 
 def native_spec(name: str, family: str, build, *, description: str, config: dict, train: dict,
                 size_rule: str, trained_on: str, pretrained: str | None = None, supervision: str = "masks",
-                extra: dict | None = None) -> ModelSpec:
+                init: str = "Glorot-uniform initialisation", extra: dict | None = None) -> ModelSpec:
     """Register one PyTorch model (see the module doc)."""
     if pretrained:
         weights = (f"`fcnkit train {name}`; encoder from the {pretrained} Caffe Model Zoo release "
                    f"(`fcnkit fetch-weights {pretrained}`)")
     else:
-        weights = f"`fcnkit train {name}`, Glorot-uniform initialisation"
+        weights = f"`fcnkit train {name}`, {init}"
     return register(ModelSpec(
         name=name, family=family, framework="torch", output="sigmoid1",
         preprocessing=preprocessing(size_rule, pretrained), description=description, trained_on=trained_on,
