@@ -5,7 +5,9 @@
 
 Writes OUT/compare.json, OUT/compare.md and OUT/overlays_<dataset>.png (default OUT: runs/compare/<preset>).
 --fcn: auto (use the FCN snapshots `make demo` / `solve` trained; train the tiny chain if there are none),
-load (never train), train (always retrain the tiny chain), skip. --reuse keeps checkpoints already in OUT.
+load (never train), train (always retrain the tiny chain), skip. --reuse keeps the finished checkpoints
+already in OUT and resumes unfinished ones (so an interrupted compare continues where it stopped);
+OUT/compare.json is rewritten after each val set ("complete": false until the end).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def main(argv=None) -> int:
     p.add_argument("--fcn", choices=["auto", "load", "train", "skip"], default="auto")
     p.add_argument("--device", help="torch device (default: the preset's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reuse", action="store_true", help="reuse checkpoints already in OUT instead of training")
+    p.add_argument("--reuse", action="store_true", help="keep finished checkpoints in OUT, resume unfinished ones")
     p.add_argument("--epochs", type=int, help="train every model this many epochs (smoke runs; default: preset's)")
     a = p.parse_args(argv)
     from fcnkit.config.paths import in_project  # noqa: PLC0415

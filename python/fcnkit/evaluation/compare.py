@@ -145,8 +145,13 @@ def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device
 
     spec = models.get(name)
     sidecar = ckpt.with_suffix(".json")
-    if not (reuse and sidecar.is_file() and ckpt.is_file()):
-        train(name, data, out=ckpt, seed=seed, device=device, overrides=preset.train.get(name), log=log)
+    done = {}
+    if reuse and sidecar.is_file() and ckpt.is_file():
+        done = json.loads(sidecar.read_text())
+    if not done or done.get("interrupted") or done.get("epoch", 0) < done.get("epochs", 0):
+        # --reuse: a finished checkpoint is kept, an unfinished one (killed, interrupted) is resumed
+        train(name, data, out=ckpt, seed=seed, device=device, overrides=preset.train.get(name), log=log,
+              resume=bool(done))
     info = json.loads(sidecar.read_text())
     p = inference.load(ckpt, device=device)
     params = sum(int(t.numel()) for t in p.backend.model.parameters())
@@ -275,7 +280,9 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
             log(f"compare: {ds}: {m.name}: Jaccard {rows[-2]['jaccard_mean']:.2f} %, mean IoU "
                 f"{rows[-2]['mean_iou']:.4f}, {ms:.1f} ms/image")
         grids[ds] = write_overlays(out / f"overlays_{ds}.png", samples[:SHOW], shown, ds)
-    result = {"preset": preset, "description": pre.description, "device": device, "seed": seed,
+        partial = {"preset": preset, "complete": False, "data": data_info, "models": rows}
+        _write_json(out / "compare.json", partial)  # each finished val set is on disk before the next starts
+    result = {"complete": True, "preset": preset, "description": pre.description, "device": device, "seed": seed,
               "data": data_info, "models": rows, "floors": floors(rows, sets), "claims": lrn_claim(rows, sets),
               "seconds": round(time.perf_counter() - t_start, 1),
               "overlays": {k: str(v) for k, v in grids.items()}}
