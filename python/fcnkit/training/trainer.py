@@ -112,7 +112,8 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
         raise UserError(f"{spec.name} is a Caffe model; train it with `{spec.how_to_train()}`")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {device}: this PyTorch has no usable CUDA device; use --device cpu")
-    recipe = Recipe.of(spec, **{**(overrides or {}), "epochs": epochs, "batch_size": batch_size, "lr": lr})
+    given = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None}
+    recipe = Recipe.of(spec, **{**(overrides or {}), **given})
     cfg = {**spec.config, **(config or {})}
     unknown = sorted(set(cfg) - set(spec.config))
     if unknown:
