@@ -37,7 +37,10 @@ def test_outputs_and_keys(result):
     box = next(m for m in saved["models"] if m["name"] == "patchcnn (val box)")
     assert box["supervision"].startswith("boxes") and box["params"] == 392064
     assert (out / "overlays_white.png").stat().st_size > 1000
-    assert (out / "checkpoints" / "white" / "tiny" / "extractnet-simple.json").is_file()
+    side = json.loads((out / "checkpoints" / "white" / "tiny" / "extractnet-simple.json").read_text())
+    assert side["epoch"] == 1 and side["recipe"]["epochs"] == 1  # the smoke schedule reached the trainer
+    patch = json.loads((out / "checkpoints" / "white" / "patchcnn.json").read_text())["recipe"]
+    assert (patch["epochs"], patch["patches_per_epoch"], patch["batch_size"]) == (1, 256, 32)
 
 
 def test_markdown_has_the_seeds_formats_and_the_floors(result):
