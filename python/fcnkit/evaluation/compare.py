@@ -148,8 +148,12 @@ def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device
     done = {}
     if reuse and sidecar.is_file() and ckpt.is_file():
         done = json.loads(sidecar.read_text())
-    if not done or done.get("interrupted") or done.get("epoch", 0) < done.get("epochs", 0):
-        # --reuse: a finished checkpoint is kept, an unfinished one (killed, interrupted) is resumed
+    from fcnkit.training.recipe import Recipe  # noqa: PLC0415
+
+    target = Recipe.of(spec, **(preset.train.get(name) or {})).epochs
+    if not done or done.get("interrupted") or done.get("epoch", 0) < target:
+        # --reuse: a finished checkpoint is kept; an unfinished one (killed, interrupted, or a schedule that
+        # has grown since) is resumed to the preset's epochs
         train(name, data, out=ckpt, seed=seed, device=device, overrides=preset.train.get(name), log=log,
               resume=bool(done))
     info = json.loads(sidecar.read_text())

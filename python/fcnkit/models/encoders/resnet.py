@@ -62,6 +62,11 @@ class ResNetEncoder(nn.Module):
                 c_in = p * EXPANSION
             self.stages.append(blocks)
         self.channels = [c1] + [scaled(p, width) * EXPANSION for p in PLANES]
+        # From scratch, each residual branch starts as identity (its last BatchNorm's gamma = 0; ours, the usual
+        # remedy for deep ResNets trained without ImageNet weights); released weights overwrite it.
+        for blocks in self.stages:
+            for prefix, _ in blocks:
+                nn.init.zeros_(getattr(self, f"bn{prefix[3:]}_branch2c").weight)
 
     def _conv_bn(self, name: str, c_in: int, c_out: int, k: int, stride: int) -> None:
         bn = "bn" + name[3:]  # res2a_branch1 -> bn2a_branch1

@@ -48,7 +48,7 @@ def _register():
             f"{TINY}/extractnet-{enc}", "extractnet", build_encoder_decoder,
             description=f"{title} encoder + deconvolution decoder, {TINY_WORDS}",
             config={"encoder": enc, "width": TINY_WIDTH, "batch_norm": True, "activation": "relu"},
-            train={**TINY_TRAIN, "epochs": 4} if enc == "resnet152" else TINY_TRAIN, size_rule=TINY_SIZE,
+            train=TINY_TRAIN, size_rule=TINY_SIZE,
             trained_on=SAMPLE_WORDS))
     return specs
 
