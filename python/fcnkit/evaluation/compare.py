@@ -211,9 +211,9 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
     """Run the comparison (see the module doc); `train_overrides` {model or "*": recipe fields} change the
     preset's schedules (e.g. {"*": {"epochs": 1}} for a smoke run)."""
     from fcnkit.config.paths import in_project  # noqa: PLC0415
-    from fcnkit.evaluation.baselines import postprocess_extractnet  # noqa: PLC0415
     from fcnkit.evaluation.metrics import aggregate, image_scores  # noqa: PLC0415
     from fcnkit.evaluation.samples import load_samples  # noqa: PLC0415
+    from fcnkit.inference.postprocess import postprocess_extractnet  # noqa: PLC0415
 
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
