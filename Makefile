@@ -7,9 +7,9 @@ PY := $(VENV)/bin/python
 CAFFE_FLAGS ?=
 DEPS_STAMP := $(VENV)/.fcnkit-deps
 
-.PHONY: setup deps caffe test lint demo prototxt fidelity clean-venv
+.PHONY: setup deps caffe browser test lint demo prototxt fidelity clean-venv
 
-setup: deps caffe
+setup: deps caffe browser
 
 # Python deps are (re)installed only when pyproject.toml changes, so a warm `make setup` takes seconds.
 $(DEPS_STAMP): pyproject.toml
@@ -25,6 +25,10 @@ deps: $(DEPS_STAMP)
 caffe: deps
 	@$(PY) tools/build_caffe.py --python $(PY) --install-venv $(VENV) $(CAFFE_FLAGS)
 
+# Debian's chromium + chromium-driver for the page test (apt-get as root; otherwise a note and the test skips).
+browser:
+	@python3 tools/setup_browser.py
+
 test: setup
 	@$(PY) -m pytest -q
 
@@ -32,7 +36,13 @@ lint: deps
 	@$(PY) -m ruff check .
 
 demo: setup
-	@$(PY) -m fcnkit.demo
+	@$(PY) -m fcnkit demo
+
+prototxt: caffe
+	@$(PY) -m fcnkit generate
+
+fidelity: caffe
+	@$(PY) -m fcnkit fidelity
 
 clean-venv:
 	rm -rf $(VENV)

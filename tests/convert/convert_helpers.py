@@ -3,6 +3,7 @@ Caffe, convert it, run both on the same inputs and compare every blob."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +87,77 @@ def _channels_last(a: np.ndarray) -> np.ndarray:
     if a.ndim != 4:
         return a
     return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+@dataclass
+class Case:
+    """One row of a table-driven parity test: a tiny net built with NetSpec, run in Caffe and converted."""
+    id: str
+    types: tuple[str, ...]               # registry types this case exercises
+    build: object                        # build(n, L, P) adds layers to a NetSpec with Input layers
+    inputs: dict = field(default_factory=lambda: {"data": (2, 3, 11, 13)})
+    fill: object = None                  # fill(caffe_net) adjusts the random parameters
+    feed: object = None                  # feed(rng, input_shapes) -> {input: array}
+    check: object = None                 # check(info, caffe_blobs, torch_blobs)
+    convert_kwargs: dict | None = None
+
+
+def run_table_case(case: Case, workdir: Path):
+    """run_case for a Case, then its own check; the converted types must include case.types."""
+    info, cb, tb = run_case(workdir, case.build, case.inputs, fill=case.fill, feed=case.feed,
+                            convert_kwargs=case.convert_kwargs)
+    converted = {layer["type"] for layer in info["layers"] if layer["kind"] == "module"}
+    assert set(case.types) <= converted, f"not converted: {set(case.types) - converted}"
+    assert info["scriptability"]["torch.jit.script"] == "ok", info["scriptability"]
+    if case.check is not None:
+        case.check(info, cb, tb)
+    return info, cb, tb
+
+
+def write_caffemodel(path: Path, layers: list[tuple[str, str, list[np.ndarray]]], *, raw: str = "") -> Path:
+    """A caffemodel written with the converter's schema (for fork layers real Caffe cannot create): one
+    LayerParameter per (name, type, blobs). raw="float16"/"double" stores blobs as NVIDIA Caffe's raw half
+    data or as double_data instead of float data."""
+    from fcnkit.io import caffe_schema as schema
+
+    pb = schema.pb()
+    msg = pb.NetParameter(name="fork")
+    for name, ltype, blobs in layers:
+        layer = msg.layer.add(name=name, type=ltype)
+        for arr in blobs:
+            blob = layer.blobs.add()
+            blob.shape.dim.extend(arr.shape)
+            if raw == "float16":
+                blob.raw_data_type = pb.FLOAT16
+                blob.raw_data = arr.astype("<f2").tobytes()
+            elif raw == "double":
+                blob.double_data.extend(arr.astype(np.float64).reshape(-1).tolist())
+            else:
+                blob.data.extend(arr.astype(np.float32).reshape(-1).tolist())
+    path.write_bytes(msg.SerializeToString())
+    return path
+
+
+def convert_fork_net(workdir: Path, prototxt: str, layers, feed: dict[str, np.ndarray], **convert_kwargs):
+    """Write a (fork) prototxt and its caffemodel, convert, run the generated module on `feed`.
+    Returns (conversion info, {blob: array})."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    proto = workdir / "fork.prototxt"
+    proto.write_text(prototxt)
+    model = write_caffemodel(workdir / "fork.caffemodel", layers)
+    res = convert(proto, model, workdir / "out", **convert_kwargs)
+    net = load_generated(workdir / "out" / "model.py").load_model()
+    return res.info, torch_blobs(net, res.info, feed)
+
+
+def expect_shape(blob: str, shape: tuple[int, ...]):
+    """A Case.check: Caffe's blob has this shape (the converted one is compared with it by run_case)."""
+    def check(info, cb, tb):
+        assert tuple(cb[blob].shape) == shape, (cb[blob].shape, shape)
+    return check
+
+
+def assign_tops(n, names, tops) -> None:
+    """Name the tops of a multi-top NetSpec layer: n.<name> = top."""
+    for name, top in zip(names, tops, strict=True):
+        setattr(n, name, top)

@@ -102,10 +102,12 @@ def test_layer_missing_from_caffemodel(tmp_path, capsys):
 
 
 def test_unsupported_layer_type(tmp_path, capsys):
-    extra = 'layer { name: "spp" type: "SPP" bottom: "pool" top: "spp" spp_param { pyramid_height: 2 } }\n'
-    proto, model = _small_net(tmp_path, extra=extra)
-    _fails(capsys, [str(proto), str(model), "-o", str(tmp_path / "out")], out=tmp_path / "out",
-           expect=["layer 'spp'", "type 'SPP'", "--list-layers"])
+    extra = 'layer { name: "roi" type: "ROIPooling" bottom: "pool" top: "roi" }\n'
+    proto, model = _small_net(tmp_path)
+    with_roi = tmp_path / "roi.prototxt"
+    with_roi.write_text(proto.read_text() + extra)
+    _fails(capsys, [str(with_roi), str(model), "-o", str(tmp_path / "out")], out=tmp_path / "out",
+           expect=["layer 'roi'", "type 'ROIPooling'", "--list-layers"])
 
 
 def test_prototxt_passed_as_caffemodel(tmp_path, capsys):
@@ -252,20 +254,23 @@ def test_verify_reports_a_wrong_blob_and_fails(tmp_path, capsys):
 
 
 def test_skip_leaves_out_an_unused_python_layer(tmp_path, capsys):
+    """A Python metric layer whose top nothing reads is left out by itself; --skip still names layers to
+    leave out explicitly (and must name real ones)."""
     proto, model = _small_net(tmp_path)
     metric = ('layer { name: "acc" type: "Python" bottom: "pool" top: "acc" '
               'python_param { module: "fcnkit.caffe.layers" layer: "PixelAccuracy" } }\n')
     with_python = tmp_path / "py.prototxt"
     with_python.write_text(proto.read_text() + metric)
-    _fails(capsys, [str(with_python), str(model), "-o", str(tmp_path / "out")], out=tmp_path / "out",
-           expect=["layer 'acc' has type 'Python'", "--skip"])
     _fails(capsys, [str(with_python), str(model), "-o", str(tmp_path / "out"), "--skip", "nope"],
            out=tmp_path / "out", expect=["--skip names ['nope']"])
-    assert main([str(with_python), str(model), "-o", str(tmp_path / "out"), "-q", "--skip", "acc"]) == 0
-    info = json.loads((tmp_path / "out" / "conversion.json").read_text())
-    assert [o["blob"] for o in info["outputs"]] == ["pool"]
-    assert info["layers"][-1] == {"name": "acc", "type": "Python", "kind": "skipped", "bottoms": ["pool"],
-                                  "tops": ["acc"], "top_shapes": [], "notes": ["skipped by --skip"]}
+    for extra, note in (([], "Python layer whose tops no later layer reads (e.g. a metric): left out"),
+                        (["--skip", "acc"], "skipped by --skip")):
+        out = tmp_path / f"out{len(extra)}"
+        assert main([str(with_python), str(model), "-o", str(out), "-q", *extra]) == 0
+        info = json.loads((out / "conversion.json").read_text())
+        assert [o["blob"] for o in info["outputs"]] == ["pool"]
+        assert info["layers"][-1] == {"name": "acc", "type": "Python", "kind": "skipped", "bottoms": ["pool"],
+                                      "tops": ["acc"], "top_shapes": [], "notes": [note]}
 
 
 def test_verify_copies_weights_when_caffe_cannot_read_the_file(tmp_path, monkeypatch, capsys):

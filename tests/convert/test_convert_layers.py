@@ -7,28 +7,14 @@ deconvolution with groups and dilation, per-axis Crop offsets, N-d convolution.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pytest
-from convert_helpers import run_case
-from fcnkit.convert.layers import LAYERS
+from convert_helpers import Case, assign_tops, expect_shape, run_case, run_table_case
 
 pytestmark = pytest.mark.caffe
 
 
 X = (2, 3, 11, 13)  # odd spatial sizes
-
-
-@dataclass
-class Case:
-    id: str
-    types: tuple[str, ...]               # registry types this case exercises
-    build: object
-    inputs: dict = field(default_factory=lambda: {"data": X})
-    fill: object = None
-    feed: object = None
-    check: object = None                 # check(info, caffe_blobs, torch_blobs)
 
 
 def conv(n, L, P, bottom, name, **kw):
@@ -64,12 +50,6 @@ def _ties(rng, inputs):
 
 def _positive(rng, inputs):
     return {k: (np.abs(rng.standard_normal(s)) + 0.1).astype(np.float32) for k, s in inputs.items()}
-
-
-def _expect_shape(blob, shape):
-    def check(info, cb, tb):
-        assert tuple(cb[blob].shape) == shape, (cb[blob].shape, shape)
-    return check
 
 
 def _expect_torch(layer, text):
@@ -119,12 +99,12 @@ CASES = [
         inputs={"data": (1, 2, 5, 6)}),
     # --- pooling: torch-compatible and Caffe-only size rules
     Case("pool_max_3_2_ceil", ("Pooling",), _pool(pool=0, kernel_size=3, stride=2),
-         inputs={"data": (2, 3, 12, 14)}, check=_expect_shape("pool", (2, 3, 6, 7))),
+         inputs={"data": (2, 3, 12, 14)}, check=expect_shape("pool", (2, 3, 6, 7))),
     Case("pool_max_pad1", ("Pooling",), _pool(pool=0, kernel_size=3, stride=2, pad=1)),
     Case("pool_ave_pad1", ("Pooling",), _pool(pool=1, kernel_size=3, stride=2, pad=1)),
     Case("pool_ave_ceil_overhang", ("Pooling",), _pool(pool=1, kernel_size=2, stride=2)),
     Case("pool_max_h5_k2_s2_p1", ("Pooling",), _pool(pool=0, kernel_size=2, stride=2, pad=1),
-         inputs={"data": (1, 2, 5, 5)}, check=_expect_shape("pool", (1, 2, 3, 3))),
+         inputs={"data": (1, 2, 5, 5)}, check=expect_shape("pool", (1, 2, 3, 3))),
     Case("pool_ave_h5_k2_s2_p1", ("Pooling",), _pool(pool=1, kernel_size=2, stride=2, pad=1),
          inputs={"data": (1, 2, 5, 5)}),
     # p = 0 and stride > kernel: Caffe keeps a last window that starts past the input (torch drops it)
@@ -138,7 +118,7 @@ CASES = [
     # pad only along w: Caffe's "last window starts in the padding" fix then applies to h as well
     Case("pool_max_pad_w_only", ("Pooling",), _pool(pool=0, kernel_h=1, kernel_w=3, stride_h=2, stride_w=2,
                                                     pad_h=0, pad_w=1), inputs={"data": (1, 2, 4, 7)},
-         check=_expect_shape("pool", (1, 2, 2, 4))),
+         check=expect_shape("pool", (1, 2, 2, 4))),
     Case("pool_ave_rect_floor", ("Pooling",), _pool(pool=1, kernel_h=3, kernel_w=2, stride_h=2, stride_w=3,
                                                     pad_h=1, pad_w=1, ceil_mode=False)),
     Case("pool_global_max", ("Pooling",), _pool(pool=0, global_pooling=True)),
@@ -213,10 +193,10 @@ CASES = [
         setattr(n, "c1", L.Concat(n.a, n.b)), setattr(n, "c2", L.Concat(n.a, n.a, axis=2)),
         setattr(n, "c0", L.Concat(n.a, n.b, concat_dim=1))), inputs={"a": (2, 3, 5, 4), "b": (2, 2, 5, 4)}),
     Case("slice_points_and_equal", ("Slice",), lambda n, L, P: (
-        _assign(n, ("s1", "s2", "s3"), L.Slice(n.data, ntop=3, slice_param=dict(axis=1, slice_point=[1, 2]))),
-        _assign(n, ("h1", "h2"), L.Slice(n.data, ntop=2, slice_param=dict(axis=0))))),
+        assign_tops(n, ("s1", "s2", "s3"), L.Slice(n.data, ntop=3, slice_param=dict(axis=1, slice_point=[1, 2]))),
+        assign_tops(n, ("h1", "h2"), L.Slice(n.data, ntop=2, slice_param=dict(axis=0))))),
     Case("split", ("Split",), lambda n, L, P: (
-        _assign(n, ("x1", "x2"), L.Split(n.data, ntop=2)),
+        assign_tops(n, ("x1", "x2"), L.Split(n.data, ntop=2)),
         setattr(n, "y", L.Eltwise(n.x1, n.x2, operation=1, coeff=[1.0, 2.0])))),
     Case("flatten", ("Flatten",), lambda n, L, P: (
         setattr(n, "f", L.Flatten(n.data)), setattr(n, "f2", L.Flatten(n.data, axis=1, end_axis=2)),
@@ -225,7 +205,7 @@ CASES = [
         setattr(n, "r", L.Reshape(n.data, shape=dict(dim=[0, -1, 13]))),
         setattr(n, "r2", L.Reshape(n.data, reshape_param=dict(shape=dict(dim=[11, 1]), axis=2, num_axes=1))),
         setattr(n, "r3", L.Reshape(n.data, reshape_param=dict(shape=dict(dim=[-1]), axis=-2)))),
-        check=_expect_shape("r2", (2, 3, 11, 1, 13))),
+        check=expect_shape("r2", (2, 3, 11, 1, 13))),
     Case("crop_offsets", ("Crop",), lambda n, L, P: (
         setattr(n, "c1", L.Crop(n.data, n.ref, crop_param=dict(axis=2, offset=[1, 3]))),
         setattr(n, "c2", L.Crop(n.data, n.ref2, crop_param=dict(axis=1, offset=[1, 0, 2]))),
@@ -248,23 +228,9 @@ CASES = [
 ]
 
 
-def _assign(n, names, tops):
-    for name, top in zip(names, tops, strict=True):
-        setattr(n, name, top)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_layer_parity(case: Case, tmp_path):
-    info, cb, tb = run_case(tmp_path, case.build, case.inputs, fill=case.fill, feed=case.feed)
-    converted = {layer["type"] for layer in info["layers"] if layer["kind"] == "module"}
-    assert set(case.types) <= converted
-    if case.check is not None:
-        case.check(info, cb, tb)
-
-
-def test_every_registered_type_has_a_parity_case():
-    covered = {t for c in CASES for t in c.types}
-    assert set(LAYERS) == covered, f"layer types without a parity case: {sorted(set(LAYERS) - covered)}"
+    run_table_case(case, tmp_path)
 
 
 def test_inplace_relu_is_torch_inplace_only_when_safe(tmp_path):

@@ -7,8 +7,9 @@ import json
 import cv2
 import numpy as np
 import skimage.data
-from fcnkit.evaluation.baselines import _odd, extractnet_baseline, postprocess_extractnet
+from fcnkit.evaluation.baselines import extractnet_baseline
 from fcnkit.evaluation.metrics import foreground_jaccard
+from fcnkit.inference.postprocess import _odd, postprocess_extractnet
 
 
 def test_evaluate_both_backends_agree_and_score_well(threshold_model, blob_lmdbs, tmp_path, capsys):

@@ -252,3 +252,20 @@ def test_ingest_a_users_folder_with_a_voc_tree(tmp_path, capsys):
     assert val_bgs == {"2007_000002.jpg"}  # VOC's own val list
     assert (out / "preview.png").is_file()
     assert main(["ingest", str(photos), "--out", str(photos / "out")]) == 2  # output inside the input
+
+
+def test_cli_defaults_are_the_library_defaults():
+    """The prep commands take their defaults from the same config values as the library functions."""
+    import inspect
+
+    from fcnkit.cli.prep import build_parser
+    from fcnkit.prep.ingest import ingest_folder
+    from fcnkit.prep.lmdb_build import build_lmdbs
+
+    ingest = build_parser().parse_args(["ingest", "IN", "--out", "OUT"])
+    lmdb = build_parser().parse_args(["lmdb", "P", "--out", "OUT"])
+    sig = inspect.signature(ingest_folder).parameters
+    assert (ingest.size, ingest.count, ingest.val_fraction) == (
+        sig["size"].default, sig["n_composite"].default, sig["val_fraction"].default)
+    sig = inspect.signature(build_lmdbs).parameters
+    assert (lmdb.size, lmdb.val_fraction) == (sig["size"].default, sig["val_fraction"].default)

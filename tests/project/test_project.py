@@ -25,3 +25,15 @@ def test_container_builds_caffe_with_the_same_script_in_gpu_mode():
     assert 'ENTRYPOINT ["fcnkit"]' in text
     make = (ROOT / "Makefile").read_text()
     assert "tools/build_caffe.py" in make and "$(CAFFE_FLAGS)" in make
+
+
+def test_every_python_module_the_makefile_and_ci_run_exists():
+    """`make demo` once ran a module the restructuring had moved: every `-m MODULE` must import."""
+    import importlib.util
+    import re
+
+    for name in ("Makefile", ".ci/run", "Dockerfile.caffe"):
+        for module in re.findall(r"-m ([\w.]+)", (ROOT / name).read_text()):
+            if module in ("venv", "pip", "pytest"):
+                continue
+            assert importlib.util.find_spec(module) is not None, f"{name} runs `-m {module}`, which does not exist"

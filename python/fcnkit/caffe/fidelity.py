@@ -120,7 +120,6 @@ def rows(root: Path) -> list[Row]:
 
     # -- data preparation: "4,500 sneakers ... each with a size of 224x224"; "paste only the shoes at random
     #    scales and positions on random images from the VOC Pascal 2012 dataset"
-    from fcnkit.cli.prep import build_parser  # noqa: PLC0415
     from fcnkit.prep.composite import CompositeOptions  # noqa: PLC0415
     from fcnkit.prep.ingest import ingest_folder  # noqa: PLC0415
     from fcnkit.prep.lmdb_build import build_lmdbs  # noqa: PLC0415
@@ -130,8 +129,6 @@ def rows(root: Path) -> list[Row]:
         default_of(ingest_folder, "size"))
     add("4,500 images (composites made per ingest)", "fcnkit.prep.ingest:ingest_folder(n_composite)", 4500,
         default_of(ingest_folder, "n_composite"))
-    cli = build_parser().parse_args(["ingest", "IN", "--out", "OUT"])
-    add("prep ingest uses those defaults", "prep ingest --size/-n", (224, 4500), (cli.size, cli.count))
     lo, hi = CompositeOptions.scale_min, CompositeOptions.scale_max
     add(f"composites: random scale ({lo}..{hi} of the frame)", "fcnkit.prep.composite:CompositeOptions.scale_*",
         True, 0 < lo < hi)

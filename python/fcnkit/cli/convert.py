@@ -62,10 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--skip", action="append", default=[], metavar="LAYER",
                     help="leave this layer out (its tops must be unused), e.g. a Python metric layer")
     ap.add_argument("--class-name", help="name of the generated nn.Module class (default: from the net name)")
+    ap.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                    help="Python module with torch.nn.Module classes named like the net's Python layers "
+                         "(python_param.layer), constructed with param_str=...; repeatable")
+    ap.add_argument("--onnx", action="store_true",
+                    help="also write model.onnx (checked with onnx.checker; --verify then runs it in onnxruntime)")
+    ap.add_argument("--opset", type=int, default=17, help="ONNX opset for --onnx (default 17, at least 17)")
     ap.add_argument("--verify", action="store_true",
                     help="run Caffe (pycaffe) and the converted module on the same inputs; per-blob table")
     ap.add_argument("--sizes", type=_sizes_arg, default=None, metavar="WxH[,WxH...]",
                     help="input sizes for --verify (default: the prototxt's input size)")
+    ap.add_argument("--fp64", action="store_true",
+                    help="--verify runs the converted module in float64, to tell converter errors from float32 "
+                         "rounding (Caffe stays float32)")
     ap.add_argument("--tol", type=float, default=1e-4,
                     help="--verify tolerance: max abs diff / max |Caffe blob| (default 1e-4)")
     ap.add_argument("--random", type=int, default=1, metavar="N",
@@ -94,6 +103,10 @@ def main(argv=None) -> int:
         ap.error("need DEPLOY.prototxt MODEL.caffemodel -o OUT_DIR")
     if args.tol <= 0:
         raise UserError(f"--tol must be positive, got {args.tol}")
+    if args.opset < 17:
+        raise UserError(f"--opset must be at least 17, got {args.opset}")
+    if args.fp64 and not args.verify:
+        raise UserError("--fp64 is a --verify mode; add --verify")
     if args.random < 0 or args.photos < 0 or args.random + args.photos == 0:
         raise UserError(f"--random and --photos must be >= 0 and not both 0 (got {args.random} and "
                         f"{args.photos})")
@@ -109,7 +122,8 @@ def main(argv=None) -> int:
         shapes[name] = shape
     res = convert(args.prototxt, args.caffemodel, args.out, force=args.force, input_shapes=shapes,
                   preprocess_from=args.preprocess_from, skip=tuple(args.skip), class_name=args.class_name,
-                  mean=args.mean, scale=args.scale, verify_sizes=(args.sizes or [None]) if args.verify else (),
+                  mean=args.mean, scale=args.scale, plugins=tuple(args.plugin), onnx=args.onnx, opset=args.opset,
+                  verify_sizes=(args.sizes or [None]) if args.verify else (),
                   log=log)
     g = res.graph
     n_params = sum(int(a) for a in _param_counts(res.info))
@@ -118,13 +132,17 @@ def main(argv=None) -> int:
         + ", ".join(f"{i.blob}{list(i.shape)}" for i in g.inputs) + ", outputs " + ", ".join(g.outputs))
     for k, v in res.info["scriptability"].items():
         log(f"{k}: {v}")
+    onnx_info = res.info.get("onnx")
+    if onnx_info is not None and not onnx_info.get("exported"):
+        print(f"note: model.onnx not written: {onnx_info.get('why')}", flush=True)
     if not res.info["preprocessing"].get("known"):
         log("note: preprocessing unknown; see conversion.json (or pass --preprocess-from TRAIN_VAL.prototxt)")
     if args.verify:
         from fcnkit.convert.verify import verify
 
         ok = verify(args.prototxt, args.caffemodel, res.out_dir, sizes=args.sizes, tol=args.tol,
-                    n_photos=args.photos, n_random=args.random, quiet=args.quiet)
+                    n_photos=args.photos, n_random=args.random, quiet=args.quiet, fp64=args.fp64,
+                    onnx=bool(onnx_info and onnx_info.get("exported")))
         return 0 if ok else 1
     return 0
 

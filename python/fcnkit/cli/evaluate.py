@@ -25,6 +25,7 @@ import argparse
 from fcnkit.config.paths import DATA_DIR, in_project
 from fcnkit.config.stages import TINY_VARIANT
 from fcnkit.errors import UserError, cli_entry
+from fcnkit.inference.postprocess import POSTPROCESSING
 
 DEFAULT_DATA = f"{DATA_DIR}/{TINY_VARIANT.name}/white"
 
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["caffe", "torch", "both", "none"], default="both")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--baseline", action="store_true", help="add ExtractNet's classical baseline (§4.2)")
-    p.add_argument("--postprocess", choices=["none", "extractnet"], default="none",
+    p.add_argument("--postprocess", choices=POSTPROCESSING, default="none",
                    help="also report every method after ExtractNet's blur/threshold/opening")
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument("--json", help="write all figures (per image too) to this JSON file")

@@ -6,7 +6,9 @@ everything is written, so a failed conversion leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import re
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fcnkit.convert import codegen
-from fcnkit.convert.graph import Graph, build_graph
+from fcnkit.convert.graph import Graph, build_graph, load_plugins
 from fcnkit.convert.loader import to_json_value
 from fcnkit.errors import UserError
 from fcnkit.io import caffe_schema as schema
@@ -163,7 +165,8 @@ def scriptability(model_py: Path, graph: Graph, check_export: bool) -> dict:
     if check_export:
         try:
             example = tuple(torch.empty(i.shape, device="meta") for i in graph.inputs)
-            with warnings.catch_warnings():
+            # a refused export prints the whole traced graph to stderr: keep it out of the user's console
+            with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
                 warnings.simplefilter("ignore")
                 torch.export.export(net, example)
             result["torch.export"] = "ok (at the conversion input shapes, static)"
@@ -225,7 +228,8 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
             force: bool = False, input_shapes: dict[str, tuple[int, ...]] | None = None,
             preprocess_from: str | os.PathLike | None = None, skip: tuple[str, ...] = (),
             class_name: str | None = None, check_export: bool = True, mean: list[float] | None = None,
-            scale: float | None = None, verify_sizes=(), log=None) -> Result:
+            scale: float | None = None, plugins: tuple[str, ...] = (), onnx: bool = False,
+            opset: int = 17, verify_sizes=(), log=None) -> Result:
     t0 = time.perf_counter()
     log = log or (lambda msg: None)
     prototxt, caffemodel, out_dir = Path(prototxt), Path(caffemodel), Path(out_dir).absolute()
@@ -239,8 +243,9 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
     n_blobs = sum(len(w.blobs) for w in model.layers.values())
     log(f"read {caffemodel} ({model.size / 2**20:.1f} MiB, {model.format} format, {n_blobs} blobs)")
 
+    plugin_modules = load_plugins(plugins)
     graph = build_graph(net, model, str(prototxt), str(caffemodel), input_shapes=input_shapes,
-                        skip=set(skip), name=raw.name)
+                        skip=set(skip), name=raw.name, plugins=plugin_modules)
 
     if preprocess_from is not None:
         pre_net, _ = schema.upgrade_net(schema.load_prototxt(preprocess_from, "--preprocess-from prototxt"),
@@ -284,9 +289,11 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
         "blobs": {b: list(s) for b, s in graph.blob_shapes.items()},
         "renamed": {},
         "unused_caffemodel_layers": graph.unused_weights,
+        "plugins": {n.name: f"{n.spec.plugin[0]}.{n.spec.plugin[1]}" for n in graph.modules() if n.spec.plugin},
         "tensors": {k: list(a.shape) for k, a in tensors.items()},
         "non_finite_weights": bad,
     }
+    modules_of: dict[str, list[str]] = {}
     for n in graph.nodes:
         entry = {"name": n.name, "type": n.type, "kind": n.kind, "bottoms": n.bottoms, "tops": n.tops,
                  "top_shapes": [list(s) for s in n.top_shapes]}
@@ -299,11 +306,16 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
             entry["params"] = {f"{n.module}.{k}": list(a.shape) for k, a in n.spec.params.items()}
             if n.in_place:
                 entry["in_place"] = True
-            if n.module != n.name:
-                info["renamed"][n.name] = n.module
+            modules_of.setdefault(n.name, []).append(n.module)
         if n.notes:
             entry["notes"] = n.notes
         info["layers"].append(entry)
+    # renamed: layer -> module where they differ; a name several layers share -> all their modules, in order
+    for layer_name, mods in modules_of.items():
+        if len(mods) > 1:
+            info["renamed"][layer_name] = mods
+        elif mods[0] != layer_name:
+            info["renamed"][layer_name] = mods[0]
     renamed_blobs = {b: var for b, var in graph.var_names.items() if b != var}
     if renamed_blobs:
         info["renamed_blobs"] = renamed_blobs
@@ -324,6 +336,10 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
                           {"format": "pt", "source": caffemodel.name, "converter": "fcnkit convert"})
         del tensors
         info["scriptability"] = scriptability(tmp / "model.py", graph, check_export)
+        if onnx:
+            from fcnkit.convert.onnx_export import export_onnx
+
+            info["onnx"] = export_onnx(tmp, graph, opset, log=log, pre=pre)
         info["seconds"] = round(time.perf_counter() - t0, 3)
         (tmp / "conversion.json").write_text(dumps(info) + "\n")
         for f in [*tmp.iterdir(), tmp]:

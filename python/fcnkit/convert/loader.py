@@ -49,12 +49,20 @@ def _tuples(v):
 
 
 def to_json_value(v):
-    """A constructor argument as a JSON value (tuples become lists; inf/nan stay floats)."""
+    """A constructor argument as a JSON value (tuples become lists; inf/nan stay floats). Floats are the value
+    model.py spells (codegen.lit: the shortest float32 spelling), so both build bit-identical modules."""
+    import numpy as np  # noqa: PLC0415
+
     if isinstance(v, tuple | list):
         return [to_json_value(x) for x in v]
     if isinstance(v, dict):
         return {k: to_json_value(x) for k, x in v.items()}
-    if hasattr(v, "item"):  # numpy scalars
+    if isinstance(v, bool | np.bool_ | int | np.integer):
+        return v.item() if hasattr(v, "item") else v
+    if isinstance(v, float | np.floating):
+        f = np.float32(v)
+        return float(f) if not np.isfinite(f) else float(str(f))
+    if hasattr(v, "item"):  # other numpy scalars
         return v.item()
     return v
 
@@ -64,6 +72,10 @@ class ConvertedNet(nn.Module):
 
     def __init__(self, info: dict, where: str = INFO_FILE):
         super().__init__()
+        if info.get("plugins"):
+            raise UserError(f"{where}: the net has Python layers converted by --plugin modules "
+                            f"({', '.join(sorted(set(info['plugins'].values())))}); they exist only as code: load it "
+                            "with its model.py")
         try:
             self.input_blobs = [i["blob"] for i in info["inputs"]]
             self.output_blobs = [o["blob"] for o in info["outputs"]]

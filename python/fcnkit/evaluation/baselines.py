@@ -1,4 +1,5 @@
-"""ExtractNet's classical baseline and its mask post-processing (extractnet-report.txt §4.2 and §2).
+"""ExtractNet's classical baseline (extractnet-report.txt §4.2); its mask post-processing (§2) is in
+fcnkit.inference.postprocess.
 
 Baseline (§4.2, after OpenCV's watershed tutorial): grayscale -> Otsu threshold -> connected regions ->
 watershed -> each segment weighted by a centre-prioritised weight matrix, the heaviest segment is the mask.
@@ -12,34 +13,12 @@ Details the report leaves open, and what is done here:
 * Watershed floods the colour image from those markers; the segments are the marker labels.
 * Centre weights: a 2-D Gaussian centred on the image with sigma = half the image side per axis; a
   segment's score is the sum of the weights under it (area and centrality both count).
-
-Post-processing (§2): Gaussian blur k=27 -> threshold 0.5 -> morphological opening k=39, for 224x224 masks.
-Kernel sizes are scaled with the mask's shorter side relative to 224 (odd, at least 1) so a 112-px or a
-2000-px mask is smoothed by the same fraction of its size; `reference=None` uses the report's sizes as is.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
-
-EXTRACTNET_BLUR, EXTRACTNET_THRESHOLD, EXTRACTNET_OPEN, EXTRACTNET_SIZE = 27, 0.5, 39, 224
-
-
-def _odd(k: float) -> int:
-    k = max(1, int(round(k)))
-    return k if k % 2 else k + 1
-
-
-def postprocess_extractnet(mask: np.ndarray, reference: int | None = EXTRACTNET_SIZE) -> np.ndarray:
-    """Binary (H, W) mask -> blurred, re-thresholded and opened binary uint8 mask (0/1)."""
-    m = (np.asarray(mask) == 1).astype(np.float32)
-    scale = 1.0 if reference is None else min(m.shape) / reference
-    kb, ko = _odd(EXTRACTNET_BLUR * scale), _odd(EXTRACTNET_OPEN * scale)
-    blurred = cv2.GaussianBlur(m, (kb, kb), 0)  # sigma derived from k, as cv2 does for sigma=0
-    binary = (blurred >= EXTRACTNET_THRESHOLD).astype(np.uint8)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ko, ko))
-    return cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel)
 
 
 def centre_weights(h: int, w: int) -> np.ndarray:

@@ -21,7 +21,8 @@ def run_evaluation(samples: list[Sample], predictors: list, *, baseline: bool = 
     """Per-image and dataset metrics for every method; Caffe-vs-torch disagreement when both ran.
 
     Methods are named after the predictors' backends ("caffe", "torch")."""
-    from fcnkit.evaluation.baselines import extractnet_baseline, postprocess_extractnet  # noqa: PLC0415
+    from fcnkit.evaluation.baselines import extractnet_baseline  # noqa: PLC0415
+    from fcnkit.inference.postprocess import postprocess_extractnet  # noqa: PLC0415
 
     methods = [p.name for p in predictors] + (["baseline"] if baseline else [])
     if postprocess == "extractnet":

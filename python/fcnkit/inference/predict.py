@@ -107,7 +107,7 @@ def probability(logit: np.ndarray) -> np.ndarray:
 def to_mask(logit: np.ndarray, postprocess: str | None = None) -> np.ndarray:
     mask = (logit > 0).astype(np.uint8)
     if postprocess == "extractnet":
-        from fcnkit.evaluation.baselines import postprocess_extractnet  # noqa: PLC0415
+        from fcnkit.inference.postprocess import postprocess_extractnet  # noqa: PLC0415
 
         mask = postprocess_extractnet(mask)
     elif postprocess not in (None, "none"):

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,13 +27,63 @@ from fcnkit.io.protowire import Corrupt, fields, read_varint, signed64
 
 
 def pb():
-    """The generated Caffe schema module (package `fcnkit_caffe`), installed by `make setup`."""
+    """The generated Caffe schema module (package `fcnkit_caffe`: this Caffe's caffe.proto plus the forks'
+    fields of caffe_forks.proto), installed by `make setup`."""
     try:
         import fcnkit_caffe_pb2
     except ImportError as exc:
         raise UserError(f"the Caffe protobuf schema module fcnkit_caffe_pb2 is missing ({exc}); "
                         "run `make setup`") from exc
+    if "interp_param" not in fcnkit_caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name:
+        raise UserError("the installed Caffe schema (fcnkit_caffe_pb2) predates the forks' fields; run `make setup` "
+                        "to rebuild it")
     return fcnkit_caffe_pb2
+
+
+_UNKNOWN_FIELD = re.compile(r'Message type "fcnkit_caffe\.(\w+)" has no field named "(\w+)"')
+
+
+def _layer_at(text: str, line: int, col: int) -> str:
+    """Name of the top-level `layer`/`layers` block that contains a (1-based) line and column, or ''."""
+    pos = sum(len(x) + 1 for x in text.split("\n")[: line - 1]) + max(col - 1, 0)
+    code = re.sub(r"#[^\n]*", lambda m: " " * len(m.group()), text)
+    code = re.sub(r'"(?:[^"\\\n]|\\.)*"', lambda m: '"' + "_" * (len(m.group()) - 2) + '"', code)
+    depth, start = 0, None
+    for m in re.finditer(r"[{}]", code):
+        if m.group() == "{":
+            if depth == 0:
+                start = m.start()
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0 and start is not None and start <= pos <= m.end():
+                block = text[start:m.end()]
+                names = re.findall(r'^\s*name\s*:\s*"([^"]*)"', block, flags=re.M)
+                inner = re.findall(r'\bname\s*:\s*"([^"]*)"', block)
+                return names[0] if names else (inner[0] if inner else "")
+    return ""
+
+
+def _parse_error_message(exc, path: Path, text: str, what: str) -> str:
+    msg = str(exc).replace("fcnkit_caffe.", "caffe.")
+    line, col = exc.GetLine(), exc.GetColumn()
+    if line is not None and msg.startswith(f"{line}:{col} : "):
+        msg = msg[len(f"{line}:{col} : "):]
+    where = f"{path}:{line}:{col}" if line is not None else str(path)
+    unknown = _UNKNOWN_FIELD.search(str(exc))
+    if unknown:
+        from fcnkit.convert.forks import guess_fork
+
+        message, fieldname = unknown.groups()
+        layer = _layer_at(text, line, col or 1) if line is not None else ""
+        in_layer = f" in layer '{layer}'" if layer else ""
+        fork = guess_fork(fieldname)
+        origin = (f"it comes from {fork}, a Caffe fork fcnkit does not read" if fork else
+                  "it is not in BVLC Caffe, SSD or the forks fcnkit reads (DeepLab/PSPNet, SegNet, ShuffleNet, "
+                  "MobileNet, SENet)")
+        return (f"{where}: unknown field '{fieldname}' of caffe.{message}{in_layer}: {origin}; remove the field or "
+                "the layer if inference does not need it")
+    return f"{where}: {what} does not parse: {msg} (fix the text there; field names follow Caffe's caffe.proto)"
 
 
 # ------------------------------------------------------------------------------------- prototxt
@@ -57,13 +108,7 @@ def load_prototxt(path: str | os.PathLike, what: str = "prototxt", message: str 
     try:
         text_format.Parse(text, msg_obj)
     except text_format.ParseError as exc:
-        msg = str(exc).replace("fcnkit_caffe.", "caffe.")
-        line, col = exc.GetLine(), exc.GetColumn()
-        if line is not None and msg.startswith(f"{line}:{col} : "):
-            msg = msg[len(f"{line}:{col} : "):]
-        where = f"{path}:{line}:{col}" if line is not None else str(path)
-        raise UserError(f"{where}: {what} does not parse: {msg} (fix the text there; field names follow "
-                        "Caffe's caffe.proto)") from exc
+        raise UserError(_parse_error_message(exc, path, text, what)) from exc
     return msg_obj
 
 
@@ -370,6 +415,7 @@ class WeightLayer:
     name: str
     type: str
     blobs: list[WeightBlob]
+    copies: int = 1  # how many caffemodel layers have this name (the last one's blobs are kept, as in Caffe)
 
 
 @dataclass
@@ -403,6 +449,8 @@ def _packed_ints(buf, wt, val, out: list[int]):
 def _read_blob(buf, start: int, end: int) -> WeightBlob:
     floats: list[np.ndarray] = []
     doubles: list[np.ndarray] = []
+    raw: tuple[int, int] | None = None  # NVIDIA Caffe's raw_data bytes
+    raw_type = 1                        # their BlobDataType: DOUBLE 0, FLOAT 1, FLOAT16 2
     shape: list[int] | None = None
     legacy = [0, 0, 0, 0]
     has_legacy = False
@@ -418,6 +466,10 @@ def _read_blob(buf, start: int, end: int) -> WeightBlob:
                     np.frombuffer(buf, dtype=dtype, count=(e - s) // width, offset=s))
             else:
                 raise Corrupt(f"blob data with wire type {wt}")
+        elif num == 12 and wt == 2:
+            raw = val
+        elif num == 10 and wt == 0:
+            raw_type = val
         elif num == 7 and wt == 2:
             shape = []
             for n2, wt2, val2 in fields(buf, *val):
@@ -430,6 +482,15 @@ def _read_blob(buf, start: int, end: int) -> WeightBlob:
         data = floats[0] if len(floats) == 1 else np.concatenate(floats)
     elif doubles:
         data = np.concatenate(doubles).astype(np.float32)
+    elif raw is not None:
+        dtype = {0: "<f8", 1: "<f4", 2: "<f2"}.get(raw_type)
+        if dtype is None:
+            raise Corrupt(f"raw blob data of type {raw_type} at byte {raw[0]} (only DOUBLE, FLOAT and FLOAT16 are "
+                           "weights)")
+        width = np.dtype(dtype).itemsize
+        if (raw[1] - raw[0]) % width:
+            raise Corrupt(f"raw blob data at byte {raw[0]} is not a whole number of values")
+        data = np.frombuffer(buf, dtype=dtype, count=(raw[1] - raw[0]) // width, offset=raw[0]).astype(np.float32)
     else:
         data = np.zeros(0, np.float32)
     leg = tuple(legacy) if has_legacy else None
@@ -494,6 +555,8 @@ def read_caffemodel(path: str | os.PathLike) -> Caffemodel:
                 continue
             if layer.name not in layers:
                 order.append(layer.name)
+            else:
+                layer.copies = layers[layer.name].copies + 1
             layers[layer.name] = layer
     except Corrupt as exc:
         raise UserError(f"{path} is truncated or corrupt ({exc}); re-download or re-save the "
