@@ -67,6 +67,11 @@ CUDA_SOURCE_PATCHES = (
      "<< ([&] { int v = 0; cudaDeviceGetAttribute(&v, cudaDevAttrKernelExecTimeout, device); return v; }()"
      " ? \"Yes\" : \"No\");",
      "cudaDeviceProp::kernelExecTimeoutEnabled was removed in CUDA 13"),
+    ("src/caffe/layers/proposal_layer.cu", "INSTANTIATE_LAYER_GPU_FUNCS(ProposalLayer);",
+     "template <typename Dtype>\nvoid ProposalLayer<Dtype>::Backward_gpu(const vector<Blob<Dtype>*>& top,\n"
+     "    const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom) {}\n\n"
+     "INSTANTIATE_LAYER_GPU_FUNCS(ProposalLayer);",
+     "Backward_gpu is declared but never defined (Backward_cpu is empty): g++ rejects instantiating it"),
     ("src/caffe/util/math_functions.cu", "#include <math_functions.h>  // CUDA's, not caffe's, for fabs, signbit",
      "#include <cuda_runtime.h>  // fabs, signbit (CUDA's math_functions.h is internal, slated for removal)",
      "CUDA 12+/13 warn that math_functions.h is internal and will be removed"),

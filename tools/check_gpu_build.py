@@ -112,6 +112,7 @@ def ensure_wheels(cache: Path, version: str, release: dict, python: str) -> Path
             if not plain.exists():
                 plain.symlink_to(so.name)
         (tmp / "WHEELS.json").write_text(json.dumps({"cuda": version, "wheels": pins}, indent=2) + "\n")
+        tmp.chmod(0o755)  # mkdtemp's 0700 would hide the libraries from other users of a shared cache
         tmp.rename(final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
