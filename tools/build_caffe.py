@@ -45,16 +45,35 @@ RECIPE_VERSION = 2
 # The same for what only --gpu builds do (hashed into GPU cache keys only, so CPU entries stay valid).
 GPU_RECIPE_VERSION = 1
 
-# Source edits applied after extraction: (file, exact text, replacement, why). Each must match exactly
-# once, so a different sdist fails loudly instead of building something unpatched.
+# Source edits applied after extraction: (file, exact text, replacement, why). Every occurrence is replaced
+# and each must match at least once, so a different sdist fails loudly instead of building something unpatched.
 SOURCE_PATCHES = (
     ("src/caffe/util/io.cpp", "coded_input->SetTotalBytesLimit(536870912);",
      "coded_input->SetTotalBytesLimit(INT_MAX);",
      "this sdist caps binary protos at 512 MiB; VGG-16 (528 MiB) and FCN-8s caffemodels exceed it"),
 )
+
+
+def cpu_fallback_patch(rel: str, layer: str) -> tuple[str, str, str, str]:
+    """A GPU-only patch for a layer whose header declares Forward_gpu and Backward_gpu that the sdist never
+    defines (no .cu; only the CPU_ONLY stub): in a GPU build they run the layer's CPU code, as Caffe's Layer
+    base class does for layers without GPU methods (Blob moves the data between host and device)."""
+    stub = f"STUB_GPU({layer});"
+    fallback = (
+        f"{stub}\n#else  // fcnkit: the sdist has no CUDA code for {layer}; run its CPU code\n"
+        f"template <typename Dtype>\nvoid {layer}<Dtype>::Forward_gpu(const vector<Blob<Dtype>*>& bottom,\n"
+        "    const vector<Blob<Dtype>*>& top) {\n  this->Forward_cpu(bottom, top);\n}\n"
+        f"template <typename Dtype>\nvoid {layer}<Dtype>::Backward_gpu(const vector<Blob<Dtype>*>& top,\n"
+        "    const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom) {\n"
+        "  this->Backward_cpu(top, propagate_down, bottom);\n}"
+    )
+    return (rel, stub, fallback, f"{layer} declares Forward_gpu/Backward_gpu but defines neither: the tools' "
+            "link against libcaffe.so fails on the undefined symbols; they now run the CPU code")
+
+
 # Applied after SOURCE_PATCHES, with --gpu only (and hashed into the GPU cache key only), so the CPU build
-# and its cache entry stay exactly as they were. Each is what CUDA 13's nvcc/headers rejected or deprecated;
-# both changes also compile under CUDA 12.
+# and its cache entry stay exactly as they were. Each is what CUDA 13's nvcc/headers rejected or deprecated,
+# or what a GPU build of this sdist cannot compile or link whatever the CUDA version; all compile under CUDA 12.
 CUDA_SOURCE_PATCHES = (
     ("src/caffe/common.cpp", "<< prop.clockRate;",
      "<< [&] { int v = 0; cudaDeviceGetAttribute(&v, cudaDevAttrClockRate, device); return v; }();",
@@ -75,6 +94,9 @@ CUDA_SOURCE_PATCHES = (
     ("src/caffe/util/math_functions.cu", "#include <math_functions.h>  // CUDA's, not caffe's, for fabs, signbit",
      "#include <cuda_runtime.h>  // fabs, signbit (CUDA's math_functions.h is internal, slated for removal)",
      "CUDA 12+/13 warn that math_functions.h is internal and will be removed"),
+    *(cpu_fallback_patch(f"src/caffe/layers/{stem}_layer.cpp", f"{layer}Layer") for stem, layer in (
+        ("relu6", "ReLU6"), ("hardsigmoid", "HardSigmoid"), ("hardswish", "HardSwish"),
+        ("maxunpool", "MaxUnPool"), ("pixelshuffle", "PixelShuffle"), ("upsample", "Upsample"))),
 )
 
 HERE = Path(__file__).resolve().parent
