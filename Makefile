@@ -8,11 +8,13 @@ PY := $(VENV)/bin/python
 CAFFE_FLAGS ?=
 # Extra flags for tools/check_gpu_build.py (e.g. GPU_CHECK_FLAGS="--jobs 1" on a busy machine).
 GPU_CHECK_FLAGS ?=
+# GPU architectures `make gpu-build` compiles the container's Caffe for: ci (sm_75 only), all, or e.g. 75,90.
+CUDA_ARCHS ?= ci
 DEPS_STAMP := $(VENV)/.fcnkit-deps
 
-.PHONY: setup deps caffe gpu-build check-gpu-build test lint demo prototxt fidelity clean-venv help
+.PHONY: setup deps caffe browser gpu-build check-gpu-build test lint demo prototxt fidelity clean-venv help
 
-setup: deps caffe
+setup: deps caffe browser
 
 # Python deps are (re)installed only when pyproject.toml changes, so a warm `make setup` takes seconds.
 $(DEPS_STAMP): pyproject.toml
@@ -28,22 +30,34 @@ deps: $(DEPS_STAMP)
 caffe: deps
 	@$(PY) tools/build_caffe.py --python $(PY) --install-venv $(VENV) $(CAFFE_FLAGS)
 
+# Debian's chromium + chromium-driver for the page test (apt-get as root; otherwise a note and the test skips).
+browser:
+	@python3 tools/setup_browser.py
+
 # The CUDA container's Caffe, compiled here by its own recipe (real nvcc, container's CUDA headers; no GPU
-# or Docker needed). Cached like the CPU build: cold ~25-35 min on 2 cores, warm seconds.
+# or Docker needed), cached like the CPU build. CUDA_ARCHS=ci (default, what `make test` and CI compile): every
+# .cu file for the container's oldest target, sm_75; CUDA_ARCHS=all: for every architecture the container
+# targets (sm_75 ... sm_120); or a comma list of those. Times: see the README's container section.
 gpu-build: deps
-	@$(PY) tools/check_gpu_build.py $(GPU_CHECK_FLAGS)
+	@$(PY) tools/check_gpu_build.py --cuda-archs $(CUDA_ARCHS) $(GPU_CHECK_FLAGS)
 
 check-gpu-build: setup gpu-build
-	@$(PY) -m pytest -q tests/build
+	@FCNKIT_CUDA_ARCHS=$(CUDA_ARCHS) $(PY) -m pytest -q tests/build
 
 test: setup gpu-build
-	@$(PY) -m pytest -q
+	@FCNKIT_CUDA_ARCHS=$(CUDA_ARCHS) $(PY) -m pytest -q
 
 lint: deps
 	@$(PY) -m ruff check .
 
 demo: setup
-	@$(PY) -m fcnkit.demo
+	@$(PY) -m fcnkit demo
+
+prototxt: caffe
+	@$(PY) -m fcnkit generate
+
+fidelity: caffe
+	@$(PY) -m fcnkit fidelity
 
 clean-venv:
 	rm -rf $(VENV)
@@ -54,6 +68,7 @@ help:
 	@echo "make test             setup + gpu-build, then the whole test suite (what CI runs)"
 	@echo "make check-gpu-build  compile the CUDA container's Caffe here (every .cu through nvcc, container's"
 	@echo "                      CUDA headers; cached) and run tests/build: its pycaffe vs the CPU build"
-	@echo "make gpu-build        only the compile part of check-gpu-build (flags: GPU_CHECK_FLAGS=...)"
+	@echo "                      CUDA_ARCHS=ci (default, CI's: sm_75 only) | all (every container arch) | 75,90"
+	@echo "make gpu-build        only the compile part of check-gpu-build (also CUDA_ARCHS, GPU_CHECK_FLAGS)"
 	@echo "make lint             ruff"
 	@echo "make clean-venv       remove .venv (the Caffe builds stay cached)"

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Benchmark the Caffe -> PyTorch converter on a full-size FCN-8s (VGG-16, random weights, ~0.5 GB).
+"""Benchmark the Caffe -> PyTorch converter on a full-size FCN-8s (VGG-16, random weights, ~0.5 GB), or on
+the model zoo (--zoo).
 
     .venv/bin/python bench/bench_convert.py [--workdir DIR] [--threads N] [--size 500] [--repeat 3]
+    .venv/bin/python bench/bench_convert.py --zoo [NAME ...] [--workdir DIR] [--threads N] [--repeat 3]
 
 Reports
   * conversion: wall time and peak RSS of a `convert` run, against the caffemodel size
@@ -10,6 +12,14 @@ Reports
     module under `torch.inference_mode()` (eager, channels-last, TorchScript-frozen), and the ratio
     (target: PyTorch >= 1.5x faster);
   * per-layer-type time for both (Caffe: `net.forward(start=l, end=l)` per layer; PyTorch: forward hooks).
+
+--zoo: every net of fcnkit.convert.zoo at its published width and input size (random weights), one row each:
+conversion seconds (`convert` process wall time including imports, and inside convert()), peak RSS against
+the caffemodel size (the whole process -- for a 5 MB SqueezeNet the interpreter with torch alone is ~70x the
+file -- and "added": the peak above that of converting a one-layer net, i.e. what the model itself costs),
+and ms per forward for pycaffe, PyTorch eager and onnxruntime (model.onnx) at the same thread count: wall
+time and CPU time (on a shared machine the CPU time is the figure to compare). Floors: conversion < 15 s,
+added RSS < 3x the caffemodel, PyTorch eager at least as fast as pycaffe (CPU time).
 
 Each measurement runs in its own subprocess (clean RSS, thread settings applied before import).
 """
@@ -33,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # --------------------------------------------------------------------------------------------- workers
 def worker_caffe(args) -> dict:
     import numpy as np
-    from fcnkit.caffe_env import load_caffe
+    from fcnkit.caffe.runtime import load_caffe
     from fcnkit.convert.verify import caffe_net
 
     caffe = load_caffe()
@@ -122,18 +132,189 @@ def worker_torch(args) -> dict:
     return result
 
 
+def _feed(prototxt: str, seed: int = 0) -> dict:
+    """Random inputs (image-like values) for every Input layer of a deploy prototxt."""
+    import numpy as np
+    from fcnkit.io import caffe_schema as schema
+
+    net = schema.load_prototxt(prototxt)
+    rng = np.random.default_rng(seed)
+    feed = {}
+    for layer in net.layer:
+        if layer.type == "Input":
+            for top, shape in zip(layer.top, layer.input_param.shape, strict=False):
+                feed[top] = (rng.standard_normal(tuple(shape.dim)) * 60).astype(np.float32)
+    return feed
+
+
+def _timed(fn, repeat: int) -> dict[str, list[float]]:
+    """Wall and CPU (this process, all threads) seconds per call. On a shared machine the CPU time is the
+    steadier figure: with one thread it is the time the forward pass itself took."""
+    fn()  # warm-up (allocations)
+    wall, cpu = [], []
+    for _ in range(repeat):
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return {"forward_s": wall, "forward_cpu_s": cpu}
+
+
+def worker_zoo(args) -> dict:
+    """ms per forward of one zoo net: pycaffe, PyTorch eager, onnxruntime (args.worker = zoo-<backend>)."""
+    feed = _feed(args.prototxt)
+    backend = args.worker.split("-", 1)[1]
+    if backend == "caffe":
+        from fcnkit.caffe.runtime import load_caffe
+
+        caffe = load_caffe()
+        net = caffe.Net(args.prototxt, args.caffemodel, caffe.TEST)
+        for name, arr in feed.items():
+            net.blobs[name].data[...] = arr
+        return _timed(net.forward, args.repeat)
+    if backend == "torch":
+        import torch
+        from fcnkit.convert.convert import load_generated
+
+        torch.set_num_threads(args.threads)
+        info = json.loads((Path(args.out) / "conversion.json").read_text())
+        net = load_generated(Path(args.out) / "model.py").load_model()
+        xs = [torch.from_numpy(feed[i["blob"]]) for i in info["inputs"]]
+
+        def run():
+            with torch.inference_mode():
+                net(*xs)
+        return _timed(run, args.repeat)
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = args.threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(Path(args.out) / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    inputs = {i.name: feed[i.name] for i in sess.get_inputs()}
+    return _timed(lambda: sess.run(None, inputs), args.repeat)
+
+
+def zoo_bench(args, threads_env: dict) -> int:
+    from fcnkit.convert import zoo
+
+    names = args.zoo or list(zoo.ZOO)
+    unknown = sorted(set(names) - set(zoo.ZOO))
+    if unknown:
+        sys.exit(f"bench: unknown zoo nets {unknown}; choose from {sorted(zoo.ZOO)}")
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_zoo_"))
+    work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, GLOG_minloglevel="2", **threads_env)
+    # The converter's fixed cost (Python, torch, the TorchScript/export checks): converting a one-layer net.
+    tiny = work / "tiny"
+    tiny.mkdir(exist_ok=True)
+    code = ("import caffe; from fcnkit.convert.samples import random_caffemodel; n = caffe.NetSpec(); "
+            "n.data = caffe.layers.Input(shape=dict(dim=[1, 3, 8, 8])); "
+            "n.conv = caffe.layers.Convolution(n.data, num_output=2, kernel_size=3); "
+            f"open({str(tiny / 'tiny.prototxt')!r}, 'w').write(str(n.to_proto())); "
+            f"random_caffemodel({str(tiny / 'tiny.prototxt')!r}, {str(tiny / 'tiny.caffemodel')!r})")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+    _, base_rss, r = run_measured([sys.executable, "-m", "fcnkit.cli.convert", str(tiny / "tiny.prototxt"),
+                                   str(tiny / "tiny.caffemodel"), "-o", str(tiny / "out"), "--force", "-q"], env=env)
+    if r.returncode != 0:
+        sys.exit(f"bench: baseline conversion failed: {r.stderr.strip()}")
+    rows = []
+    for name in names:
+        d = work / name
+        _, meta = zoo.ZOO[name]
+        size = meta.size
+        proto, model = d / f"{name}_{size[0]}x{size[1]}.prototxt", d / f"{name}.caffemodel"
+        if not model.exists():
+            print(f"generating full-size {name} ({size[1]}x{size[0]}) with random weights ...", flush=True)
+            code = f"from fcnkit.convert import zoo; zoo.write({name!r}, {str(d)!r}, sizes=[{size!r}])"
+            subprocess.run([sys.executable, "-c", code], check=True, env=env)
+        out = d / "out"
+        wall, rss, r = run_measured([sys.executable, "-m", "fcnkit.cli.convert", str(proto), str(model), "-o",
+                                     str(out), "--force", "-q"], env=env)
+        if r.returncode != 0:
+            sys.exit(f"bench: convert {name} failed: {r.stderr.strip()}")
+        inside = json.loads((out / "conversion.json").read_text())["seconds"]
+        onnx_wall, _, r = run_measured([sys.executable, "-m", "fcnkit.cli.convert", str(proto), str(model), "-o",
+                                        str(out), "--force", "-q", "--onnx"], env=env)
+        if r.returncode != 0:
+            sys.exit(f"bench: convert --onnx {name} failed: {r.stderr.strip()}")
+        onnx_info = json.loads((out / "conversion.json").read_text())["onnx"]
+        args.prototxt, args.caffemodel, args.out = str(proto), str(model), str(out)
+        ms = {}
+        for backend in ("caffe", "torch", "ort"):
+            if backend == "ort" and not onnx_info.get("exported"):
+                continue
+            res = worker_cmd(f"zoo-{backend}", args, threads_env)
+            ms[backend] = statistics.median(res["forward_s"]) * 1000
+            ms[f"{backend}_cpu"] = statistics.median(res["forward_cpu_s"]) * 1000
+        rows.append({"net": name, "input": f"{size[1]}x{size[0]}", "caffemodel_bytes": model.stat().st_size,
+                     "convert_s": wall, "convert_inside_s": inside, "convert_onnx_s": onnx_wall,
+                     "peak_rss_bytes": rss,
+                     "baseline_rss_bytes": base_rss, "ms": ms, "onnx_dynamic": onnx_info.get("dynamic"),
+                     "onnx_left_out": sorted(onnx_info.get("left_out", {}))})
+        _print_zoo_row(rows[-1], header=len(rows) == 1, threads=args.threads)
+    fails = _zoo_floors(rows)
+    print(f"\nmachine load average (1, 5, 15 min) at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
+          f"on {os.cpu_count()} CPUs")
+    print("floors: " + ("all met" if not fails else "NOT MET: " + "; ".join(fails)))
+    if args.json:
+        args.json.write_text(json.dumps({"threads": args.threads, "repeat": args.repeat, "rows": rows}, indent=1))
+    return 0
+
+
+def _print_zoo_row(row: dict, header: bool, threads: int) -> None:
+    if header:
+        print(f"\n== model zoo, full width, random weights; {threads} thread(s); ms per forward: median wall "
+              "(median CPU time) ==")
+        print(f"   {'net':<14} {'input':>8} {'model MiB':>9} {'convert s':>9} {'inside s':>8} {'+onnx s':>7} "
+              f"{'RSS/model':>9} {'added/model':>11} {'pycaffe':>15} {'torch':>15} {'ort':>15} {'caffe/torch':>11}")
+    mb = row["caffemodel_bytes"]
+    ms = row["ms"]
+
+    def cell(backend: str) -> str:
+        if backend not in ms:
+            return f"{'-':>15}"
+        return f"{ms[backend]:7.1f} ({ms[backend + '_cpu']:5.0f})"
+
+    speed = ms["caffe_cpu"] / ms["torch_cpu"]
+    added = max(row["peak_rss_bytes"] - row["baseline_rss_bytes"], 0) / mb
+    print(f"   {row['net']:<14} {row['input']:>8} {mb / 2**20:9.1f} {row['convert_s']:9.2f} "
+          f"{row['convert_inside_s']:8.2f} {row['convert_onnx_s']:7.1f} {row['peak_rss_bytes'] / mb:9.2f} "
+          f"{added:11.2f} {cell('caffe')} {cell('torch')} {cell('ort')} {speed:10.2f}x", flush=True)
+    notes = []
+    if row["onnx_left_out"]:
+        notes.append(f"onnxruntime runs without {', '.join(row['onnx_left_out'])} (left out of model.onnx)")
+    if row["onnx_dynamic"]:
+        notes.append(f"model.onnx dynamic axes: {row['onnx_dynamic']}")
+    print(f"   {'':<14} ({'; '.join(notes)})")
+
+
+def _zoo_floors(rows: list[dict]) -> list[str]:
+    fails = []
+    for row in rows:
+        added = max(row["peak_rss_bytes"] - row["baseline_rss_bytes"], 0) / row["caffemodel_bytes"]
+        if row["convert_s"] >= 15:
+            fails.append(f"{row['net']}: conversion {row['convert_s']:.1f} s >= 15 s")
+        if added >= 3:
+            fails.append(f"{row['net']}: conversion RSS {added:.2f}x the caffemodel >= 3x")
+        if row["ms"]["torch_cpu"] > row["ms"]["caffe_cpu"]:
+            fails.append(f"{row['net']}: PyTorch eager {row['ms']['torch_cpu']:.0f} ms CPU slower than pycaffe "
+                         f"{row['ms']['caffe_cpu']:.0f} ms")
+    return fails
+
+
 # ------------------------------------------------------------------------------------------ driver
 def run_measured(cmd: list[str], env=None) -> tuple[float, int, subprocess.CompletedProcess]:
     """Run a command; return (wall seconds, peak RSS bytes of that child, completed process)."""
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    out, err = proc.stdout.read(), proc.stderr.read()
-    proc.stdout.close()
-    proc.stderr.close()
-    rc = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss * 1024, subprocess.CompletedProcess(cmd, rc, out, err)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:  # files: a pipe can fill up
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        out.seek(0)
+        err.seek(0)
+        rc = os.waitstatus_to_exitcode(status)
+        return wall, usage.ru_maxrss * 1024, subprocess.CompletedProcess(cmd, rc, out.read(), err.read())
 
 
 def worker_cmd(kind: str, args, extra_env: dict | None = None) -> dict:
@@ -155,7 +336,10 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=500, help="square input size for inference (default 500)")
     ap.add_argument("--repeat", type=int, default=3, help="timed forward passes per variant (default 3)")
     ap.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
-    ap.add_argument("--worker", choices=["caffe", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--zoo", nargs="*", metavar="NAME",
+                    help="benchmark the model zoo (all nets, or the named ones) instead of FCN-8s")
+    ap.add_argument("--worker", choices=["caffe", "torch", "zoo-caffe", "zoo-torch", "zoo-ort"],
+                    help=argparse.SUPPRESS)
     ap.add_argument("--prototxt", help=argparse.SUPPRESS)
     ap.add_argument("--caffemodel", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -163,9 +347,15 @@ def main() -> int:
 
     if args.worker:
         os.environ.setdefault("GLOG_minloglevel", "2")
-        result = worker_caffe(args) if args.worker == "caffe" else worker_torch(args)
+        if args.worker.startswith("zoo-"):
+            result = worker_zoo(args)
+        else:
+            result = worker_caffe(args) if args.worker == "caffe" else worker_torch(args)
         print(json.dumps(result))
         return 0
+    threads_env = {k: str(args.threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    if args.zoo is not None:
+        return zoo_bench(args, threads_env)
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_convert_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -179,9 +369,7 @@ def main() -> int:
         subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, GLOG_minloglevel="2"))
     model_bytes = args.caffemodel.stat().st_size
 
-    threads_env = {k: str(args.threads)
-                   for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    wall, rss, r = run_measured([sys.executable, "-m", "fcnkit.convert.cli", str(args.prototxt),
+    wall, rss, r = run_measured([sys.executable, "-m", "fcnkit.cli.convert", str(args.prototxt),
                                  str(args.caffemodel), "-o", str(args.out), "--force", "-q"],
                                 env=dict(os.environ, **threads_env))
     if r.returncode != 0:

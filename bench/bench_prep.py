@@ -28,9 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
+from fcnkit.io.images import encode_jpeg, read_rgb, write_bytes  # noqa: E402
 from fcnkit.prep import common  # noqa: E402
 from fcnkit.prep.composite import CompositeOptions, builtin_backgrounds, run_composite  # noqa: E402
-from fcnkit.prep.imageio import encode_jpeg, read_rgb, write_bytes  # noqa: E402
 from fcnkit.prep.lmdb_build import build_lmdbs  # noqa: E402
 from fcnkit.prep.masks import run_masks  # noqa: E402
 from fcnkit.prep.sample import render_sneaker  # noqa: E402

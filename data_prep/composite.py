@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
 """Step 2. Masked sneakers pasted onto scenes (VOC 2012 or any photos) at random scales/positions.
 
-Same as `prep composite ...` (see `prep composite --help`); this script only forwards its arguments.
+Thin wrapper: the same as `fcnkit prep composite ...` (see --help). Works from a checkout without the package
+installed, too.
 """
 
 import sys
 from pathlib import Path
 
-# Run from a checkout without the editable install too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
-from fcnkit.prep.cli import main  # noqa: E402
+from fcnkit.cli import run  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(["composite", *sys.argv[1:]]))
+    sys.exit(run('prep', ['composite', *sys.argv[1:]]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -17,9 +18,23 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
+# Fixtures that need the pycaffe build / a 127.0.0.1 server: tests using them get the marker automatically.
+CAFFE_FIXTURES = {"caffe", "threshold_model", "vgg16_standin"}
+NETWORK_FIXTURES = {"http_dir"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & CAFFE_FIXTURES:
+            item.add_marker(pytest.mark.caffe)
+        if names & NETWORK_FIXTURES:
+            item.add_marker(pytest.mark.network)
+
+
 @pytest.fixture(scope="session")
 def caffe():
-    from fcnkit.caffe_env import load_caffe
+    from fcnkit.caffe.runtime import load_caffe
 
     return load_caffe()
 
@@ -39,18 +54,47 @@ def make_blob_images(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.n
     return images, labels
 
 
+def tiny_seg_net(caffe, image_lmdb, label_lmdb, batch=4):
+    """conv-pool-score -> bilinear Deconvolution x2 -> Crop to the input -> loss + Python accuracy."""
+    L, P = caffe.layers, caffe.params
+    n = caffe.NetSpec()
+    n.data = L.Data(source=str(image_lmdb), backend=P.Data.LMDB, batch_size=batch,
+                    transform_param=dict(scale=1 / 255.0))
+    n.label = L.Data(source=str(label_lmdb), backend=P.Data.LMDB, batch_size=batch)
+    n.conv1 = L.Convolution(n.data, num_output=8, kernel_size=3, pad=1, weight_filler=dict(type="xavier"))
+    n.relu1 = L.ReLU(n.conv1, in_place=True)
+    n.pool1 = L.Pooling(n.relu1, pool=P.Pooling.MAX, kernel_size=2, stride=2)
+    n.score = L.Convolution(n.pool1, num_output=2, kernel_size=1, weight_filler=dict(type="xavier"))
+    n.up = L.Deconvolution(n.score, convolution_param=dict(num_output=2, kernel_size=4, stride=2, group=2,
+                                                           bias_term=False, weight_filler=dict(type="bilinear")),
+                           param=[dict(lr_mult=0)])
+    n.upc = L.Crop(n.up, n.data, axis=2, offset=1)
+    n.loss = L.SoftmaxWithLoss(n.upc, n.label, loss_param=dict(normalize=False, ignore_label=255))
+    n.acc = L.Python(n.upc, n.label, module="fcnkit.caffe.layers", layer="PixelAccuracy", param_str="255")
+    return n.to_proto()
+
+
+def write_lmdb_pair(root: Path, images: np.ndarray, labels: np.ndarray, prefix: str = "") -> tuple[Path, Path]:
+    """An image LMDB and a label LMDB with identical keys, as `prep lmdb` writes them."""
+    from fcnkit.io.lmdb_io import LMDBWriter, encode_datum
+
+    paths = []
+    for name, arrays in (("image", images), ("label", labels)):
+        path = root / f"{prefix}{name}_lmdb"
+        with LMDBWriter(path) as w:
+            for i, a in enumerate(arrays):
+                w.put(f"{i:08d}", encode_datum(a))
+        paths.append(path)
+    return paths[0], paths[1]
+
+
 @pytest.fixture(scope="session")
 def blob_lmdbs(tmp_path_factory):
     """A paired image/label LMDB of 8 synthetic 24x24 images, plus the arrays written."""
-    from fcnkit.lmdb_io import LMDBWriter, encode_datum
-
     root = tmp_path_factory.mktemp("lmdb")
     images, labels = make_blob_images(8, 24)
-    for name, arrays in (("image", images), ("label", labels)):
-        with LMDBWriter(root / f"{name}_lmdb") as w:
-            for i, a in enumerate(arrays):
-                w.put(f"{i:08d}", encode_datum(a))
-    return root / "image_lmdb", root / "label_lmdb", images, labels
+    image_lmdb, label_lmdb = write_lmdb_pair(root, images, labels)
+    return image_lmdb, label_lmdb, images, labels
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +124,38 @@ def vgg16_standin(tmp_path_factory, caffe):
     return deploy, model
 
 
+def make_threshold_fcn(caffe, root):
+    """A deploy net (conv3x3 -> ReLU -> conv1x1 `score`) whose hand-set weights call bright pixels class 1,
+    saved as a caffemodel and converted to PyTorch with the project's converter."""
+    from fcnkit.convert.convert import convert
+
+    L = caffe.layers
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 3, 24, 24]))
+    n.conv1 = L.Convolution(n.data, num_output=2, kernel_size=3, pad=1)
+    n.relu1 = L.ReLU(n.conv1, in_place=True)
+    n.score = L.Convolution(n.relu1, num_output=2, kernel_size=1)
+    deploy, model = root / "deploy.prototxt", root / "net.caffemodel"
+    deploy.write_text(str(n.to_proto()))
+    net = caffe.Net(str(deploy), caffe.TEST)
+    w = np.zeros((2, 3, 3, 3), np.float32)
+    w[0, :, 1, 1] = -1 / 3  # channel 0: darkness, channel 1: brightness (3x3 centre tap only)
+    w[1, :, 1, 1] = 1 / 3
+    net.params["conv1"][0].data[...] = w
+    net.params["conv1"][1].data[...] = [0, 0]
+    net.params["score"][0].data[...] = np.array([[1, 0], [0, 1]], np.float32).reshape(2, 2, 1, 1)
+    net.params["score"][1].data[...] = [0, 0]
+    net.save(str(model))
+    convert(deploy, model, root / "torch", mean=[104.00699, 116.66877, 122.67892], check_export=False)
+    return root / "torch"
+
+
+@pytest.fixture(scope="session")
+def threshold_model(caffe, tmp_path_factory):
+    """A converted model folder (and its Caffe source) that segments bright pixels: see make_threshold_fcn."""
+    return make_threshold_fcn(caffe, tmp_path_factory.mktemp("fcn"))
+
+
 @pytest.fixture
 def http_dir(tmp_path):
     """Serve tmp_path/www on 127.0.0.1 (the only network tests may use); yields (dir, base_url)."""
@@ -91,3 +167,50 @@ def http_dir(tmp_path):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield www, f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
+
+
+# ------------------------------------------------------------------------------ faults: real filesystems
+def _mount(args: list[str]) -> None:
+    r = subprocess.run(["mount", *args], capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or 'mount failed'}); the test needs root")
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Factory for real filesystems that fail the way disks do: `tmpfs(size="64k")` is a small tmpfs that
+    fills up (ENOSPC); `tmpfs(readonly=True, populate=fn)` is one remounted read-only (EROFS) after `fn(dir)`
+    put files in it. Unmounted after the test."""
+    mounts = []
+
+    def make(size: str = "1m", readonly: bool = False, populate=None) -> Path:
+        d = tmp_path / f"fs{len(mounts)}"
+        d.mkdir()
+        _mount(["-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)])
+        mounts.append(d)
+        if populate is not None:
+            populate(d)
+        if readonly:
+            _mount(["-o", "remount,ro", str(d)])
+        return d
+
+    yield make
+    for d in reversed(mounts):
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def one_error_line(r: subprocess.CompletedProcess, prog: str, code: int = 2) -> str:
+    """The promise for bad input: exit status `code`, exactly one line on stderr, `prog: error: ...`,
+    no traceback. Returns the line."""
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == code, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    assert "Traceback" not in r.stderr, r.stderr
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"{prog}: error: "), lines[0]
+    return lines[0]
+
+
+def run_cli(*args, cwd=None, timeout=600, env=None):
+    """Run an installed console script (VENV_BIN/NAME ...) as a real process."""
+    return subprocess.run([str(VENV_BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env=env)

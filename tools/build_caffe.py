@@ -101,6 +101,8 @@ CUDA_SOURCE_PATCHES = (
 
 HERE = Path(__file__).resolve().parent
 COMPAT_HEADER = HERE / "caffe_build" / "opencv4_compat.h"
+# Caffe forks' messages and fields, merged into the converter's schema (see merge_fork_schema).
+FORK_SCHEMA = HERE.parent / "python" / "fcnkit" / "convert" / "caffe_forks.proto"
 
 # Debian/Ubuntu packages needed to compile and link Caffe (name -> what it provides).
 APT_BUILD_DEPS = {
@@ -661,8 +663,45 @@ def install_into_venv(build_dir: Path, venv: Path, py: PythonInfo) -> None:
     say(f"installed into {venv}: import caffe, {venv}/bin/caffe")
 
 
+def _top_level_blocks(text: str) -> list[tuple[str, str, int, int]]:
+    """(keyword, name, start, end) of each top-level `message`/`enum` block; end is just past its `}`.
+    Braces inside // comments are ignored."""
+    code = re.sub(r"//[^\n]*", lambda m: " " * len(m.group()), text)
+    blocks = []
+    for m in re.finditer(r"^(message|enum)\s+(\w+)\s*\{", code, flags=re.M):
+        depth, i = 0, m.end() - 1
+        while True:
+            depth += {"{": 1, "}": -1}.get(code[i], 0)
+            i += 1
+            if depth == 0:
+                break
+            if i >= len(code):
+                raise BuildError(f"unbalanced braces in {m.group(1)} {m.group(2)}")
+        blocks.append((m.group(1), m.group(2), m.start(), i))
+    return blocks
+
+
+def merge_fork_schema(base: str, extra: str) -> str:
+    """Caffe's schema plus the forks' (python/fcnkit/convert/caffe_forks.proto): a message the base
+    already has gains the fragment's fields, every other block is appended."""
+    existing = {name: (start, end) for kw, name, start, end in _top_level_blocks(base) if kw == "message"}
+    inserts: list[tuple[int, str]] = []
+    appended = []
+    for kw, name, start, end in _top_level_blocks(extra):
+        block = extra[start:end]
+        if kw == "message" and name in existing:
+            body = block[block.index("{") + 1: block.rindex("}")]
+            inserts.append((existing[name][1] - 1, body.rstrip() + "\n"))
+        else:
+            appended.append(block)
+    for pos, body in sorted(inserts, reverse=True):
+        base = base[:pos] + body + base[pos:]
+    return base.rstrip() + "\n\n" + "\n\n".join(appended) + "\n"
+
+
 def write_standalone_schema(proto: Path, site: Path) -> None:
-    """Compile Caffe's schema as module `fcnkit_caffe_pb2` (protobuf package `fcnkit_caffe`).
+    """Compile Caffe's schema, plus the forks' fields the converter reads, as module `fcnkit_caffe_pb2`
+    (protobuf package `fcnkit_caffe`).
 
     The converter reads prototxt/caffemodel files with it, without importing pycaffe. Renaming the
     protobuf package keeps its descriptors apart from pycaffe's own caffe_pb2 in the same process;
@@ -673,6 +712,8 @@ def write_standalone_schema(proto: Path, site: Path) -> None:
         renamed = re.sub(r"^package caffe;", "package fcnkit_caffe;", text, count=1, flags=re.M)
         if renamed == text:
             raise BuildError(f"{proto}: no `package caffe;` line; is this Caffe's caffe.proto?")
+        if FORK_SCHEMA.is_file():
+            renamed = merge_fork_schema(renamed, FORK_SCHEMA.read_text())
         (Path(td) / "fcnkit_caffe.proto").write_text(renamed)
         r = subprocess.run(["protoc", f"--proto_path={td}", f"--python_out={td}", "fcnkit_caffe.proto"],
                            capture_output=True, text=True)

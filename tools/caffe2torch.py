@@ -1,17 +1,16 @@
 #!/usr/bin/env python3
 """Convert a Caffe net to PyTorch: `python tools/caffe2torch.py DEPLOY.prototxt MODEL.caffemodel -o OUT_DIR`.
 
-Thin wrapper around `fcnkit.convert.cli` (also installed as the `convert` command); see --help.
+Thin wrapper: the same as `fcnkit convert ...` (see --help). Works from a checkout without the package
+installed, too.
 """
 
 import sys
 from pathlib import Path
 
-try:
-    from fcnkit.convert.cli import main
-except ImportError:  # run from a checkout without the package installed
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
-    from fcnkit.convert.cli import main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+
+from fcnkit.cli import run  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run('convert', sys.argv[1:]))

@@ -11,7 +11,8 @@ import textwrap
 import numpy as np
 
 from fcnkit.convert import runtime
-from fcnkit.convert.graph import Graph, Node
+from fcnkit.convert.graph import Graph, Node, onnx_part
+from fcnkit.convert.layers import plugin_alias
 
 _CONV = re.compile(r"(nn\.Conv(Transpose)?[123]d|Conv2dGemm)$")
 
@@ -55,15 +56,50 @@ def _runtime_sources(class_names: set[str]) -> list[str]:
     helpers = {name: obj for name, obj in vars(runtime).items()
                if name.startswith("_") and inspect.isfunction(obj)}
     out, needed_helpers = [], []
+    pending = []
     for name in runtime.__all__:
-        if name not in class_names:
-            continue
-        src = inspect.getsource(getattr(runtime, name))
+        if name in class_names:
+            src = inspect.getsource(getattr(runtime, name))
+            out.append(src)
+            pending.append(src)
+    while pending:  # helpers the classes call, and the helpers those call
+        src = pending.pop()
         for h in helpers:
             if re.search(rf"\b{h}\(", src) and h not in needed_helpers:
                 needed_helpers.append(h)
-        out.append(src)
-    return [inspect.getsource(helpers[h]) for h in needed_helpers] + out
+                pending.append(inspect.getsource(helpers[h]))
+    ordered = [h for h in helpers if h in needed_helpers]  # definition order: callees before callers
+    return [inspect.getsource(helpers[h]) for h in ordered] + out
+
+
+def _ret_type(outs: list[str]) -> str:
+    return "torch.Tensor" if len(outs) == 1 else "tuple[" + ", ".join(["torch.Tensor"] * len(outs)) + "]"
+
+
+def _forward_body(graph: Graph, nodes: list[Node], outs: list[str]) -> list[str]:
+    """The lines of a forward method running `nodes` (module, skipped) in order and returning `outs`."""
+    v = graph.var_names
+    fwd = []
+    for n in nodes:
+        if n.kind == "input":
+            continue
+        if n.kind == "skipped":
+            fwd.append(f"        # {n.name} ({n.type}) not converted: {'; '.join(n.notes)}")
+            continue
+        ins = [v[b] for b in n.bottoms]
+        if n.spec.call == "list":
+            call_args = "[" + ", ".join(ins) + "]"
+        else:
+            call_args = ", ".join(ins)
+        lhs = ", ".join(v[t] for t in n.tops)
+        comment = f"  # {n.type}" + (f' "{n.name}"' if n.module != n.name else "")
+        if n.spec.multi_top and len(n.tops) == 1:
+            lhs = f"{lhs} = self.{n.module}({call_args})[0]"
+            fwd.append(f"        {lhs}{comment}")
+        else:
+            fwd.append(f"        {lhs} = self.{n.module}({call_args}){comment}")
+    fwd.append(f"        return {', '.join(v[o] for o in outs)}")
+    return fwd
 
 
 def class_name(net_name: str) -> str:
@@ -82,10 +118,14 @@ def render(graph: Graph, *, prototxt: str, caffemodel: str, preprocessing_lines:
            cls_name: str | None = None) -> str:
     cls_name = cls_name or class_name(graph.name)
     v = graph.var_names
-    used = {n.spec.cls for n in graph.modules() if not n.spec.cls.startswith("nn.")}
+    used = {n.spec.cls for n in graph.modules() if not n.spec.cls.startswith("nn.") and n.spec.plugin is None}
     helper_src = _runtime_sources(used)
     body = "\n\n".join(helper_src)
     needs_math = "math." in body
+    plugin_imports = sorted({f"import {n.spec.plugin[0]} as {plugin_alias(n.spec.plugin[0])}"
+                             for n in graph.modules() if n.spec.plugin is not None})
+    plugin_lines = ("# --plugin modules (Caffe Python layers): they must be importable where this file runs\n"
+                    + "\n".join(plugin_imports) + "\n") if plugin_imports else ""
 
     # ----------------------------------------------------------------------------- __init__
     init = []
@@ -96,28 +136,16 @@ def render(graph: Graph, *, prototxt: str, caffemodel: str, preprocessing_lines:
     # ------------------------------------------------------------------------------ forward
     args = ", ".join(f"{i.var}: torch.Tensor" for i in graph.inputs)
     outs = graph.outputs
-    ret_type = "torch.Tensor" if len(outs) == 1 else "tuple[" + ", ".join(["torch.Tensor"] * len(outs)) + "]"
-    fwd = []
-    for n in graph.nodes:
-        if n.kind == "input":
-            continue
-        if n.kind == "skipped":
-            fwd.append(f"        # {n.name} ({n.type}) not converted: {'; '.join(n.notes)}")
-            continue
-        ins = [v[b] for b in n.bottoms]
-        if n.spec.call == "list":
-            call_args = "[" + ", ".join(ins) + "]"
-        else:
-            call_args = ", ".join(ins)
-        lhs = ", ".join(v[t] for t in n.tops)
-        comment = f"  # {n.type}" + (f' "{n.name}"' if n.module != n.name else "")
-        if n.spec.multi_top and len(n.tops) == 1:
-            lhs = f"{lhs} = self.{n.module}({call_args})[0]"
-            fwd.append(f"        {lhs}{comment}")
-        else:
-            fwd.append(f"        {lhs} = self.{n.module}({call_args}){comment}")
-    ret = ", ".join(v[o] for o in outs)
-    fwd.append(f"        return {ret}")
+    fwd = _forward_body(graph, graph.nodes, outs)
+    ret_type = _ret_type(outs)
+    onnx_method = ""
+    kept, onnx_outs, left_out = onnx_part(graph)
+    if left_out:
+        names = ", ".join(f'"{n.name}"' for n in left_out)
+        onnx_method = (f"\n\n    def forward_onnx(self, {args}) -> {_ret_type(onnx_outs)}:\n"
+                       f'        """forward() without the data-dependent post-processing ({names}): returns the '
+                       f'blobs\n        {", ".join(onnx_outs)}. model.onnx is exported from this method."""\n'
+                       + "\n".join(_forward_body(graph, kept, onnx_outs)))
 
     input_doc = "\n".join(f"    {i.var}: {_shape(i.shape)} float32" +
                           (f' (Caffe blob "{i.blob}")' if i.var != i.blob else "") for i in graph.inputs)
@@ -160,7 +188,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-WEIGHTS_FILE = "weights.safetensors"
+{plugin_lines}WEIGHTS_FILE = "weights.safetensors"
 INPUT_SHAPES = {input_shapes}
 OUTPUT_NAMES = {output_names}
 
@@ -178,7 +206,7 @@ class {cls_name}(nn.Module):
 {chr(10).join(init)}
 
     def forward(self, {args}) -> {ret_type}:
-{chr(10).join(fwd)}
+{chr(10).join(fwd)}{onnx_method}
 
 
 Net = {cls_name}
@@ -189,24 +217,58 @@ _DTYPES = {{"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "B
 
 
 def read_safetensors(path):
-    """All tensors of a .safetensors file: 8-byte little-endian header size, JSON header, raw data."""
+    """All tensors of a .safetensors file: 8-byte little-endian header size, JSON header, raw data.
+
+    Every header entry is checked before any tensor is built (dtype known, shape of non-negative
+    integers, offsets inside the data and matching the shape, no two tensors overlapping): a malformed
+    or hostile file raises ValueError saying what is wrong.
+    """
     with open(path, "rb") as fh:
         data = bytearray(fh.read())
+    if len(data) < 8:
+        raise ValueError(f"{{path}}: too short to be a safetensors file")
     size = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + size].decode("utf-8"))
+    if size > len(data) - 8:
+        raise ValueError(f"{{path}}: header size {{size}} runs past the end of the file ({{len(data)}} bytes)")
+    try:
+        header = json.loads(data[8:8 + size].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{{path}}: header is not JSON ({{exc}})") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{{path}}: header is not a JSON object")
     base = 8 + size
-    tensors = {{}}
+    available = len(data) - base
+    entries = []
     for name, info in header.items():
         if name == "__metadata__":
             continue
+        if not isinstance(info, dict) or info.get("dtype") not in _DTYPES:
+            raise ValueError(f"{{path}}: tensor {{name!r}} has no known dtype")
         dtype = _DTYPES[info["dtype"]]
-        start, end = info["data_offsets"]
-        count = (end - start) // torch.empty((), dtype=dtype).element_size()
+        shape, offsets = info.get("shape"), info.get("data_offsets")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise ValueError(f"{{path}}: tensor {{name!r}} has shape {{shape!r}}, not non-negative integers")
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1] <= available):
+            raise ValueError(f"{{path}}: tensor {{name!r}} has data_offsets {{offsets!r}} outside the data "
+                             f"({{available}} bytes)")
+        count = 1
+        for d in shape:
+            count *= d
+        if offsets[1] - offsets[0] != count * torch.empty((), dtype=dtype).element_size():
+            raise ValueError(f"{{path}}: tensor {{name!r}}: {{offsets[1] - offsets[0]}} bytes for shape {{shape}}")
+        entries.append((offsets[0], offsets[1], name, dtype, shape, count))
+    entries.sort()
+    for prev, nxt in zip(entries, entries[1:]):
+        if nxt[0] < prev[1]:
+            raise ValueError(f"{{path}}: tensors {{prev[2]!r}} and {{nxt[2]!r}} overlap")
+    tensors = {{}}
+    for start, _end, name, dtype, shape, count in entries:
         if count == 0:
             flat = torch.empty(0, dtype=dtype)
         else:
             flat = torch.frombuffer(data, dtype=dtype, count=count, offset=base + start)
-        tensors[name] = flat.reshape(info["shape"])
+        tensors[name] = flat.reshape(shape)
     return tensors
 
 

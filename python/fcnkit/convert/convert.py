@@ -6,13 +6,14 @@ everything is written, so a failed conversion leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,9 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnkit.convert import codegen, schema
-from fcnkit.convert.graph import Graph, build_graph
+from fcnkit.convert import codegen
+from fcnkit.convert.graph import Graph, build_graph, load_plugins
+from fcnkit.convert.loader import to_json_value
 from fcnkit.errors import UserError
+from fcnkit.io import caffe_schema as schema
+from fcnkit.io.atomic import fsync_path, remove_stale, replace_path, umask_mode
 
 FORMAT_VERSION = 1
 
@@ -161,7 +165,8 @@ def scriptability(model_py: Path, graph: Graph, check_export: bool) -> dict:
     if check_export:
         try:
             example = tuple(torch.empty(i.shape, device="meta") for i in graph.inputs)
-            with warnings.catch_warnings():
+            # a refused export prints the whole traced graph to stderr: keep it out of the user's console
+            with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
                 warnings.simplefilter("ignore")
                 torch.export.export(net, example)
             result["torch.export"] = "ok (at the conversion input shapes, static)"
@@ -196,33 +201,35 @@ def _prepare_out_dir(out_dir: Path, force: bool) -> None:
         raise UserError(f"cannot write into {parent}; choose another -o")
 
 
-def _publish(tmp: Path, out_dir: Path) -> None:
-    """Move the finished temp dir into place (replacing an old output only at the very end)."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-        out_dir.rename(old)
-    try:
-        tmp.rename(out_dir)
-    except OSError:
-        if old is not None:
-            old.rename(out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def write_safetensors(tensors: dict[str, np.ndarray], path: Path, metadata: dict[str, str]) -> None:
     from safetensors.numpy import save_file
 
-    save_file(tensors, str(path), metadata=metadata)
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except Exception as exc:  # the Rust writer reports I/O errors as SafetensorError("... (os error N)")
+        m = re.search(r"os error (\d+)", str(exc))
+        if m is None:
+            raise
+        code = int(m.group(1))
+        raise OSError(code, os.strerror(code), str(path)) from None
+
+
+def non_finite_weights(graph: Graph) -> dict[str, int]:
+    """{Caffe layer: number of NaN/inf weight values} for the layers that have any."""
+    bad = {}
+    for node in graph.modules():
+        n = sum(int(a.size - np.count_nonzero(np.isfinite(a))) for a in node.spec.params.values())
+        if n:
+            bad[node.name] = n
+    return bad
 
 
 def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir: str | os.PathLike, *,
             force: bool = False, input_shapes: dict[str, tuple[int, ...]] | None = None,
             preprocess_from: str | os.PathLike | None = None, skip: tuple[str, ...] = (),
             class_name: str | None = None, check_export: bool = True, mean: list[float] | None = None,
-            scale: float | None = None, log=None) -> Result:
+            scale: float | None = None, plugins: tuple[str, ...] = (), onnx: bool = False,
+            opset: int = 17, verify_sizes=(), log=None) -> Result:
     t0 = time.perf_counter()
     log = log or (lambda msg: None)
     prototxt, caffemodel, out_dir = Path(prototxt), Path(caffemodel), Path(out_dir).absolute()
@@ -236,8 +243,9 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
     n_blobs = sum(len(w.blobs) for w in model.layers.values())
     log(f"read {caffemodel} ({model.size / 2**20:.1f} MiB, {model.format} format, {n_blobs} blobs)")
 
+    plugin_modules = load_plugins(plugins)
     graph = build_graph(net, model, str(prototxt), str(caffemodel), input_shapes=input_shapes,
-                        skip=set(skip), name=raw.name)
+                        skip=set(skip), name=raw.name, plugins=plugin_modules)
 
     if preprocess_from is not None:
         pre_net, _ = schema.upgrade_net(schema.load_prototxt(preprocess_from, "--preprocess-from prototxt"),
@@ -254,13 +262,22 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
     source = codegen.render(graph, prototxt=str(prototxt), caffemodel=str(caffemodel),
                             preprocessing_lines=preprocessing_lines(pre), cls_name=cls)
     tensors = graph.state_tensors()
+    bad = non_finite_weights(graph)
+    if bad:
+        log("warning: the caffemodel holds non-finite weights (NaN/inf), so every output will be non-finite: "
+            + "; ".join(f"layer '{k}' {n} values" for k, n in bad.items())
+            + " (`--verify` fails on them, inference refuses the model)")
 
     info = {
         "format_version": FORMAT_VERSION,
         "tool": "fcnkit convert (caffe2torch)",
-        "source": {"prototxt": str(prototxt), "caffemodel": str(caffemodel), "caffemodel_bytes": model.size,
-                   "prototxt_format": report.format, "caffemodel_format": model.format,
-                   "upgrade_notes": report.notes, "phase": "TEST"},
+        "source": {"prototxt": str(prototxt), "caffemodel": str(caffemodel),
+                   # where the files are from the output folder, and absolutely: the folder can be moved
+                   "prototxt_from_folder": os.path.relpath(prototxt.absolute(), out_dir),
+                   "caffemodel_from_folder": os.path.relpath(caffemodel.absolute(), out_dir),
+                   "prototxt_absolute": str(prototxt.absolute()), "caffemodel_absolute": str(caffemodel.absolute()),
+                   "caffemodel_bytes": model.size, "prototxt_format": report.format,
+                   "caffemodel_format": model.format, "upgrade_notes": report.notes, "phase": "TEST"},
         "net_name": raw.name,
         "class_name": cls,
         "inputs": [{"blob": i.blob, "argument": i.var, "shape": list(i.shape), "layer": i.layer,
@@ -272,36 +289,63 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
         "blobs": {b: list(s) for b, s in graph.blob_shapes.items()},
         "renamed": {},
         "unused_caffemodel_layers": graph.unused_weights,
+        "plugins": {n.name: f"{n.spec.plugin[0]}.{n.spec.plugin[1]}" for n in graph.modules() if n.spec.plugin},
         "tensors": {k: list(a.shape) for k, a in tensors.items()},
+        "non_finite_weights": bad,
     }
+    modules_of: dict[str, list[str]] = {}
     for n in graph.nodes:
         entry = {"name": n.name, "type": n.type, "kind": n.kind, "bottoms": n.bottoms, "tops": n.tops,
                  "top_shapes": [list(s) for s in n.top_shapes]}
         if n.kind == "module":
             entry["module"] = n.module
             entry["torch"] = codegen.constructor(n)
+            entry["module_spec"] = {"cls": n.spec.cls, "args": to_json_value(n.spec.args),
+                                    "kwargs": to_json_value(n.spec.kwargs), "call": n.spec.call,
+                                    "multi_top": n.spec.multi_top}
             entry["params"] = {f"{n.module}.{k}": list(a.shape) for k, a in n.spec.params.items()}
             if n.in_place:
                 entry["in_place"] = True
-            if n.module != n.name:
-                info["renamed"][n.name] = n.module
+            modules_of.setdefault(n.name, []).append(n.module)
         if n.notes:
             entry["notes"] = n.notes
         info["layers"].append(entry)
+    # renamed: layer -> module where they differ; a name several layers share -> all their modules, in order
+    for layer_name, mods in modules_of.items():
+        if len(mods) > 1:
+            info["renamed"][layer_name] = mods
+        elif mods[0] != layer_name:
+            info["renamed"][layer_name] = mods[0]
     renamed_blobs = {b: var for b, var in graph.var_names.items() if b != var}
     if renamed_blobs:
         info["renamed_blobs"] = renamed_blobs
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    if verify_sizes:  # --verify will run these sizes in Caffe: refuse the impossible ones before writing
+        from fcnkit.convert.verify import check_memory  # noqa: PLC0415
+
+        for size in verify_sizes:
+            check_memory(info, size)
+    prefix = f".{out_dir.name}.tmp-"
+    remove_stale(out_dir.parent, prefix)  # leftovers of a killed conversion
+    tmp = out_dir.parent / f"{prefix}{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     try:
         (tmp / "model.py").write_text(source)
         write_safetensors(tensors, tmp / "weights.safetensors",
                           {"format": "pt", "source": caffemodel.name, "converter": "fcnkit convert"})
         del tensors
         info["scriptability"] = scriptability(tmp / "model.py", graph, check_export)
+        if onnx:
+            from fcnkit.convert.onnx_export import export_onnx
+
+            info["onnx"] = export_onnx(tmp, graph, opset, log=log, pre=pre)
         info["seconds"] = round(time.perf_counter() - t0, 3)
         (tmp / "conversion.json").write_text(dumps(info) + "\n")
-        _publish(tmp, out_dir)
+        for f in [*tmp.iterdir(), tmp]:
+            umask_mode(f)  # mkdtemp and safetensors create 0700/0600; give what any other tool would
+            fsync_path(f)
+        replace_path(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

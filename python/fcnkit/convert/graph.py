@@ -8,8 +8,11 @@ the name of one of the layer's bottoms is in-place; net outputs are the blobs no
 
 from __future__ import annotations
 
+import importlib
 import keyword
 import re
+import sys
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,8 +21,8 @@ from torch import nn
 
 from fcnkit.convert import layers as L
 from fcnkit.convert import runtime
-from fcnkit.convert.schema import Caffemodel
 from fcnkit.errors import UserError
+from fcnkit.io.caffe_schema import Caffemodel
 
 # Names the generated forward() uses itself; blob variables must not shadow them.
 RESERVED = {"self", "torch", "nn", "F", "math", "json", "os", "list", "tuple", "int", "float", "str", "range",
@@ -89,16 +92,18 @@ def identifier(name: str, taken: set[str], avoid: set[str] = frozenset()) -> str
 _MODULE_ATTRS = set(dir(nn.Module)) | {"training", "forward"}
 
 
-def resolve(cls_name: str):
-    if cls_name.startswith("nn."):
-        return getattr(nn, cls_name[3:])
-    return getattr(runtime, cls_name)
+def resolve(spec: L.ModuleSpec):
+    if spec.plugin is not None:
+        return getattr(importlib.import_module(spec.plugin[0]), spec.plugin[1])
+    if spec.cls.startswith("nn."):
+        return getattr(nn, spec.cls[3:])
+    return getattr(runtime, spec.cls)
 
 
 def instantiate(spec: L.ModuleSpec, device: str | torch.device = "meta") -> nn.Module:
     kwargs = dict(spec.kwargs)
     with torch.device(device):
-        return resolve(spec.cls)(*spec.args, **kwargs)
+        return resolve(spec)(*spec.args, **kwargs)
 
 
 def call_module(mod: nn.Module, spec: L.ModuleSpec, xs: list[torch.Tensor]):
@@ -109,9 +114,43 @@ def call_module(mod: nn.Module, spec: L.ModuleSpec, xs: list[torch.Tensor]):
     return list(out) if spec.multi_top else [out]
 
 
+def load_plugins(names) -> list:
+    """Import the --plugin modules (dotted names; the current directory is searched too)."""
+    modules = []
+    for name in names:
+        if not all(part.isidentifier() for part in name.split(".")):
+            raise UserError(f"--plugin {name!r} is not a Python module path (e.g. mypackage.caffe_layers)")
+        if "" not in sys.path:
+            sys.path.insert(0, "")
+        try:
+            modules.append(importlib.import_module(name))
+        except Exception as exc:  # the user's module: any import failure is bad input
+            raise UserError(f"--plugin {name}: cannot import it ({type(exc).__name__}: {exc}); put it on "
+                            "PYTHONPATH or in the current directory") from exc
+    return modules
+
+
+def _shape_run(layer, spec: L.ModuleSpec, mod: nn.Module, ins: list[torch.Tensor], fail):
+    """Run a module on meta tensors to learn its top shapes; a plugin that cannot run on meta runs on zeros."""
+    try:
+        return call_module(mod, spec, ins)
+    except (RuntimeError, ValueError, IndexError, NotImplementedError, TypeError) as exc:
+        if spec.plugin is None:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            fail(layer, f"fails on bottom shapes {[tuple(t.shape) for t in ins]}: {msg}")
+    try:
+        cpu = instantiate(spec, "cpu").eval()
+        with torch.inference_mode():
+            outs = call_module(cpu, spec, [torch.zeros(t.shape) for t in ins])
+        return [o.to("meta") for o in outs]
+    except Exception as exc:  # the user's plugin code
+        fail(layer, f"plugin {spec.plugin[0]}.{spec.plugin[1]} fails on zero inputs of shapes "
+                    f"{[tuple(t.shape) for t in ins]}: {type(exc).__name__}: {exc}")
+
+
 def build_graph(net, model: Caffemodel | None, prototxt: str, caffemodel: str,
                 input_shapes: dict[str, tuple[int, ...]] | None = None,
-                skip: set[str] | frozenset = frozenset(), name: str = "") -> Graph:
+                skip: set[str] | frozenset = frozenset(), name: str = "", plugins=()) -> Graph:
     input_shapes = dict(input_shapes or {})
     missing_skip = sorted(set(skip) - {layer.name for layer in net.layer})
     if missing_skip:
@@ -131,7 +170,14 @@ def build_graph(net, model: Caffemodel | None, prototxt: str, caffemodel: str,
     var_names: dict[str, str] = {}
     skipped_tops: dict[str, str] = {}
     used_weight_layers: set[str] = set()
-    seen_layers: set[str] = set()
+    seen_layers: Counter = Counter()
+    # blobs read by some later layer that will be converted (decides whether a Python layer matters)
+    read_later: list[set[str]] = [set() for _ in net.layer]
+    acc: set[str] = set()
+    for i in range(len(net.layer) - 1, -1, -1):
+        read_later[i] = set(acc)
+        if net.layer[i].type not in L.TRAINING_ONLY and net.layer[i].name not in skip:
+            acc |= set(net.layer[i].bottom)
 
     def new_storage() -> int:
         next_storage[0] += 1
@@ -145,17 +191,19 @@ def build_graph(net, model: Caffemodel | None, prototxt: str, caffemodel: str,
     def fail(layer, msg: str):
         raise UserError(f"{prototxt}: layer '{layer.name}' ({layer.type}): {msg}")
 
-    for layer in net.layer:
+    for index, layer in enumerate(net.layer):
         if not layer.name:
             raise UserError(f"{prototxt}: a layer of type '{layer.type}' has no name; name every layer")
-        if layer.name in seen_layers:
-            raise UserError(f"{prototxt}: two layers are named '{layer.name}'; layer names must be unique")
-        seen_layers.add(layer.name)
+        seen_layers[layer.name] += 1  # Caffe allows repeated names; modules get a suffix
         bottoms, tops = list(layer.bottom), list(layer.top)
         t = layer.type
+        consumed = any(top in read_later[index] for top in tops)
+        python_input = t == "Python" and not bottoms
+        python_unused = (t == "Python" and bottoms and not consumed
+                         and not any(hasattr(m, layer.python_param.layer) for m in plugins))
 
         # ---------------------------------------------------------------- inputs
-        if t in L.INPUT_TYPES:
+        if t in L.INPUT_TYPES or python_input:
             declared = L.input_shapes(layer)
             node = Node(layer.name, t, bottoms, tops, "input")
             for top, shape in zip(tops, declared, strict=True):
@@ -187,11 +235,12 @@ def build_graph(net, model: Caffemodel | None, prototxt: str, caffemodel: str,
             continue
 
         # ---------------------------------------------------------- skipped layers
-        if t in L.TRAINING_ONLY or layer.name in skip:
+        if t in L.TRAINING_ONLY or layer.name in skip or python_unused:
             for b in bottoms:
                 if b not in shapes and b not in unknown and b not in skipped_tops:
                     fail(layer, f"bottom '{b}' is not produced by any earlier layer")
-            why = "training-only layer" if t in L.TRAINING_ONLY else "skipped by --skip"
+            why = ("training-only layer" if t in L.TRAINING_ONLY else "skipped by --skip" if layer.name in skip
+                   else "Python layer whose tops no later layer reads (e.g. a metric): left out")
             node = Node(layer.name, t, bottoms, tops, "skipped", notes=[why])
             for top in tops:
                 skipped_tops[top] = layer.name
@@ -222,9 +271,11 @@ def build_graph(net, model: Caffemodel | None, prototxt: str, caffemodel: str,
                             "reusing a name in-place (top == bottom)")
 
         weights = model.layers.get(layer.name) if model is not None else None
-        ctx = L.LayerCtx(layer, [shapes[b] for b in bottoms], weights, prototxt, caffemodel)
+        occurrence = seen_layers[layer.name]
+        ctx = L.LayerCtx(layer, [shapes[b] for b in bottoms], weights, prototxt, caffemodel, occurrence=occurrence,
+                         tops_consumed=consumed, plugins=tuple(plugins))
         spec = conv(ctx)
-        if weights is not None and weights.blobs:
+        if weights is not None and weights.blobs and occurrence == 1:
             used_weight_layers.add(layer.name)
             if not spec.params:
                 raise UserError(f"{caffemodel}: layer '{layer.name}' has {len(weights.blobs)} blob(s) but a "
@@ -242,11 +293,10 @@ def build_graph(net, model: Caffemodel | None, prototxt: str, caffemodel: str,
             if key not in state or tuple(state[key].shape) != tuple(arr.shape):
                 got = tuple(state[key].shape) if key in state else "missing"
                 raise RuntimeError(f"converter bug: {t} '{layer.name}' {key} {arr.shape} vs module {got}")
-        try:
-            outs = call_module(mod, spec, [meta[b] for b in bottoms])
-        except (RuntimeError, ValueError, IndexError) as exc:
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            fail(layer, f"fails on bottom shapes {[shapes[b] for b in bottoms]}: {msg}")
+        if spec.top_shapes is not None:  # data-dependent sizes: Caffe's setup shapes
+            outs = [torch.empty(shape, device="meta") for shape in spec.top_shapes]
+        else:
+            outs = _shape_run(layer, spec, mod, [meta[b] for b in bottoms], fail)
         if len(outs) != len(tops):
             fail(layer, f"gives {len(outs)} outputs for {len(tops)} tops")
 
@@ -269,6 +319,8 @@ def build_graph(net, model: Caffemodel | None, prototxt: str, caffemodel: str,
                 storage[top] = storage[bottoms[0]]
             else:
                 storage[top] = new_storage()
+                if spec.returns_state:  # a module's own parameter: never modified in place
+                    input_storage.add(storage[top])
             shapes[top] = shape
             meta[top] = out
             producer[top] = layer.name
@@ -301,3 +353,24 @@ def build_graph(net, model: Caffemodel | None, prototxt: str, caffemodel: str,
         unused = [n for n in model.order if model.layers[n].blobs and n not in used_weight_layers]
     return Graph(name=name, nodes=nodes, inputs=inputs, outputs=outputs, blob_shapes=shapes,
                  var_names=var_names, unused_weights=unused)
+
+
+def onnx_part(graph: Graph) -> tuple[list[Node], list[str], list[Node]]:
+    """The part of the net model.onnx holds: every module except data-dependent post-processing
+    (ModuleSpec.onnx_exportable False) and what depends on it. Returns (kept module nodes, their outputs:
+    the net outputs they produce, then the blobs the left-out layers read, left-out module nodes)."""
+    tainted: set[str] = set()
+    kept: list[Node] = []
+    left_out: list[Node] = []
+    for n in graph.modules():
+        if not n.spec.onnx_exportable or any(b in tainted for b in n.bottoms):
+            left_out.append(n)
+            tainted.update(n.tops)
+        else:
+            kept.append(n)
+    outputs = [o for o in graph.outputs if o not in tainted]
+    for n in left_out:
+        for b in n.bottoms:
+            if b not in tainted and b not in outputs:
+                outputs.append(b)
+    return kept, outputs, left_out

@@ -40,14 +40,12 @@ class BlobStat:
         self.shape = tuple(ref.shape)
         ref = ref.astype(np.float64, copy=False)
         out = out.astype(np.float64, copy=False)
-        nan_ref, nan_out = np.isnan(ref), np.isnan(out)
-        if (nan_ref != nan_out).any():
-            self.problem = f"NaN at {int((nan_ref != nan_out).sum())} positions where the other side has none"
+        bad_ref, bad_out = ref.size - int(np.isfinite(ref).sum()), out.size - int(np.isfinite(out).sum())
+        if bad_ref or bad_out:
+            # NaN == NaN on both sides is no agreement: a blob that is not finite is a finding
+            self.problem = f"non-finite values (NaN/inf): Caffe {bad_ref}, converted {bad_out}"
             return
-        ok = ~nan_ref
-        if not ok.any():
-            return
-        r, o = ref[ok], out[ok]
+        r, o = ref, out
         scale = float(np.abs(r).max())
         diff = float(np.abs(r - o).max())
         rel = diff / scale if scale > 0 else (0.0 if diff == 0 else math.inf)
@@ -62,6 +60,7 @@ class SizeReport:
     cases: list[str]
     stats: dict[str, BlobStat] = field(default_factory=dict)
     error: str = ""
+    note: str = ""    # why nothing was compared, when that is expected (not a failure)
 
     def ok(self, tol: float) -> bool:
         return not self.error and all(not s.problem and s.max_rel <= tol for s in self.stats.values())
@@ -110,49 +109,211 @@ def make_inputs(inputs: list[dict], size: tuple[int, int] | None, pre: dict, n_p
             cases.append((f"photo {PHOTOS[k]}", feed))
     rng = np.random.default_rng(seed)
     for k in range(n_random):
+        if image_like and pre.get("known"):  # random pixels 0-255, preprocessed like the photos
+            feed = {}
+            for b, s in shapes.items():
+                mean = np.asarray(pre.get("mean_value") or pre.get("mean_file_per_channel") or [0.0], np.float32)
+                mean = mean.reshape(-1, 1, 1) if mean.size in (1, s[1]) else np.float32(0)
+                feed[b] = ((rng.uniform(0, 255, s) - mean) * np.float32(pre.get("scale", 1.0))).astype(np.float32)
+            cases.append((f"random #{k + 1}", feed))
+            continue
         amp = 60.0 if image_like else 1.0
         cases.append((f"random #{k + 1}", {b: (rng.standard_normal(s) * amp).astype(np.float32)
                                            for b, s in shapes.items()}))
     return cases
 
 
-def torch_blobs(net, info: dict, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run the converted module, collecting every blob's final value through forward hooks."""
+def torch_layer_outputs(net, info: dict, feed: dict[str, np.ndarray], dtype=None) -> dict[str, list[np.ndarray]]:
+    """Run the converted module once; each module's outputs as they were right after it ran (copies, so a
+    later in-place layer does not change them), by module name. dtype: run in this precision (float64 for
+    --fp64; the module must have been converted with .to(dtype))."""
     import torch
 
-    last_writer: dict[str, tuple[str, int]] = {}
-    for layer in info["layers"]:
-        if layer["kind"] == "module":
-            for k, top in enumerate(layer["tops"]):
-                last_writer[top] = (layer["module"], k)
-    captured: dict[str, object] = {}
-    hooks = []
-    for name, mod in net.named_children():
-        hooks.append(mod.register_forward_hook(lambda m, a, out, name=name: captured.__setitem__(name, out)))
+    captured: dict[str, list[np.ndarray]] = {}
+
+    def keep(name):
+        def hook(m, a, out):
+            outs = out if isinstance(out, list | tuple) else [out]
+            captured[name] = [t.detach().to("cpu", torch.float64 if dtype is not None else t.dtype).numpy().copy()
+                              for t in outs]
+        return hook
+
+    hooks = [mod.register_forward_hook(keep(name)) for name, mod in net.named_children()]
     try:
         args = [torch.from_numpy(feed[i["blob"]]) for i in info["inputs"]]
+        if dtype is not None:
+            args = [a.to(dtype) for a in args]
         with torch.inference_mode():
             net(*args)
     finally:
         for h in hooks:
             h.remove()
+    return captured
+
+
+def final_blobs(info: dict, layer_outputs: dict[str, list[np.ndarray]], feed: dict[str, np.ndarray]):
+    """Every blob's final value (what Caffe's net.blobs holds after forward): its last writer's output."""
     blobs = {i["blob"]: feed[i["blob"]] for i in info["inputs"]}
-    for blob, (module, k) in last_writer.items():
-        out = captured[module]
-        t = out[k] if isinstance(out, list | tuple) else out
-        blobs[blob] = t.detach().cpu().numpy().copy()
+    for layer in info["layers"]:
+        if layer["kind"] == "module":
+            for k, top in enumerate(layer["tops"]):
+                blobs[top] = layer_outputs[layer["module"]][k]
     return blobs
 
 
-def caffe_blobs(net, feed: dict[str, np.ndarray], names) -> dict[str, np.ndarray]:
+def torch_blobs(net, info: dict, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run the converted module and return every blob's final value."""
+    return final_blobs(info, torch_layer_outputs(net, info, feed), feed)
+
+
+def same_as_data_loader(net_py, net_data, info: dict, feed: dict[str, np.ndarray]) -> None:
+    """model.py and the data-only loader must compute the same outputs, bit for bit (same modules)."""
+    import torch
+
+    args = [torch.from_numpy(feed[i["blob"]]) for i in info["inputs"]]
+    with torch.inference_mode():
+        a, b = net_py(*args), net_data(*args)
+    a, b = (a if isinstance(a, tuple) else (a,)), (b if isinstance(b, tuple) else (b,))
+    for name, x, y in zip((o["blob"] for o in info["outputs"]), a, b, strict=True):
+        nan_same = torch.equal(torch.isnan(x), torch.isnan(y))
+        if not (nan_same and torch.equal(torch.nan_to_num(x), torch.nan_to_num(y))):
+            raise RuntimeError(f"converter bug: model.py and conversion.json give different '{name}'")
+
+
+def blob_sizes(info: dict, size: tuple[int, int] | None) -> dict[str, int]:
+    """Values per blob at an input size (shapes from a meta-device run of the data-only module)."""
+    import torch
+
+    from fcnkit.convert.loader import ConvertedNet
+
+    shapes = {}
+    for i in info["inputs"]:
+        shape = list(i["shape"])
+        if size is not None and len(shape) == 4:
+            shape[2], shape[3] = size[1], size[0]
+        shapes[i["blob"]] = shape
+    with torch.device("meta"):
+        net = ConvertedNet(info)
+    counts = {b: math.prod(s) for b, s in shapes.items()}
+    hooks = [mod.register_forward_hook(
+        lambda m, a, out, tops=tops: counts.update(
+            {t: o.numel() for t, o in zip(tops, out if isinstance(out, list | tuple) else [out], strict=False)}))
+        for name, _b, tops, _c, _m in net.steps for mod in [net._modules[name]]]
+    try:
+        with torch.inference_mode():
+            net(*(torch.empty(s, device="meta") for s in shapes.values()))
+    except (RuntimeError, ValueError, IndexError):
+        pass  # the size is rejected by a layer: verify reports that per size
+    finally:
+        for h in hooks:
+            h.remove()
+    return counts
+
+
+def available_memory() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(info: dict, size: tuple[int, int] | None) -> None:
+    """Refuse a size Caffe cannot hold (a blob over 2^31 - 1 values is a failed CHECK, i.e. an abort) or
+    this machine cannot: Caffe and PyTorch each keep every blob of the net."""
+    counts = blob_sizes(info, size)
+    label = "the prototxt's input size" if size is None else f"{size[0]}x{size[1]}"
+    big = max(counts.items(), key=lambda kv: kv[1])
+    if big[1] > 2**31 - 1:
+        raise UserError(f"--verify at {label}: blob '{big[0]}' would hold {big[1]:,} values, more than Caffe's "
+                        "limit of 2^31 - 1; choose smaller --sizes")
+    need = 2 * 4 * sum(counts.values())
+    have = available_memory()
+    if have is not None and need > have:
+        raise UserError(f"--verify at {label} needs about {need / 2**30:.1f} GiB for the blobs of Caffe and PyTorch, "
+                        f"{have / 2**30:.1f} GiB are available; choose smaller --sizes")
+
+
+def _set_inputs(net, feed: dict[str, np.ndarray]) -> None:
     for blob, arr in feed.items():
         if net.blobs[blob].data.shape != arr.shape:
             net.blobs[blob].reshape(*arr.shape)
     net.reshape()
     for blob, arr in feed.items():
         net.blobs[blob].data[...] = arr
+
+
+def caffe_blobs(net, feed: dict[str, np.ndarray], names) -> dict[str, np.ndarray]:
+    _set_inputs(net, feed)
     net.forward()
     return {b: net.blobs[b].data.copy() for b in names if b in net.blobs}
+
+
+@dataclass
+class Divergence:
+    index: int            # position of the layer in Caffe's net
+    layer: str
+    type: str
+    top: str
+    max_rel: float
+    case: str
+    detail: str = ""
+
+
+def caffe_layer_by_layer(net, feed: dict[str, np.ndarray], info: dict, torch_outputs: dict[str, list[np.ndarray]],
+                         tol: float, case: str) -> Divergence | None:
+    """Run Caffe one layer at a time and compare each converted layer's tops, right after it ran, with the
+    converted module's outputs; the first layer beyond tolerance (or None). Caffe's own Split layers and
+    layers the converter left out are not compared."""
+    _set_inputs(net, feed)
+    modules: dict[str, list[dict]] = {}
+    for layer in info["layers"]:
+        if layer["kind"] == "module":
+            modules.setdefault(layer["name"], []).append(layer)
+    seen: dict[str, int] = {}
+    first = None
+    names = list(net._layer_names)
+    for i, name in enumerate(names):
+        net._forward(i, i)
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        entries = modules.get(name, [])
+        if first is not None or k >= len(entries):
+            continue
+        entry = entries[k]
+        outs = torch_outputs.get(entry["module"])
+        tops = [net._blob_names[j] for j in net._top_ids(i)]
+        if outs is None or len(outs) != len(tops):
+            continue
+        for k_top, (top, out) in enumerate(zip(tops, outs, strict=True)):
+            stat = BlobStat()
+            stat.update(net.blobs[top].data, out)
+            if stat.problem or stat.max_rel > tol:
+                detail = stat.problem
+                if entry["type"] == "Pooling" and k_top == 1 and not detail:
+                    detail = _mask_ties(net.blobs[net.bottom_names[name][0]].data, net.blobs[top].data, out, tol)
+                first = Divergence(i, name, entry["type"], top, stat.max_rel, case, detail)
+                break
+    return first
+
+
+def _mask_ties(x: np.ndarray, caffe_mask: np.ndarray, mask: np.ndarray, tol: float) -> str:
+    """Explain a MAX-pooling mask that differs only where the window holds equal maxima (a flat image region):
+    Caffe takes the first of them, the converted net whichever its float rounding makes largest."""
+    n, c = np.nonzero((caffe_mask != mask).any(axis=(2, 3)))
+    plane = x.reshape(x.shape[0], x.shape[1], -1)
+    scale = float(np.abs(x).max()) or 1.0
+    for ni, ci in zip(n, c, strict=True):
+        diff = caffe_mask[ni, ci] != mask[ni, ci]
+        a = plane[ni, ci, caffe_mask[ni, ci][diff].astype(int)]
+        b = plane[ni, ci, mask[ni, ci][diff].astype(int)]
+        if np.abs(a - b).max() > tol * scale:
+            return ""
+    return (f"{int((caffe_mask != mask).sum())} mask indices differ, all between window maxima equal to within "
+            "the tolerance (flat image regions): Caffe keeps the first, float rounding decides here; not a "
+            "conversion error, but what unpools by this mask differs from there on")
 
 
 # Caffe cannot always read big caffemodels itself: BVLC caps binary protos at 2 GiB and the unpatched
@@ -181,7 +342,7 @@ def caffe_net(caffe, prototxt, caffemodel, quiet: bool = False):
     if size <= _readable_up_to or _caffe_reads(prototxt, caffemodel):
         _readable_up_to = max(_readable_up_to, size)
         return caffe.Net(str(prototxt), str(caffemodel), caffe.TEST)
-    from fcnkit.convert.schema import read_caffemodel
+    from fcnkit.io.caffe_schema import read_caffemodel
 
     if not quiet:
         print(f"note: this Caffe build cannot read {caffemodel} ({size / 2**20:.0f} MiB); its weights are "
@@ -206,6 +367,9 @@ def print_report(rep: SizeReport, tol: float, quiet: bool) -> None:
     if rep.error:
         print(f"   FAILED: {rep.error}")
         return
+    if rep.note and not rep.stats:
+        print(f"   not compared: {rep.note}")
+        return
     if quiet:
         bad = [b for b, s in rep.stats.items() if s.problem or s.max_rel > tol]
         worst = max((s.max_rel for s in rep.stats.values()), default=0.0)
@@ -224,37 +388,69 @@ def print_report(rep: SizeReport, tol: float, quiet: bool) -> None:
               f"{s.max_rel:>13.3e}  {ok}")
 
 
+def _recurrent_state(info: dict) -> bool:
+    """Caffe's LSTM/RNN without expose_hidden carry their last state into the next forward call."""
+    return any(layer["type"] in ("LSTM", "RNN") for layer in info["layers"])
+
+
 def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = 1e-4, n_photos: int = 2,
-           n_random: int = 1, quiet: bool = False, seed: int = 0) -> bool:
-    """Compare Caffe and the converted module blob by blob; print tables; True when all within tol."""
-    from fcnkit.caffe_env import load_caffe
+           n_random: int = 1, quiet: bool = False, seed: int = 0, fp64: bool = False, onnx: bool = False) -> bool:
+    """Compare Caffe and the converted module blob by blob (and layer by layer, to name the first layer that
+    diverges); with onnx also model.onnx's outputs in onnxruntime. Prints tables; True when all are
+    within tol."""
+    import torch
+
+    from fcnkit.caffe.runtime import load_caffe
     from fcnkit.convert.convert import load_generated
+    from fcnkit.convert.loader import load_converted
 
     out_dir = Path(out_dir)
-    caffe = load_caffe()
     info = json.loads((out_dir / "conversion.json").read_text())
+    for size in (sizes or [None]):
+        check_memory(info, size)  # before Caffe, which aborts on blobs over 2^31 values
+    caffe = load_caffe()
     module = load_generated(out_dir / "model.py")
     net_t = module.load_model(str(out_dir / "weights.safetensors"))
+    # what inference runs: conversion.json as data, not model.py (plugin layers exist only in model.py)
+    net_d = None if info.get("plugins") else load_converted(out_dir, allow_non_finite=True)
+    dtype = None
+    if fp64:
+        net_t = net_t.to(torch.float64)
+        dtype = torch.float64
     net_c = caffe_net(caffe, prototxt, caffemodel, quiet)
     missing = [i["blob"] for i in info["inputs"] if i["blob"] not in net_c.inputs]
     if missing:
         raise UserError(f"--verify feeds inputs {missing}, which are data layers in {prototxt}; verify "
                         "with a deploy prototxt (Input layers)")
+    fresh_net_per_case = _recurrent_state(info)
     names = list(info["blobs"])
     pre = info.get("preprocessing", {})
+    onnx_info = info.get("onnx", {})
+    ort_cache: dict = {}
     reports = []
+    onnx_reports = []
+    first: Divergence | None = None
     for size in (sizes or [None]):
         label = "prototxt input size" if size is None else f"{size[0]}x{size[1]} (WxH)"
         cases = make_inputs(info["inputs"], size, pre, n_photos, n_random, seed)
         rep = SizeReport(label, [c for c, _ in cases])
-        for _case, feed in cases:
+        onnx_rep = SizeReport(label, [c for c, _ in cases])
+        for case, feed in cases:
             try:
-                tb = torch_blobs(net_t, info, feed)
+                layer_outs = torch_layer_outputs(net_t, info, feed, dtype)
+                if net_d is not None and dtype is None:
+                    same_as_data_loader(net_t, net_d, info, feed)
             except RuntimeError as exc:  # e.g. an InnerProduct net at another size; Caffe would abort
                 why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 rep.error = f"the converted net rejects this size ({why}); not run in Caffe"
                 break
-            cb = caffe_blobs(net_c, feed, names)
+            tb = final_blobs(info, layer_outs, feed)
+            if fresh_net_per_case:
+                net_c = caffe_net(caffe, prototxt, caffemodel, True)
+            div = caffe_layer_by_layer(net_c, feed, info, layer_outs, tol, f"{label}, {case}")
+            if div is not None and (first is None or div.index < first.index):
+                first = div
+            cb = {b: net_c.blobs[b].data.copy() for b in names if b in net_c.blobs}
             for blob in names:
                 if blob not in cb:
                     continue
@@ -263,12 +459,51 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = 1e-4, n_ph
                     stat.problem = "not produced by the converted module"
                     continue
                 stat.update(cb[blob], tb[blob])
+            if onnx:
+                _compare_onnx(out_dir, onnx_info, feed, cb, onnx_rep, ort_cache)
         print_report(rep, tol, quiet)
         reports.append(rep)
-    ok = all(r.ok(tol) for r in reports)
+        if onnx:
+            onnx_rep.label = f"onnxruntime (model.onnx) vs Caffe, {label}"
+            print_report(onnx_rep, tol, quiet)
+            onnx_reports.append(onnx_rep)
+    ok = all(r.ok(tol) for r in reports + onnx_reports)
     worst = max((s.max_rel for r in reports for s in r.stats.values()), default=0.0)
     n_blobs = len({b for r in reports for b in r.stats})
+    precision = " (converted module in float64)" if fp64 else ""
+    if first is not None:
+        extra = f" ({first.detail})" if first.detail else f" (max rel diff {first.max_rel:.2e})"
+        print(f"\nfirst divergence: layer '{first.layer}' ({first.type}), top '{first.top}'{extra}, "
+              f"{first.case}; the layers before it agree{precision}")
+    else:
+        print(f"\nfirst divergence: none -- every converted layer agrees with Caffe right after it runs{precision}")
+    if onnx:
+        worst_onnx = max((s.max_rel for r in onnx_reports for s in r.stats.values()), default=0.0)
+        print(f"onnxruntime: {len({b for r in onnx_reports for b in r.stats})} output(s), worst max rel diff "
+              f"{worst_onnx:.2e} against Caffe")
     verdict = "PASS" if ok else "FAIL"
     print(f"\nverify: {verdict}: {n_blobs} blobs x {len(reports)} size(s), worst max rel diff {worst:.2e} "
-          f"(tolerance {tol:g} of each blob's max |value|)")
+          f"(tolerance {tol:g} of each blob's max |value|){precision}")
     return ok
+
+
+def _compare_onnx(out_dir: Path, onnx_info: dict, feed, cb, rep: SizeReport, cache: dict) -> None:
+    from fcnkit.convert.onnx_export import onnx_outputs
+
+    dynamic = onnx_info.get("dynamic", "none")
+    exported = onnx_info.get("checked_input_shapes", [[]])[0]
+    shapes = [list(feed[name].shape) for name in onnx_info.get("inputs", [])]
+    fixed = {"none": slice(0, None), "batch": slice(1, None)}.get(dynamic)
+    if fixed is not None and [s[fixed] for s in shapes] != [s[fixed] for s in exported]:
+        rep.note = (f"model.onnx has fixed input shapes {exported} (dynamic axes: {dynamic}); not run at "
+                    f"{shapes}")
+        return
+    try:
+        outs = onnx_outputs(out_dir, feed, cache)
+    except Exception as exc:  # onnxruntime refusing the input
+        rep.error = f"onnxruntime failed: {str(exc).strip().splitlines()[0][:200]}"
+        return
+    for blob, value in outs.items():
+        stat = rep.stats.setdefault(blob, BlobStat())
+        if blob in cb:
+            stat.update(cb[blob], value)

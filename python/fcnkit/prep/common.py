@@ -24,6 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fcnkit.errors import UserError
+from fcnkit.io.atomic import remove_stale, replace_path
 
 MANIFEST = "manifest.jsonl"  # per-item manifest of a pairs folder (masks, composite)
 
@@ -34,42 +35,6 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover - someone else's live process
-        return True
-    return True
-
-
-def remove_stale(parent: Path, prefix: str) -> None:
-    """Delete `parent/PREFIX<pid>` leftovers of runs whose process no longer exists."""
-    if not parent.is_dir():
-        return
-    for p in parent.iterdir():
-        if p.name.startswith(prefix):
-            tail = p.name[len(prefix) :]
-            if tail.isdigit() and int(tail) != os.getpid() and not _pid_alive(int(tail)):
-                shutil.rmtree(p, ignore_errors=True)
-
-
-def replace_path(src: Path, dst: Path) -> None:
-    """Move `src` onto `dst`, replacing an existing `dst` (file or folder)."""
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        dst.rename(old)
-        src.rename(dst)
-        if old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.unlink(missing_ok=True)
-    else:
-        src.rename(dst)
 
 
 def refuse_inside(out: Path, inputs: Iterable[str | os.PathLike], what: str) -> None:
@@ -115,12 +80,6 @@ def staged_dir(final: str | os.PathLike, *, marker: str, force: bool, step: str)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     replace_path(tmp, final)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------------------------- pool

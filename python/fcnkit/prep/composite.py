@@ -30,9 +30,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fcnkit.config.paper import IMAGE_SIZE
 from fcnkit.errors import UserError
-from fcnkit.prep import common
-from fcnkit.prep.imageio import (
+from fcnkit.io.images import (
     DEFAULT_MAX_PIXELS,
     ImageReadError,
     encode_jpeg,
@@ -42,6 +42,7 @@ from fcnkit.prep.imageio import (
     read_mask,
     write_bytes,
 )
+from fcnkit.prep import common
 
 # Real photographs inside the scikit-image wheel (skimage/data); others there are fetched on first use.
 BUILTIN_BACKGROUNDS = (
@@ -66,7 +67,7 @@ BUILTIN_BACKGROUNDS = (
 
 @dataclass(frozen=True)
 class CompositeOptions:
-    size: int = 224
+    size: int = IMAGE_SIZE
     scale_min: float = 0.3
     scale_max: float = 0.9
     max_outside: float = 0.25

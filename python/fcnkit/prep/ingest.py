@@ -16,6 +16,7 @@ import os
 import time
 from pathlib import Path
 
+from fcnkit.config.paper import DATASET_SIZE, IMAGE_SIZE, VAL_FRACTION
 from fcnkit.errors import UserError
 from fcnkit.prep import common
 from fcnkit.prep.composite import resolve_backgrounds, voc_root
@@ -40,10 +41,10 @@ def ingest_folder(
     *,
     backgrounds: str = "builtin",
     voc_list: str = "trainval",
-    n_composite: int = 4500,
-    size: int = 224,
+    n_composite: int = DATASET_SIZE,
+    size: int = IMAGE_SIZE,
     seed: int = 0,
-    val_fraction: float = 0.1,
+    val_fraction: float = VAL_FRACTION,
     mask_opts: MaskOptions | None = None,
     composite_opts=None,
     workers: int | None = None,

@@ -28,10 +28,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fcnkit.config.paper import IMAGE_SIZE, VAL_FRACTION
 from fcnkit.errors import UserError
-from fcnkit.lmdb_io import LMDBWriter, decode_datum, encode_datum, image_to_chw, read_lmdb
-from fcnkit.prep import common
-from fcnkit.prep.imageio import (
+from fcnkit.io import atomic
+from fcnkit.io.images import (
     DEFAULT_MAX_PIXELS,
     ImageReadError,
     histogram,
@@ -39,6 +39,8 @@ from fcnkit.prep.imageio import (
     read_bgr,
     read_mask,
 )
+from fcnkit.io.lmdb_io import LMDBWriter, check_lmdb, decode_datum, encode_datum, image_to_chw, read_lmdb
+from fcnkit.prep import common
 
 SPLITS = ("train", "val")
 LMDB_NAMES = tuple(f"{s}_{k}_lmdb" for s in SPLITS for k in ("image", "label"))
@@ -118,8 +120,8 @@ def build_lmdbs(
     pairs: list[common.Pair],
     out_dir: str | os.PathLike,
     *,
-    size: int = 224,
-    val_fraction: float = 0.1,
+    size: int = IMAGE_SIZE,
+    val_fraction: float = VAL_FRACTION,
     seed: int = 0,
     fit: str = "stretch",
     mask_format: str = "auto",
@@ -158,7 +160,7 @@ def build_lmdbs(
         if not ours:
             raise UserError(f"{old}: exists and was not written by `prep lmdb`; choose another --out folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    common.remove_stale(out_dir, ".lmdb-tmp-")
+    atomic.remove_stale(out_dir, ".lmdb-tmp-")
     staging = out_dir / f".lmdb-tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -216,6 +218,15 @@ def build_lmdbs(
                 f"--strict: {len(skipped)} of {len(tasks)} pairs unusable "
                 f"({common.summarize_skips(skipped)}): {common.first_reasons(skipped, 3)}"
             )
+        expected_empty = {"val"} if not splits["val"] else set()
+        for split in SPLITS:
+            if counts[split] == 0 and split not in expected_empty:
+                lost = [r for r in skipped if r["split"] == split]
+                raise UserError(
+                    f"the {split} split would be empty: all {len(lost)} of its pairs were skipped "
+                    f"({common.summarize_skips(lost)}): {common.first_reasons(lost, 3)}; fix them"
+                    + (" or pass --val-fraction 0" if split == "val" else "")
+                )
         px = size * size
         manifest = {
             "format": FORMAT,
@@ -251,8 +262,8 @@ def build_lmdbs(
         # Swap in: old manifest first (its absence marks the set incomplete), then the LMDBs, manifest last.
         (out_dir / LMDB_MANIFEST).unlink(missing_ok=True)
         for name in LMDB_NAMES:
-            common.replace_path(staging / name, out_dir / name)
-        common.write_text_atomic(out_dir / LMDB_MANIFEST, json.dumps(manifest, indent=1) + "\n")
+            atomic.replace_path(staging / name, out_dir / name)
+        atomic.write_text_atomic(out_dir / LMDB_MANIFEST, json.dumps(manifest, indent=1) + "\n")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
@@ -261,8 +272,7 @@ def build_lmdbs(
 def _open_env(path: Path):
     import lmdb
 
-    if not (path / "data.mdb").is_file():
-        raise UserError(f"{path}: missing or not an LMDB (no data.mdb); rebuild with `prep lmdb`")
+    check_lmdb(path)  # present and whole: a truncated file would be a SIGBUS below
     return lmdb.open(str(path), readonly=True, lock=False, readahead=False)
 
 
@@ -296,6 +306,8 @@ def verify_lmdbs(out_dir: str | os.PathLike, *, quiet: bool = False) -> dict:
                 raise UserError(f"{split}: {ip.name} has {ni} records but {lp.name} has {nl}; rebuild")
             if want is not None and ni != want:
                 raise UserError(f"{split}: {ni} records but {mpath.name} says {want}; rebuild")
+            if ni == 0 and (split == "train" or manifest.get("val_fraction", 1) > 0):
+                raise UserError(f"{split}: the split is empty; `solve` and `evaluate` cannot use it: rebuild")
             hist = np.zeros(256, np.int64)
             with ienv.begin() as it, lenv.begin() as lt:
                 bar = tqdm(

@@ -16,7 +16,7 @@ Optional clean-up, in this order (all on by default, each can be switched off):
 A photo with a non-opaque alpha channel uses the alpha instead (alpha >= 128 is foreground; steps 2-3
 still apply, holes are kept because the alpha is authoritative).
 
-Skipped, with the reason in the manifest: unreadable inputs (see imageio), all-white photos (mask
+Skipped, with the reason in the manifest: unreadable inputs (see fcnkit.io.images), all-white photos (mask
 below `min_fg` of the image), and photos without a white background, where the rule cannot work:
 less than `min_border_white` of the image border is near-white, or the mask covers more than `max_fg`.
 """
@@ -30,14 +30,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fcnkit.config.paper import WHITE_TOLERANCE
 from fcnkit.errors import UserError
+from fcnkit.io.images import DEFAULT_MAX_PIXELS, ImageReadError, encode_png, read_image, write_bytes
 from fcnkit.prep import common
-from fcnkit.prep.imageio import DEFAULT_MAX_PIXELS, ImageReadError, encode_png, read_image, write_bytes
 
 
 @dataclass(frozen=True)
 class MaskOptions:
-    tolerance: int = 20
+    tolerance: int = WHITE_TOLERANCE
     fill_holes: bool = True
     min_component: float = 0.001
     keep_components: int = 2

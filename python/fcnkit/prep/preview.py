@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fcnkit.io.images import DEFAULT_MAX_PIXELS, mask_to_label, read_mask, read_rgb
 from fcnkit.prep.common import Pair
-from fcnkit.prep.imageio import DEFAULT_MAX_PIXELS, mask_to_label, read_mask, read_rgb
 
 _TINT = np.array([255, 40, 40], np.float32)
 

@@ -31,10 +31,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fcnkit.config.paper import IMAGE_SIZE, VAL_FRACTION
+from fcnkit.config.stages import SAMPLE_IMAGES
 from fcnkit.errors import UserError
+from fcnkit.io.images import encode_jpeg, mask_to_label, read_mask, write_bytes
 from fcnkit.prep import common
 from fcnkit.prep.composite import CompositeOptions, builtin_backgrounds, run_composite
-from fcnkit.prep.imageio import encode_jpeg, mask_to_label, read_mask, write_bytes
 from fcnkit.prep.lmdb_build import build_lmdbs, split_pairs
 from fcnkit.prep.masks import MaskOptions, run_masks
 
@@ -167,7 +169,7 @@ class _Shoe:
         return max(self.collar, self.tongue) + 0.01
 
 
-def render_sneaker(seed: int, index: int, size: int = 224) -> tuple[np.ndarray, np.ndarray]:
+def render_sneaker(seed: int, index: int, size: int = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """Photo number `index` (RGB uint8, size x size) and the renderer's silhouette (bool), deterministic."""
     rng = np.random.default_rng([seed, index, 0x5EA])
     R = size * SUPERSAMPLE
@@ -331,12 +333,12 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 def build_sample_dataset(
     root: str | os.PathLike,
     *,
-    n_white: int = 600,
-    n_composite: int = 600,
-    size: int = 224,
+    n_white: int = SAMPLE_IMAGES,
+    n_composite: int = SAMPLE_IMAGES,
+    size: int = IMAGE_SIZE,
     seed: int = 0,
     workers: int | None = None,
-    val_fraction: float = 0.1,
+    val_fraction: float = VAL_FRACTION,
     force: bool = False,
     preview: bool = True,
     quiet: bool = False,

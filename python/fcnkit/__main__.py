@@ -1,0 +1,7 @@
+"""`python -m fcnkit COMMAND ...` = `fcnkit COMMAND ...`."""
+
+import sys
+
+from fcnkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""What people run on finished models: background removal (`remove-bg`), the end-to-end demo."""

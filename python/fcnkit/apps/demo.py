@@ -1,0 +1,113 @@
+"""`make demo` (`fcnkit demo`): the study's whole training chain, at CPU scale, on the embedded sample data.
+
+1. `prep sample`: procedurally drawn sneakers on white backgrounds, and the same pasted onto real photos
+   that scikit-image ships, as paired Caffe LMDBs (data/tiny/{white,composite}), with a preview PNG;
+2. the tiny (1/16-width) FCN-32s -> 16s -> 8s on white, then FCN-8s on composites and fine-tuned,
+   each stage with real Caffe through `solve`, each starting from the previous stage's snapshot;
+3. a summary of validation pixel accuracy and mean IoU per stage (runs/demo/summary.json);
+4. caffe2torch --verify of the trained FCN-8s nets, and an `evaluate` report (Caffe and PyTorch side by
+   side, ExtractNet's classical baseline and post-processing, overlay grids) under runs/demo/report.
+
+The tiny nets are not the paper's nets (see prototxt/tiny); this run checks that data, labels, crops and
+the stage hand-off line up: white-background val mean IoU must reach 0.80.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from fcnkit import models
+from fcnkit.config.paths import DATA_DIR, DEMO_RUN_DIR
+from fcnkit.config.stages import FINAL_COMPOSITE, FINAL_WHITE, STAGES, TINY_VARIANT
+
+WHITE_IOU_FLOOR = 0.80
+DEFAULT_SIZE = 112  # the sample LMDBs' image side for the CPU demo (paper: 224)
+
+
+def ensure_sample(root: Path, size: int, seed: int, log=print) -> None:
+    info = root / "dataset.json"
+    if info.is_file():
+        d = json.loads(info.read_text())
+        if d.get("size") == size and d.get("seed") == seed:
+            log(f"demo: reusing sample dataset {root} ({size}px)")
+            return
+    from fcnkit.prep.sample import build_sample_dataset  # noqa: PLC0415  (heavy: only when building)
+
+    r = build_sample_dataset(root, size=size, seed=seed, force=True, quiet=not sys.stderr.isatty())
+    log(f"demo: built sample dataset {root} in {r['seconds']:.1f}s; preview {r['preview']}")
+
+
+def tiny(stage: str) -> models.ModelSpec:
+    return models.get(f"{TINY_VARIANT.name}/{stage}")
+
+
+def train_chain(logs: Path, log=print) -> list[dict]:
+    """Every stage of the tiny chain with real Caffe, each from the previous stage's snapshot."""
+    from fcnkit.caffe.solve import run_solver  # noqa: PLC0415  (imports pycaffe)
+
+    shutil.rmtree(Path(tiny(STAGES[0].name).snapshot_prefix).parent, ignore_errors=True)  # this run's weights only
+    logs.mkdir(parents=True, exist_ok=True)
+    summary = []
+    for st in STAGES:
+        with open(logs / f"{st.name}.log", "w") as log_file:
+            def stage_log(line, log_file=log_file):
+                log(line)
+                print(line, file=log_file, flush=True)
+
+            r = run_solver(tiny(st.name).solver, log=stage_log)
+        summary.append({"stage": st.name, "data": st.data, "iterations": r["iter"], "init": r["init"],
+                        "seconds": round(r["seconds"], 1), **{k: r["val"].get(k) for k in ("pixel_acc", "mean_iou")}})
+        log(f"demo: {st.name} ({st.data}) done in {r['seconds']:.0f}s: val pixel_acc "
+            f"{r['val']['pixel_acc']:.4f} mean_iou {r['val']['mean_iou']:.4f}")
+    return summary
+
+
+def convert_and_verify(stage: str, out: Path, log=print) -> bool:
+    """caffe2torch of a trained tiny stage into `out`, verified blob by blob against Caffe."""
+    from fcnkit.convert.convert import convert  # noqa: PLC0415  (imports torch)
+    from fcnkit.convert.verify import verify  # noqa: PLC0415
+
+    spec = tiny(stage)
+    model = spec.find_weights()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    convert(spec.deploy, model, out, force=True)
+    ok = verify(spec.deploy, model, out, quiet=True)
+    log(f"demo: {model} -> {out}: caffe2torch --verify {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+def run_demo(size: int = DEFAULT_SIZE, seed: int = 0, out: Path = Path(DEMO_RUN_DIR), log=print) -> int:
+    from fcnkit.evaluation.curves import plot_training  # noqa: PLC0415
+    from fcnkit.evaluation.run import evaluate_dataset  # noqa: PLC0415
+
+    t0 = time.time()
+    data_root = Path(DATA_DIR) / TINY_VARIANT.name  # where prototxt/tiny nets read their LMDBs
+    ensure_sample(data_root, size, seed, log)
+    logs = out / "logs"
+    summary = train_chain(logs, log)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    white = next(s for s in summary if s["stage"] == FINAL_WHITE)["mean_iou"]
+    log(f"\n{'stage':<16} {'data':<10} {'iters':>6} {'pixel acc':>10} {'mean IoU':>9}")
+    for s in summary:
+        log(f"{s['stage']:<16} {s['data']:<10} {s['iterations']:>6} {s['pixel_acc']:>10.4f} {s['mean_iou']:>9.4f}")
+    # The trained nets go to PyTorch: convert each white/composite FCN-8s and verify it against Caffe.
+    finals = {"white": FINAL_WHITE, "composite": FINAL_COMPOSITE}
+    for stage in finals.values():
+        if not convert_and_verify(stage, out / "torch" / stage, log):
+            return 1
+    # The report people look at: both backends side by side, the classical baseline, overlays.
+    report = out / "report"
+    plot_training([f"{st.name}={logs / (st.name + '.log')}" for st in STAGES], report / "training")
+    for data, stage in finals.items():
+        evaluate_dataset(data_root / data, out / "torch" / stage, backends=("caffe", "torch"), baseline=True,
+                         postprocess="extractnet", report_dir=report / data, log=log)
+        log(f"demo: report {report / data / 'report.md'}")
+    verdict = "PASS" if white >= WHITE_IOU_FLOOR else "FAIL"
+    log(f"\ndemo: white-background FCN-8s val mean IoU {white:.4f} (floor {WHITE_IOU_FLOOR}): {verdict}; "
+        f"total {time.time() - t0:.0f}s; summary {out / 'summary.json'}")
+    return 0 if verdict == "PASS" else 1

@@ -1,0 +1,126 @@
+"""`fcnkit serve`: ExtractNet's upload page and an HTTP API for background removal (FastAPI on uvicorn).
+
+    catalog.py   the models, loaded once at start-up through fcnkit.inference; the default
+    jobs.py      the bounded queue and worker pool; one request's work (decode, predict, render)
+    app.py       routes, limits, JSON errors, the OpenAPI schema
+    client.py    a standard-library client (tests, bench, scripts)
+    static/      the page: plain HTML, CSS and JS served by the app
+
+`run_server` binds the socket itself (so `--port 0` can print the port it got), keeps uploads in a temp
+folder of its own (`$TMPDIR/fcnkit-serve-PID`, mode 0700) that it removes on exit (a later start removes
+those of killed servers), and stops on Ctrl-C / SIGTERM: running requests finish, then it exits 0.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from fcnkit.errors import Interrupted
+
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7860
+DEFAULT_WORKERS, DEFAULT_MAX_QUEUE = 2, 8
+DEFAULT_MAX_BYTES = 20_000_000   # 20 MB: any phone photo
+DEFAULT_MAX_PIXELS = 16_000_000  # 16 MP: about 4900 x 3300; a request's working memory stays near 0.5 GB
+DEFAULT_MAX_SIDE = 2048          # as remove-bg: larger images are scored downscaled, masks resized back
+TMP_PREFIX = "fcnkit-serve-"
+
+
+@dataclass
+class ServeConfig:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    models: list[str] | None = None
+    backend: str = "auto"
+    device: str = "cpu"
+    workers: int = DEFAULT_WORKERS
+    max_queue: int = DEFAULT_MAX_QUEUE
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_side: int = DEFAULT_MAX_SIDE
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def bind(host: str, port: int) -> socket.socket:
+    from fcnkit.errors import UserError  # noqa: PLC0415
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port "
+                        "(0 = any free one)") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_server(cfg: ServeConfig, log=print) -> int:
+    """Bind, load the models, serve until Ctrl-C / SIGTERM; the temp folder is removed on the way out."""
+    import uvicorn  # noqa: PLC0415
+
+    from fcnkit.apps.serve.app import Limits, create_app  # noqa: PLC0415
+    from fcnkit.apps.serve.catalog import load_catalog  # noqa: PLC0415
+    from fcnkit.apps.serve.jobs import JobQueue  # noqa: PLC0415
+    from fcnkit.io.atomic import remove_stale  # noqa: PLC0415
+
+    sock = bind(cfg.host, cfg.port)  # first: a taken port fails before minutes of model loading
+    tmp_root = Path(tempfile.gettempdir())
+    remove_stale(tmp_root, TMP_PREFIX)  # left by servers that were killed
+    tmp_dir = tmp_root / f"{TMP_PREFIX}{os.getpid()}"
+    # SIGTERM is an exception from here on, so the clean-up below always runs. (uvicorn shuts down gracefully
+    # on SIGINT/SIGTERM, then raises the signal again with the handler found at start: this one.)
+    previous = signal.signal(signal.SIGTERM, _stop)
+    how, queue = "stopped", None
+    try:
+        catalog = load_catalog(cfg.models, backend=cfg.backend, device=cfg.device, max_side=cfg.max_side, log=log)
+        default = catalog.entries[catalog.default]
+        log(f"serve: default model {catalog.default}: {default.description}; trained on {default.trained_on} "
+            f"({catalog.why_default})")
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        tmp_dir.mkdir(mode=0o700)
+        # Multipart uploads over 1 MB spill into an unnamed temporary file: make that live in our folder too.
+        tempfile.tempdir = str(tmp_dir)
+        queue = JobQueue(cfg.workers, cfg.max_queue)
+        app = create_app(catalog, queue, Limits(cfg.max_bytes, cfg.max_pixels), tmp_dir)
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        if not is_loopback(cfg.host):
+            log(f"serve: note: listening on {cfg.host}, reachable from other machines; there is no authentication")
+        log(f"serve: {cfg.workers} worker(s), queue {cfg.max_queue}, limits {cfg.max_bytes:,} bytes / "
+            f"{cfg.max_pixels:,} pixels; uploads are decoded from {tmp_dir} (removed on exit)")
+        log(f"serve: listening on http://{shown}:{port} (Ctrl-C stops)")
+        sys.stdout.flush()
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                                               timeout_graceful_shutdown=10))
+        server.run(sockets=[sock])
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as errors.Interrupted
+        how = f"stopped by {'SIGTERM' if isinstance(exc, Interrupted) else 'Ctrl-C'}"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sock.close()
+        tempfile.tempdir = None
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    served = f"; {queue.served} request(s) served, {queue.rejected} turned away (queue full)" if queue else ""
+    log(f"serve: {how}{served}")
+    return 0
+
+
+def _stop(signum, frame):
+    raise Interrupted()

@@ -1,0 +1,21 @@
+"""`make demo` / `fcnkit demo`: the study's whole chain at CPU scale (fcnkit.apps.demo)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fcnkit.config.paths import DEMO_RUN_DIR
+from fcnkit.errors import cli_entry
+
+
+@cli_entry("demo")
+def main(argv=None) -> int:
+    from fcnkit.apps import demo  # noqa: PLC0415
+
+    p = argparse.ArgumentParser(prog="demo", description=demo.__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, default=demo.DEFAULT_SIZE, help="image size of the sample LMDBs (paper: 224)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path(DEMO_RUN_DIR))
+    a = p.parse_args(argv)
+    return demo.run_demo(a.size, a.seed, a.out)

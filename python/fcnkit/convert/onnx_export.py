@@ -1,0 +1,198 @@
+"""`convert --onnx`: export the generated module to model.onnx, check it with onnx.checker, and find out by
+running it which axes may vary.
+
+The export traces the module (torch.onnx's TorchScript exporter, opset 17 by default). Caffe's size rules
+are Python arithmetic on input sizes, which a trace fixes; so each candidate (batch + height + width
+dynamic, then batch only, then nothing) is exported and run in onnxruntime at the conversion size and at
+another size, against the PyTorch module at that size, and the first that agrees is kept. Data-dependent
+post-processing (DetectionOutput, Proposal, Filter, PSROIPooling, --plugin layers) is left out: model.onnx
+then ends at the blobs those layers read (model.py's `forward_onnx`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from fcnkit.convert.graph import Graph, onnx_part
+
+OPSET = 17
+TOL = 1e-4  # max abs diff / max |PyTorch value|
+
+
+def _max_rel(ref: np.ndarray, out: np.ndarray) -> float:
+    if ref.shape != out.shape:
+        return float("inf")
+    scale = float(np.abs(ref).max()) if ref.size else 0.0
+    diff = float(np.abs(ref.astype(np.float64) - out).max()) if ref.size else 0.0
+    return diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
+
+
+def _beyond(ref: np.ndarray, out: np.ndarray) -> float:
+    """Fraction of the values that differ by more than TOL of the largest |value| (1.0 on a shape mismatch)."""
+    if ref.shape != out.shape:
+        return 1.0
+    scale = float(np.abs(ref).max()) if ref.size else 0.0
+    return float((np.abs(ref.astype(np.float64) - out) > TOL * scale).mean()) if ref.size else 0.0
+
+
+# A net that unpools by MAX-pooling masks routes values by argmax; two runtimes' float rounding breaks near-equal
+# maxima differently, and a few outputs then differ however right the graph is. Such nets pass the
+# onnxruntime-vs-PyTorch check when at most this fraction of values differs (a size rule fixed by the trace
+# shifts whole maps).
+TIE_SENSITIVE = {"CaffeMaxPoolMask"}
+TIE_FRACTION = 0.01
+
+
+def _shapes(graph: Graph, batch: int, grow: tuple[int, int]) -> list[tuple[int, ...]]:
+    shapes = []
+    for i in graph.inputs:
+        s = list(i.shape)
+        s[0] = batch
+        if len(s) == 4:
+            s[2] += grow[0]
+            s[3] += grow[1]
+        shapes.append(tuple(s))
+    return shapes
+
+
+def _example(shape: tuple[int, ...], pre: dict, rng) -> np.ndarray:
+    """An input like the net's real ones: image-shaped inputs get random pixels 0-255 with the recorded
+    mean/scale (inputs far from that range give near-constant feature maps, whose argmax ties -- MAX-pooling
+    masks -- any two implementations break differently), other inputs standard normal values."""
+    if len(shape) == 4 and shape[1] in (1, 3):
+        x = rng.uniform(0, 255, shape)
+        mean = np.asarray(pre.get("mean_value") or [0.0], np.float64)
+        if mean.size in (1, shape[1]):
+            x = x - mean.reshape(-1, 1, 1)
+        return (x * pre.get("scale", 1.0)).astype(np.float32)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None, pre: dict | None = None) -> dict:
+    """Write out_dir/model.onnx from out_dir/model.py + weights; returns what conversion.json records."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from fcnkit.convert.convert import load_generated
+
+    log = log or (lambda msg: None)
+    kept, outputs, left_out = onnx_part(graph)
+    info: dict = {"file": "model.onnx", "opset": opset, "exporter": "torch.onnx (TorchScript tracing)",
+                  "inputs": [i.blob for i in graph.inputs], "outputs": outputs}
+    if left_out:
+        info["left_out"] = {n.name: n.type for n in left_out}
+        info["left_out_note"] = ("data-dependent post-processing cannot be traced into a fixed ONNX graph; "
+                                 "model.onnx returns the blobs these layers read: run them with model.py "
+                                 "(forward_onnx, then the layers' modules) or your own code")
+    if not kept:
+        info["exported"] = False
+        info["why"] = "no layer of this net can be expressed in ONNX"
+        return info
+    module = load_generated(out_dir / "model.py")
+    net = module.load_model(str(out_dir / "weights.safetensors"))
+    fn = net.forward_onnx if left_out else net.forward
+
+    class Export(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, *xs):
+            out = fn(*xs)
+            return out if isinstance(out, tuple) else (out,)
+
+    wrapper = Export().eval()
+    in_names = [i.blob for i in graph.inputs]
+    base = _shapes(graph, graph.inputs[0].shape[0], (0, 0))
+    rng = np.random.default_rng(0)
+
+    def run_torch(shapes):
+        xs = [_example(s, pre or {}, rng) for s in shapes]
+        with torch.inference_mode():
+            outs = wrapper(*[torch.from_numpy(x) for x in xs])
+        return xs, [o.numpy() for o in outs]
+
+    spatial = [k for k, i in enumerate(graph.inputs) if len(i.shape) == 4]
+    tie_sensitive = any(n.spec.cls in TIE_SENSITIVE for n in kept)
+    candidates = [("batch, height, width", True, True), ("batch", True, False), ("none", False, False)]
+    path = out_dir / "model.onnx"
+    notes = []
+    for label, vary_batch, vary_hw in candidates:
+        if vary_hw and not spatial:
+            continue
+        alt = _shapes(graph, 2 if vary_batch else base[0][0], (32, 64) if vary_hw else (0, 0))
+        checks = [base] + ([alt] if (vary_batch or vary_hw) else [])
+        try:
+            cases = [run_torch(shapes) for shapes in checks]
+        except RuntimeError as exc:  # the PyTorch module itself needs the conversion size there
+            notes.append(f"{label}: the net's layers need the conversion input size "
+                         f"({str(exc).splitlines()[0][:160]})")
+            continue
+        axes = {}
+        for k, name in enumerate(in_names):
+            a = {0: "batch"} if vary_batch else {}
+            if vary_hw and k in spatial:
+                a |= {2: "height", 3: "width"}
+            if a:
+                axes[name] = a
+        for k, name in enumerate(outputs):
+            if vary_batch or vary_hw:
+                axes[name] = {d: f"{name}_dim{d}" for d in range(len(cases[-1][1][k].shape))}
+        try:
+            # a refused candidate prints its whole TorchScript graph: keep it out of the user's console
+            quiet = io.StringIO()
+            with warnings.catch_warnings(), contextlib.redirect_stderr(quiet), contextlib.redirect_stdout(quiet):
+                warnings.simplefilter("ignore")
+                torch.onnx.export(wrapper, tuple(torch.from_numpy(x) for x in cases[0][0]), str(path),
+                                  dynamo=False, opset_version=opset, input_names=in_names, output_names=outputs,
+                                  dynamic_axes=axes or None, do_constant_folding=True)
+            onnx.checker.check_model(str(path))
+            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            worst, beyond = 0.0, 0.0
+            for xs, ref in cases:
+                got = sess.run(outputs, dict(zip(in_names, xs, strict=True)))
+                worst = max([worst] + [_max_rel(r, g) for r, g in zip(ref, got, strict=True)])
+                beyond = max([beyond] + [_beyond(r, g) for r, g in zip(ref, got, strict=True)])
+        except Exception as exc:  # exporter, checker or runtime refusing this candidate
+            notes.append(f"{label}: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}")
+            path.unlink(missing_ok=True)
+            continue
+        if worst > TOL and not (tie_sensitive and beyond <= TIE_FRACTION):
+            notes.append(f"{label}: onnxruntime differs from PyTorch (max rel diff {worst:.1e}, {beyond:.2%} of the "
+                         "values beyond tolerance); a size rule of the net was fixed by the trace")
+            path.unlink(missing_ok=True)
+            continue
+        if worst > TOL:
+            info["argmax_ties"] = (f"{beyond:.3%} of the output values differ between onnxruntime and PyTorch: "
+                                   "MAX-pooling masks break near-equal maxima by float rounding (see README)")
+        info.update({"exported": True, "checker": "ok", "dynamic": label,
+                     "dynamic_axes": {k: {str(d): n for d, n in v.items()} for k, v in axes.items() if k in in_names},
+                     "onnxruntime_vs_pytorch_max_rel_diff": float(f"{worst:.3g}"),
+                     "checked_input_shapes": [[list(s) for s in shapes] for shapes in checks]})
+        if notes:
+            info["not_dynamic_because"] = notes
+        log(f"model.onnx: opset {opset}, dynamic axes: {label}; onnx.checker ok; onnxruntime vs PyTorch "
+            f"max rel diff {worst:.1e}")
+        return info
+    info["exported"] = False
+    info["why"] = notes
+    return info
+
+
+def onnx_outputs(out_dir: Path, feed: dict[str, np.ndarray], sess_cache: dict) -> dict[str, np.ndarray]:
+    """Run out_dir/model.onnx in onnxruntime on a feed (by input blob name); outputs by blob name."""
+    import onnxruntime as ort
+
+    key = str(out_dir)
+    if key not in sess_cache:
+        sess_cache[key] = ort.InferenceSession(str(out_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    sess = sess_cache[key]
+    names = [o.name for o in sess.get_outputs()]
+    feed = {i.name: feed[i.name].astype(np.float32) for i in sess.get_inputs()}
+    return dict(zip(names, sess.run(names, feed), strict=True))

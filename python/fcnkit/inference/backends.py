@@ -1,0 +1,107 @@
+"""Backends: one model, one framework. `forward` maps a preprocessed batch to the model's raw output.
+
+    forward(x: (N, 3, H, W) float32) -> (N, C, H, W) float32      (C = 2 for "softmax2", 1 for "sigmoid1")
+
+- `CaffeBackend`: pycaffe on a deploy prototxt + caffemodel (the input blob is reshaped to each batch);
+- `ConvertedBackend`: the PyTorch module `convert` wrote, rebuilt from conversion.json (never imported);
+- `CheckpointBackend`: a natively trained PyTorch model of a registered family.
+`make_backend(ref, "caffe" | "torch")` picks the one that runs a resolved reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fcnkit.errors import UserError
+from fcnkit.inference.refs import ModelRef
+
+
+class CaffeBackend:
+    name = "caffe"
+
+    def __init__(self, ref: ModelRef):
+        for p, what in ((ref.deploy, "deploy prototxt"), (ref.caffemodel, "caffemodel")):
+            if p is None or not p.is_file():
+                raise UserError(f"Caffe backend: {what} {p} not found; pass --deploy/--caffemodel")
+        from fcnkit.caffe.runtime import load_caffe  # noqa: PLC0415
+
+        caffe = load_caffe()  # CPU: --device selects the PyTorch device only
+        self.net = caffe.Net(str(ref.deploy), caffe.TEST, weights=str(ref.caffemodel))
+        self.input = self.net.inputs[0]
+        self.output = ref.output_blob
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.net.blobs[self.input].reshape(*x.shape)
+        self.net.blobs[self.input].data[...] = x
+        self.net.forward()
+        return self.net.blobs[self.output].data.copy()
+
+
+class _TorchBackend:
+    name = "torch"
+
+    def __init__(self, device: str):
+        import torch  # noqa: PLC0415
+
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError(f"--device {device}: this PyTorch has no usable CUDA device; use --device cpu")
+        self.torch = torch
+        self.device = device
+        self.model = None
+        self.out_index = 0
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        t = self.torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+        with self.torch.inference_mode():
+            y = self.model(t)
+        y = y[self.out_index] if isinstance(y, tuple | list) else y
+        return y.float().cpu().numpy()
+
+
+class ConvertedBackend(_TorchBackend):
+    """A `convert` output folder, loaded as data: nothing in the folder (model.py) is executed."""
+
+    def __init__(self, ref: ModelRef, device: str = "cpu"):
+        super().__init__(device)
+        from fcnkit.convert.loader import load_converted  # noqa: PLC0415
+
+        self.model = load_converted(ref.folder, device)
+        self.out_index = self.model.output_blobs.index(ref.output_blob)
+
+
+class CheckpointBackend(_TorchBackend):
+    def __init__(self, ref: ModelRef, device: str = "cpu"):
+        super().__init__(device)
+        from safetensors.torch import load_file  # noqa: PLC0415
+
+        spec = ref.spec
+        model = spec.build(**{**spec.config, **ref.info.get("config", {})})
+        try:
+            state = load_file(str(ref.checkpoint))
+        except Exception as exc:  # safetensors raises its own error types for malformed headers
+            raise UserError(f"{ref.checkpoint}: not a readable safetensors checkpoint ({exc})") from None
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UserError(f"{ref.checkpoint}: does not fit model {spec.name} ({first}); is it a checkpoint of "
+                            "another family or configuration?") from None
+        self.model = model.to(device).eval()
+
+
+def make_backend(ref: ModelRef, backend: str = "auto", device: str = "cpu"):
+    """The backend that runs `ref`: "caffe", "torch", or "auto" (torch when the reference has a PyTorch form)."""
+    if backend == "auto":
+        backend = "caffe" if ref.kind == "caffe" else "torch"
+    if backend == "caffe":
+        if ref.kind == "checkpoint":
+            raise UserError(f"{ref.label} is a PyTorch checkpoint; it has no Caffe form (use --backend torch)")
+        return CaffeBackend(ref)
+    if backend != "torch":
+        raise ValueError(f"backend must be caffe, torch or auto, got {backend!r}")
+    if ref.kind == "converted":
+        return ConvertedBackend(ref, device)
+    if ref.kind == "checkpoint":
+        return CheckpointBackend(ref, device)
+    raise UserError(f"{ref.label} is a Caffe net; convert it for the torch backend (`convert {ref.deploy} "
+                    f"{ref.caffemodel} -o DIR`, then --model DIR) or use --backend caffe")
