@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -143,6 +144,25 @@ class BuildError(RuntimeError):
 
 def say(msg: str) -> None:
     print(f"[caffe] {msg}", flush=True)
+
+
+def _interrupt(signum, _frame):
+    raise KeyboardInterrupt(signum)
+
+
+def interruptible(run, prog: str) -> int:
+    """run() with SIGTERM handled like Ctrl-C: the clean-up in `finally` blocks runs (the temp dirs go, make
+    is stopped) and the exit status is 128 + the signal, with one line on stderr."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return run()
+    except KeyboardInterrupt as exc:
+        signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
+        print(f"{prog}: interrupted ({signal.Signals(signum).name}); no build was kept or installed",
+              file=sys.stderr)
+        return 128 + signum
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # ----------------------------------------------------------------------------------- config
@@ -471,26 +491,45 @@ def run_make(src: Path, cfg: Config, log_path: Path) -> list[str]:
     with open(log_path, "w") as log:
         for goal in goals:
             cmd = ["make", f"-j{cfg.jobs}", *goal, f"FCNKIT_COMPAT_HEADER={COMPAT_HEADER}"]
-            proc = subprocess.Popen(cmd, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            # make and its compilers get a session of their own, stopped as a whole if this process is interrupted
+            proc = subprocess.Popen(cmd, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    start_new_session=True)
             assert proc.stdout is not None
             first_err = last_err = ""
-            for line in proc.stdout:
-                log.write(line)
-                s = line.strip()
-                if re.match(r"^(CXX|NVCC|LD|AR|PROTOC|CXX/LD)\b", s):
-                    done += s.startswith(("CXX ", "NVCC ")) or "_caffe.cpp" in s
-                    if s.startswith("NVCC "):
-                        compiled_cu.append(s.split(None, 1)[1])
-                    print(f"[caffe] [{done:>3}/{units}] {int(time.time() - t0):>4}s {s}", flush=True)
-                elif ": error:" in s and not first_err:
-                    first_err = s  # the compiler's own message, not make's summary
-                elif "error" in s.lower():
-                    last_err = s
-            rc = proc.wait()
+            try:
+                for line in proc.stdout:
+                    log.write(line)
+                    s = line.strip()
+                    if re.match(r"^(CXX|NVCC|LD|AR|PROTOC|CXX/LD)\b", s):
+                        done += s.startswith(("CXX ", "NVCC ")) or "_caffe.cpp" in s
+                        if s.startswith("NVCC "):
+                            compiled_cu.append(s.split(None, 1)[1])
+                        print(f"[caffe] [{done:>3}/{units}] {int(time.time() - t0):>4}s {s}", flush=True)
+                    elif ": error:" in s and not first_err:
+                        first_err = s  # the compiler's own message, not make's summary
+                    elif "error" in s.lower():
+                        last_err = s
+                rc = proc.wait()
+            except BaseException:
+                stop_session(proc)
+                raise
             if rc != 0:
                 why = first_err or last_err or "see log"
                 raise BuildError(f"compiling Caffe failed (make exit {rc}): {why} -- full log: {log_path}")
     return compiled_cu
+
+
+def stop_session(proc: subprocess.Popen) -> None:
+    """SIGTERM to every process of proc's session (make and the compilers it runs), SIGKILL after 10 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=10)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 # ------------------------------------------------------------------------------ GPU record
@@ -772,7 +811,10 @@ def config_from_args(a: argparse.Namespace, probe: bool = True) -> Config:
 
 
 def main(argv=None) -> int:
-    a = parse_args(argv)
+    return interruptible(lambda: build_main(parse_args(argv)), "build_caffe")
+
+
+def build_main(a: argparse.Namespace) -> int:
     try:
         if a.apt_only:
             ensure_apt_packages(apt_packages(a.python))
@@ -812,9 +854,6 @@ def main(argv=None) -> int:
     except BuildError as exc:
         print(f"build_caffe: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("build_caffe: interrupted; nothing was installed", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ Dockerfile.caffe builds Caffe with `tools/build_caffe.py --gpu` on nvidia/cuda:<
 runs the same recipe here, with the same CUDA:
 
 - device code: every .cu file of the sdist through the nvcc on PATH, which must be the nvcc release of the
-  container's CUDA, for every architecture the container targets; objects linked into libcaffe.so;
+  container's CUDA, for the architectures --cuda-archs names: `ci` (the default; what `make test` and CI
+  compile) is the container's oldest target alone, `all` every architecture the container targets;
+  objects linked into libcaffe.so;
 - host code: against the CUDA runtime, cuBLAS and cuRAND headers of the container's CUDA release, taken
   from PyPI wheels pinned to it (installed once into the build cache, next to the builds).
 
@@ -50,6 +52,12 @@ CUDA_RELEASES = {
 }
 
 
+# --cuda-archs sets. A cold compile costs ~1 min of CPU per .cu file and architecture on top of ~25 min of host
+# code, so CI compiles every .cu file for one architecture the container targets: the oldest, Turing's sm_75
+# (T4), whose SASS plus compute_75 PTX also runs on every newer GPU. `all` is the container's whole list.
+ARCH_SETS = ("ci", "all")
+
+
 def say(msg: str) -> None:
     print(f"[gpu-check] {msg}", flush=True)
 
@@ -66,6 +74,27 @@ def release_for(version: str) -> dict:
         raise bc.BuildError(f"Dockerfile.caffe uses CUDA {version}, which tools/check_gpu_build.py does not know; "
                             "add its nvcc version and cudart/cuBLAS/cuRAND wheel pins to CUDA_RELEASES")
     return CUDA_RELEASES[version]
+
+
+def container_archs(release: dict) -> tuple[str, ...]:
+    """The SASS targets of the container's build: build_caffe.py's defaults for its nvcc's major version."""
+    return bc.CUDA_ARCHS_BY_MAJOR[int(release["nvcc"].split(".")[0])]
+
+
+def resolve_archs(spec: str, targets: tuple[str, ...]) -> tuple[str, ...]:
+    """`ci` (or empty): the container's oldest target; `all`: every target; else a comma list of targets
+    ("75,sm_90"), returned in the container's order (the last one also goes in as PTX)."""
+    if spec in ("", "ci"):
+        return targets[:1]
+    if spec == "all":
+        return targets
+    wanted = {a.strip().removeprefix("sm_") for a in spec.split(",") if a.strip()}
+    unknown = sorted(wanted - set(targets))
+    if unknown or not wanted:
+        raise bc.BuildError(f"--cuda-archs {spec}: {', '.join('sm_' + a for a in unknown) or 'nothing'} is not "
+                            f"among the container's targets (sm_{', sm_'.join(targets)}); "
+                            f"use {' or '.join(ARCH_SETS)} or a comma list of those")
+    return tuple(a for a in targets if a in wanted)
 
 
 def toolkit_root() -> Path:
@@ -137,12 +166,14 @@ class Check:
         return json.loads((self.build_dir / "BUILD_INFO.json").read_text())
 
 
-def prepare(python: str = sys.executable, cache: Path | None = None, archs: str = "", jobs: int | None = None,
+def prepare(python: str = sys.executable, cache: Path | None = None, archs: str = "ci", jobs: int | None = None,
             install_wheels: bool = True) -> Check:
-    """Resolve the container's CUDA release, this machine's toolkit and the wheels; verify that they match."""
+    """Resolve the container's CUDA release, the architectures (`archs`: see resolve_archs), this machine's
+    toolkit and the wheels; verify that they match."""
     cache = cache or bc.default_cache()
     version = container_cuda_version()
     release = release_for(version)
+    selected = resolve_archs(archs, container_archs(release))
     root = toolkit_root()
     prefix = (ensure_wheels(cache, version, release, python) if install_wheels
               else wheels_dir(cache, version, release) / release["prefix"])
@@ -150,8 +181,7 @@ def prepare(python: str = sys.executable, cache: Path | None = None, archs: str 
         raise bc.BuildError(f"the CUDA {version} wheels are not installed in {prefix.parent.parent}; "
                             "run `make check-gpu-build`")
     argv = ["--gpu", "--cuda-dir", str(root), "--cuda-prefix", str(prefix), "--python", python,
-            "--cache-dir", str(cache)]
-    argv += ["--cuda-archs", archs] if archs else []
+            "--cache-dir", str(cache), "--cuda-archs", ",".join(selected)]
     argv += ["--jobs", str(jobs)] if jobs else []
     cfg = bc.config_from_args(bc.parse_args(argv))
     assert cfg.cuda is not None
@@ -174,11 +204,13 @@ def summary(check: Check) -> list[str]:
     compiled = [u for u, r in units.items() if r["compiled"] and r["object"]]
     linked = [u for u in compiled if units[u]["linked"]]
     archs = cuda["archs"]
+    targets = container_archs(check.release)
     images = cuda["libcaffe_images"]
     tk = cuda["toolkit"]
     return [
         f"container CUDA {check.version}: nvcc {tk['nvcc']} ({cuda['cuda_dir']}/bin/nvcc), "
-        f"SASS for sm_{', sm_'.join(archs)} + compute_{cuda['ptx_arch']} PTX",
+        f"SASS for sm_{', sm_'.join(archs)} + compute_{cuda['ptx_arch']} PTX "
+        f"({len(archs)} of the container's {len(targets)} architectures: sm_{', sm_'.join(targets)})",
         f"device code: {len(compiled)} of {len(units)} .cu files under the sdist's src/ compiled by nvcc; "
         f"{len(linked)} linked into libcaffe.so, {len(compiled) - len(linked)} CUDA test-kernel object(s)",
         "libcaffe.so device images: " + ", ".join(f"sm_{a} x{n}" for a, n in sorted(images["sass"].items(),
@@ -195,19 +227,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--python", default=sys.executable, help="interpreter pycaffe is built for (the venv's)")
     p.add_argument("--cache-dir", type=Path, default=None, help="build cache (default: build_caffe.py's)")
-    p.add_argument("--cuda-archs", default="",
-                   help="compile only these SM versions (default: all the container targets)")
+    p.add_argument("--cuda-archs", default="ci",
+                   help="ci (default; CI's: the container's oldest target, sm_75), all (every architecture the "
+                   "container targets), or a comma list of those (e.g. 75,90)")
     p.add_argument("--jobs", type=int, default=None, help="parallel compile jobs (default: cores)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    a = parse_args(argv)
+    return bc.interruptible(lambda: check_main(parse_args(argv)), "check_gpu_build")
+
+
+def check_main(a: argparse.Namespace) -> int:
     t0 = time.time()
     try:
         check = prepare(a.python, a.cache_dir, a.cuda_archs, a.jobs)
         say(f"recipe: tools/build_caffe.py {' '.join(check.argv)}")
-        rc = bc.main(check.argv)
+        rc = bc.build_main(bc.parse_args(check.argv))
         if rc != 0:
             return rc
         lines = summary(check)

@@ -4,28 +4,20 @@ the recipe, and every failure path stops with one line."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tarfile
+import time
 from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from tool_modules import bc, cg
 
 SCRIPT = ROOT / "tools" / "build_caffe.py"
-
-
-def load_build_module():
-    spec = importlib.util.spec_from_file_location("build_caffe", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["build_caffe"] = mod  # dataclasses resolve their module by name
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bc = load_build_module()
 
 
 def run_script(*args, **kw):
@@ -79,6 +71,84 @@ def test_gpu_only_patches_and_toolkit_leave_the_cpu_build_alone(monkeypatch):
     older = bc.CudaInfo(nvcc="13.0.48", headers={"cudart": "13.0"}, header_files={})
     assert bc.Config(gpu=True, py=py, cuda=older).key() != patched_key  # ...and so is the toolkit
     assert len({rel for rel, *_ in bc.SOURCE_PATCHES} & {rel for rel, *_ in bc.CUDA_SOURCE_PATCHES}) == 0
+
+
+def test_ci_compiles_the_containers_oldest_target_and_all_compiles_every_one():
+    targets = cg.container_archs(cg.release_for(cg.container_cuda_version()))
+    assert cg.resolve_archs("ci", targets) == cg.resolve_archs("", targets) == (min(targets, key=int),)
+    assert cg.resolve_archs("all", targets) == targets
+    assert cg.resolve_archs(f"sm_{targets[-1]},{targets[0]}", targets) == (targets[0], targets[-1])  # PTX: newest
+    with pytest.raises(bc.BuildError, match=r"sm_61 is not among the container's targets .* ci or all"):
+        cg.resolve_archs("61,75", targets)
+    # make test and CI compile the `ci` set: the Makefile's default, not overridden by .ci/run
+    assert re.search(r"^CUDA_ARCHS \?= ci$", (ROOT / "Makefile").read_text(), re.M)
+    assert "CUDA_ARCHS" not in (ROOT / ".ci" / "run").read_text()
+
+
+def sdist_members(dest: Path, names: set[str]) -> Path:
+    """Extract these files (paths inside the source tree) of the cached sdist into dest; return the tree."""
+    sdist = bc.default_cache() / "downloads" / bc.SDIST_FILE
+    if not sdist.exists():
+        pytest.skip("no cached sdist: run `make setup` first")
+    top = f"{bc.SDIST_NAME}-{bc.SDIST_VERSION}"
+    with tarfile.open(sdist) as tf:
+        tf.extractall(dest, members=[tf.getmember(f"{top}/{n}") for n in sorted(names)], filter="data")
+    return dest / top
+
+
+def test_cuda_patches_apply_and_give_the_cpu_only_layers_the_gpu_methods_their_headers_declare(tmp_path):
+    fallbacks = {rel: old[len("STUB_GPU("):-2] for rel, old, *_ in bc.CUDA_SOURCE_PATCHES
+                 if old.startswith("STUB_GPU(")}
+    headers = {rel: f"include/caffe/layers/{Path(rel).stem}.hpp" for rel in fallbacks}
+    src = sdist_members(tmp_path, {rel for rel, *_ in bc.CUDA_SOURCE_PATCHES} | set(headers.values()))
+    for rel, layer in fallbacks.items():  # what the sdist declares and leaves undefined outside CPU_ONLY
+        declared = re.findall(r"virtual void (\w+_gpu)\(", (src / headers[rel]).read_text())
+        assert sorted(declared) == ["Backward_gpu", "Forward_gpu"], (layer, declared)
+        assert f"{layer}<Dtype>::Forward_gpu" not in (src / rel).read_text()
+    bc.apply_source_patches(src, bc.CUDA_SOURCE_PATCHES)  # every patch matches (else BuildError)
+    assert len(fallbacks) == 6
+    for rel, layer in fallbacks.items():
+        text = (src / rel).read_text()
+        gpu_only = text[text.index("#ifdef CPU_ONLY"):]
+        gpu_only = gpu_only[gpu_only.index("#else"):gpu_only.index("#endif")]  # the GPU build's branch
+        assert f"void {layer}<Dtype>::Forward_gpu(" in gpu_only and "this->Forward_cpu(bottom, top);" in gpu_only
+        assert f"void {layer}<Dtype>::Backward_gpu(" in gpu_only
+        assert "this->Backward_cpu(top, propagate_down, bottom);" in gpu_only
+
+
+def process_alive(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "State:\tZ" not in status.read_text()  # a zombie has finished; only its parent's reaping is left
+    except FileNotFoundError:
+        return False
+
+
+def test_an_interrupted_build_stops_make_and_its_compilers(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    # a "compiler" that records its pid and would run for two minutes
+    (src / "Makefile").write_text("all pycaffe:\n\t@echo CXX src/caffe/a.cpp\n"
+                                  "\t@echo $$$$ > compiler.pid; exec sleep 120\n")
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import build_caffe as bc; "
+            "cfg = bc.Config(gpu=False, jobs=1); "
+            "sys.exit(bc.interruptible(lambda: bc.run_make(Path(sys.argv[2]), cfg, Path(sys.argv[3])), 'build_caffe'))")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(ROOT / "tools"), str(src), str(tmp_path / "build.log")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pid_file = src / "compiler.pid"
+    deadline = time.time() + 60
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.1)
+    compiler = int(pid_file.read_text())
+    assert process_alive(compiler)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert err.strip() == "build_caffe: interrupted (SIGTERM); no build was kept or installed"
+    deadline = time.time() + 10
+    while process_alive(compiler) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not process_alive(compiler), "make's compiler outlived the interrupted build"
 
 
 def test_cuda_prefixes_come_before_the_toolkit_in_the_gpu_config_only(tmp_path):

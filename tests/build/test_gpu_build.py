@@ -1,9 +1,12 @@
 """The CUDA build that `make check-gpu-build` compiles (the container's recipe, no GPU here): every .cu file
-went through nvcc into libcaffe.so, and its pycaffe runs the tiny FCN-8s exactly like the CPU build."""
+went through nvcc into libcaffe.so, and its pycaffe runs the tiny FCN-8s exactly like the CPU build.
+
+Which build: the architecture set in FCNKIT_CUDA_ARCHS (the Makefile passes its CUDA_ARCHS; default `ci`, as in
+`make test`), so the same tests check `make check-gpu-build CUDA_ARCHS=all`. Counts come from the build's
+record and the sdist, never from here."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,29 +17,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT
+from tool_modules import bc, cg
 
 PROBE = Path(__file__).with_name("pycaffe_probe.py")
 DEPLOY = ROOT / "prototxt" / "tiny" / "fcn8s" / "deploy.prototxt"
-
-
-def load_check_module():
-    spec = importlib.util.spec_from_file_location("check_gpu_build", ROOT / "tools" / "check_gpu_build.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["check_gpu_build"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-cg = load_check_module()
-bc = cg.bc
+pytestmark = pytest.mark.caffe
 
 
 @pytest.fixture(scope="module")
 def gpu_build():
-    """The GPU build for this checkout's recipe and the container's CUDA; never built here (too slow for a test)."""
-    check = cg.prepare(sys.executable, install_wheels=False)
+    """The GPU build for this checkout's recipe, the container's CUDA and FCNKIT_CUDA_ARCHS; never built here
+    (too slow for a test)."""
+    archs = os.environ.get("FCNKIT_CUDA_ARCHS", "ci")
+    check = cg.prepare(sys.executable, archs=archs, install_wheels=False)
     if not bc.is_complete(check.build_dir):
-        pytest.fail(f"no GPU build at {check.build_dir}: run `make check-gpu-build` (or `make test`) first")
+        pytest.fail(f"no GPU build at {check.build_dir}: run `make check-gpu-build CUDA_ARCHS={archs}` "
+                    "(or `make test`) first")
     return check
 
 
@@ -50,18 +46,22 @@ def sdist_cu_files() -> set[str]:
     return {n[len(top):] for n in names if n.startswith(top + "src/")}
 
 
-def test_every_cu_file_under_src_was_compiled_for_every_container_arch(gpu_build):
+def test_every_cu_file_under_src_was_compiled_for_the_checked_archs(gpu_build):
     info = gpu_build.record()
     cuda = info["cuda"]
     expected = sdist_cu_files()
-    assert len(expected) > 50  # the sdist's CUDA sources, cuDNN and test kernels included
+    # the sdist's CUDA sources: layers, utilities, cuDNN layers and CUDA test kernels alike
+    assert {"src/caffe/layers/conv_layer.cu", "src/caffe/util/math_functions.cu"} <= expected
+    assert any("/test/" in u for u in expected) and any("cudnn" in u for u in expected)
     units = cuda["cu_units"]
     assert set(units) == expected, f"not in the build's record: {sorted(expected - set(units))}"
     not_compiled = sorted(u for u, r in units.items() if not (r["compiled"] and r["object"]))
     assert not not_compiled, f"nvcc did not compile: {not_compiled}"
 
+    # the requested architectures, all of them targets of the container's build, PTX for the last
     archs = set(cuda["archs"])
-    assert archs == set(gpu_build.cfg.archs()) and cuda["ptx_arch"] == gpu_build.cfg.archs()[-1]
+    assert cuda["archs"] == list(gpu_build.cfg.archs()) and cuda["ptx_arch"] == cuda["archs"][-1]
+    assert archs and archs <= set(cg.container_archs(gpu_build.release))
     for unit, r in units.items():  # each object carries SASS for exactly the configured archs, plus the PTX
         assert set(r["sass"]) == archs and all(n == 1 for n in r["sass"].values()), (unit, r["sass"])
         assert r["ptx"] == {cuda["ptx_arch"]: 1}, (unit, r["ptx"])
