@@ -214,3 +214,20 @@ def run_cli(*args, cwd=None, timeout=600, env=None):
     """Run an installed console script (VENV_BIN/NAME ...) as a real process."""
     return subprocess.run([str(VENV_BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout, env=env)
+
+
+def write_lmdb_dataset(root: Path, n_train: int = 16, n_val: int = 8, size: int = 32, seed: int = 0) -> Path:
+    """ROOT/{train,val}_{image,label}_lmdb of bright ellipses on dark noise (the layout `prep lmdb` writes)."""
+    images, labels = make_blob_images(n_train + n_val, size, seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for split, sl in (("train", slice(0, n_train)), ("val", slice(n_train, None))):
+        write_lmdb_pair(root, images[sl], labels[sl], prefix=f"{split}_")
+    return root
+
+
+@pytest.fixture(scope="session")
+def blob_dataset(tmp_path_factory):
+    """A compare-style data root: ROOT/white/{train,val}_{image,label}_lmdb, 16 + 8 images of 32x32."""
+    root = tmp_path_factory.mktemp("blobdata")
+    write_lmdb_dataset(root / "white")
+    return root

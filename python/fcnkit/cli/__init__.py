@@ -24,7 +24,22 @@ COMMANDS = {
     "models": ("models", "list the registered models"),
     "demo": ("demo", "the whole study at CPU scale on the embedded sample data"),
     "serve": ("serve", "the upload page and HTTP API for background removal (127.0.0.1:7860)"),
+    "train": ("train", "train a registered PyTorch model (LRN, U-Net, ExtractNet, patch CNN)"),
+    "refine": ("refine", "patch CNN: refine a rectangle (--box x,y,w,h) to the object's contour"),
+    "compare": ("compare", "every family on the same data, scored alike, in the seeds' own tables"),
+    "fetch-weights": ("fetch_weights", "download and check Caffe Model Zoo encoders (VGG-16/19, ResNet-50/152)"),
 }
+
+
+def doc_parser(prog: str, doc: str, description: str | None = None):
+    """An ArgumentParser whose description is the module doc's first line (after "`cmd ...`: ") and whose
+    epilog is the rest of the doc, kept as written."""
+    import argparse  # noqa: PLC0415
+
+    lines = doc.splitlines()
+    return argparse.ArgumentParser(prog=prog, description=description or lines[0].split(": ", 1)[-1],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog="\n".join(lines[2:]))
 
 
 def run(command: str, argv: list[str]) -> int:

@@ -5,7 +5,8 @@
     prep composite OBJECTS_DIR... --backgrounds builtin|VOCdevkit|DIR --out OUT_DIR -n 4500 [--seed 0]
     prep lmdb     PAIRS_DIR... --out LMDB_DIR [--size 224] [--val-fraction 0.1] [--verify]
     prep lmdb     --verify --out LMDB_DIR
-    prep fetch    voc2012 --dest data/voc
+    prep fetch    voc2012 --dest data/voc  |  prep fetch coco2014 --dest data/coco
+    prep coco     ANNOTATIONS.json IMAGES_DIR --out data/coco/train [--lmdb] [--limit N]
     prep ingest   SNEAKERS_DIR --out data/mine [--backgrounds data/voc/VOCdevkit/VOC2012]
 
 Bad inputs are skipped with their reason in the step's manifest; the exit status is 2 when nothing
@@ -248,13 +249,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="fail (write nothing) if any pair is unusable")
     _add_common(p, force=False)
 
-    p = sub.add_parser("fetch", help="download + checksum + extract a public dataset (voc2012)")
-    p.add_argument("dataset", choices=("voc2012",))
-    p.add_argument("--dest", default="data/voc", help="extracts DEST/VOCdevkit (default %(default)s)")
-    p.add_argument("--url", help="a mirror (then also give --md5 or --sha256)")
+    p = sub.add_parser("fetch", help="download + checksum + extract a public dataset (voc2012, coco2014)")
+    p.add_argument("dataset", choices=("voc2012", "coco2014"))
+    p.add_argument("--dest", help="extracts DEST/VOCdevkit (default data/voc) or DEST/{annotations,train2014,"
+                   "val2014} (default data/coco)")
+    p.add_argument("--url", help="a mirror (voc2012: also give --md5 or --sha256; coco2014: a folder URL)")
     p.add_argument("--md5")
     p.add_argument("--sha256")
     p.add_argument("--delete-archive", action="store_true", help="remove the .tar after extracting")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("coco", help="COCO instances -> prominent person/vehicle masks (ExtractNet's rules)")
+    p.add_argument("annotations", help="instances_train2014.json or instances_val2014.json")
+    p.add_argument("images", help="the folder of its images (e.g. data/coco/train2014)")
+    p.add_argument("--out", required=True, help="output folder: photos, masks/, manifest.jsonl [, lmdb/]")
+    p.add_argument("--size", type=int, default=224, help="square side of the outputs (default %(default)s)")
+    p.add_argument("--limit", type=int, help="only the first N images (by id)")
+    p.add_argument("--lmdb", action="store_true", help="also write train/val LMDB pairs in OUT/lmdb")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="LMDB val share (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace an existing output folder not made by prep")
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("ingest", help="your own sneaker photos -> masks, LMDBs, composites (sample layout)")
@@ -402,7 +416,7 @@ def _run(a) -> int:
         algo, digest = ("md5", a.md5) if a.md5 else ("sha256", a.sha256) if a.sha256 else (None, None)
         r = fetch(
             a.dataset,
-            a.dest,
+            a.dest or ("data/voc" if a.dataset == "voc2012" else "data/coco"),
             url=a.url,
             algo=algo,
             digest=digest,
@@ -410,6 +424,15 @@ def _run(a) -> int:
             quiet=a.quiet,
         )
         print(f"prep fetch: {a.dataset}: {r['status']}: {r['root']}")
+        return 0
+
+    if a.step == "coco":
+        from fcnkit.prep.coco import run_coco
+
+        r = run_coco(a.annotations, a.images, a.out, size=a.size, limit=a.limit, lmdb=a.lmdb,
+                     val_fraction=a.val_fraction, seed=a.seed, force=a.force, quiet=a.quiet)
+        print(f"prep coco: kept {r['kept']} of {r['images']} images ({r['skipped']} skipped, reasons in "
+              f"{a.out}/manifest.jsonl) -> {r['out']}" + (" with lmdb/" if a.lmdb else ""))
         return 0
 
     if a.step == "ingest":

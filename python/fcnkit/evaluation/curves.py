@@ -6,6 +6,8 @@ Reads both log formats this project meets:
   `Iteration 40, loss = ...` too), `sgd_solver.cpp:...] Iteration 40, lr = 0.001`, and after
   `Iteration 40, Testing net (#0)` every `Test net output #k: NAME = V` becomes column val_NAME.
 
+* `fcnkit train`'s CSV log (NAME.csv: iter, epoch, loss, lr, val_* columns, one row per epoch).
+
 Each log is one stage, named after its file stem (or NAME=LOG). Stages are drawn end to end on one
 iteration axis in the order given (32s -> 16s -> 8s -> composite), each starting where the previous ended,
 with a dashed line at each hand-over. The CSV keeps each stage's own iteration numbers plus the global one.
@@ -58,6 +60,24 @@ def parse_log(text: str) -> list[dict]:
     return [rows[k] for k in sorted(rows)]
 
 
+def parse_csv(text: str) -> list[dict]:
+    """Rows of a `fcnkit train` CSV log: numeric cells of iter, loss, lr and val_* columns."""
+    rows = []
+    for rec in csv.DictReader(text.splitlines()):
+        try:
+            r = {"iter": int(float(rec["iter"]))}
+        except (KeyError, TypeError, ValueError):
+            continue
+        for k, v in rec.items():
+            if k in ("loss", "lr") or (k and k.startswith("val_")):
+                try:
+                    r[k] = float(v)
+                except (TypeError, ValueError):
+                    pass
+        rows.append(r)
+    return sorted(rows, key=lambda r: r["iter"])
+
+
 def load_stages(specs: list[str]) -> list[tuple[str, list[dict]]]:
     out = []
     for spec in specs:
@@ -65,7 +85,8 @@ def load_stages(specs: list[str]) -> list[tuple[str, list[dict]]]:
         p = Path(path)
         if not p.is_file():
             raise UserError(f"{p}: no such log file")
-        rows = parse_log(p.read_text(errors="replace"))
+        text = p.read_text(errors="replace")
+        rows = parse_csv(text) if p.suffix == ".csv" else parse_log(text)
         if not rows:
             raise UserError(f"{p}: no training lines found (expected `iter N loss X lr Y` or Caffe's "
                             "`Iteration N, loss = X`)")

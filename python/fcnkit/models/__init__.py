@@ -10,7 +10,7 @@ import importlib
 
 from fcnkit.models.registry import ModelSpec, Preprocessing, latest_snapshot, register
 
-FAMILIES = ("fcn",)
+FAMILIES = ("fcn", "lrn", "unet", "extractnet", "patchcnn")
 _loaded = False
 
 

@@ -1,0 +1,57 @@
+"""The ExtractNet family (extractnet-report.txt): prominent-object masks from autoencoders and from
+encoders pretrained on ImageNet, trained with binary cross-entropy and Adam 1e-3, batch 64, 224x224.
+
+Registered models:
+* `extractnet-simple`, `extractnet-interconnected` - the 3+3-layer autoencoders (§4.1.1, §4.1.2);
+* `extractnet-vgg19`, `extractnet-resnet50`, `extractnet-resnet152` - frozen Model Zoo encoders with a
+  deconvolution decoder (§4.1.3), batch normalisation on and ReLU by default (the report's best
+  settings); `--set batch_norm=false` / `--set activation=prelu` give its other columns;
+* `tiny/...` of each - 1/8-width CPU stand-ins trained from scratch on the sample data (no ImageNet weights
+  exist at that width, so the "pretrained" architectures are trained end to end there).
+Inference rounds each side to a multiple of the total downsampling (8 for the autoencoders, 32 for the
+encoders); the report's mask post-processing and its Otsu/watershed baseline are
+`fcnkit.evaluation.baselines` (`evaluate --postprocess extractnet --baseline`).
+"""
+
+from __future__ import annotations
+
+from fcnkit.config.seeds import EXTRACTNET_BATCH, EXTRACTNET_EPOCHS, EXTRACTNET_LR
+from fcnkit.models.extractnet.net import AutoEncoder, EncoderDecoder, build_autoencoder, build_encoder_decoder
+from fcnkit.models.native import SAMPLE_WORDS, TINY, TINY_SIZE, TINY_WIDTH, TINY_WORDS, native_spec, tiny_words
+
+DATA = "COCO 2014 prominent people/vehicles (`prep coco`), or any photos + masks"
+TRAIN = {"lr": EXTRACTNET_LR, "batch_size": EXTRACTNET_BATCH, "epochs": EXTRACTNET_EPOCHS, "loss": "bce"}
+TINY_TRAIN = {**TRAIN, "batch_size": 16, "epochs": 6}  # CPU minutes: ours
+AE_TINY_WIDTH = 1 / 2  # the autoencoders are small already: half width keeps them learning
+ENCODERS = {"vgg19": "VGG-19", "resnet50": "ResNet-50", "resnet152": "ResNet-152"}
+
+
+def _register():
+    specs = []
+    for tag, linked in (("simple", False), ("interconnected", True)):
+        words = f"{tag} autoencoder (3 + 3 layers, kernel 3, stride 2)"
+        for tiny in (False, True):
+            specs.append(native_spec(
+                f"{TINY}/extractnet-{tag}" if tiny else f"extractnet-{tag}", "extractnet", build_autoencoder,
+                description=f"{words}, {tiny_words(AE_TINY_WIDTH)}" if tiny else words,
+                config={"width": AE_TINY_WIDTH if tiny else 1.0, "interconnected": linked},
+                train={**TINY_TRAIN, "epochs": 8} if tiny else TRAIN, size_rule="multiple:8",
+                trained_on=SAMPLE_WORDS if tiny else DATA))
+    for enc, title in ENCODERS.items():
+        specs.append(native_spec(
+            f"extractnet-{enc}", "extractnet", build_encoder_decoder,
+            description=f"frozen {title} ImageNet encoder + deconvolution decoder (BN, ReLU)",
+            config={"encoder": enc, "width": 1.0, "batch_norm": True, "activation": "relu"},
+            train={**TRAIN, "freeze_encoder": "always"}, size_rule="multiple:32", trained_on=DATA,
+            pretrained=enc))
+        specs.append(native_spec(
+            f"{TINY}/extractnet-{enc}", "extractnet", build_encoder_decoder,
+            description=f"{title} encoder + deconvolution decoder, {TINY_WORDS}",
+            config={"encoder": enc, "width": TINY_WIDTH, "batch_norm": True, "activation": "relu"},
+            train=TINY_TRAIN, size_rule=TINY_SIZE,
+            trained_on=SAMPLE_WORDS))
+    return specs
+
+
+SPECS = _register()
+__all__ = ["SPECS", "AutoEncoder", "EncoderDecoder", "build_autoencoder", "build_encoder_decoder"]

@@ -1,0 +1,66 @@
+"""Shared pieces of the natively trained (PyTorch) families: their registry entries, initialisation, inputs.
+
+Each family folder (`lrn/`, `unet/`, `extractnet/`, `patchcnn/`) builds its nets and registers one
+`ModelSpec` per model through `native_spec`. A spec's `config` is what `build(**config)` takes (the width
+multiplier among it), and `extra["train"]` is its training recipe (`fcnkit.training.recipe.Recipe` fields:
+learning rate, batch, epochs, loss, augmentation, encoder freezing, pretrained release). Default
+checkpoints live in `weights/native/<name>.safetensors` with the JSON sidecar `fcnkit train` writes.
+"""
+
+from __future__ import annotations
+
+from fcnkit.config.paper import VGG_MEAN_BGR
+from fcnkit.config.seeds import RESNET_MEAN_BGR, SCRATCH_INPUT_SCALE
+from fcnkit.models.registry import ModelSpec, Preprocessing, register
+
+NATIVE_DIR = "weights/native"
+TINY = "tiny"
+TINY_WIDTH = 1 / 8
+TINY_SIZE = "fixed:64"  # tiny VGG/ResNet nets run at 64x64 (outputs are resized back to the image)
+TINY_WORDS = "CPU stand-in at 1/8 width and 64x64 input, trained from scratch (same topology; not the seed's net)"
+
+
+def tiny_words(width: float) -> str:
+    return TINY_WORDS.replace("1/8", f"1/{round(1 / width)}").replace(" and 64x64 input", "")
+SAMPLE_WORDS = "the embedded sample set (white or composite)"
+
+
+def checkpoint_path(name: str) -> str:
+    return f"{NATIVE_DIR}/{name}.safetensors"
+
+
+def preprocessing(size_rule: str, pretrained: str | None = None) -> Preprocessing:
+    """BGR minus the mean of the weights' origin; scale 1 for Caffe Model Zoo weights, 1/58 from scratch."""
+    if pretrained and pretrained.startswith("resnet"):
+        return Preprocessing("BGR", RESNET_MEAN_BGR, 1.0, size_rule)
+    if pretrained:
+        return Preprocessing("BGR", VGG_MEAN_BGR, 1.0, size_rule)
+    return Preprocessing("BGR", VGG_MEAN_BGR, SCRATCH_INPUT_SCALE, size_rule)
+
+
+def native_spec(name: str, family: str, build, *, description: str, config: dict, train: dict,
+                size_rule: str, trained_on: str, pretrained: str | None = None, supervision: str = "masks",
+                init: str = "Glorot-uniform initialisation", extra: dict | None = None) -> ModelSpec:
+    """Register one PyTorch model (see the module doc)."""
+    if pretrained:
+        weights = (f"`fcnkit train {name}`; encoder from the {pretrained} Caffe Model Zoo release "
+                   f"(`fcnkit fetch-weights {pretrained}`)")
+    else:
+        weights = f"`fcnkit train {name}`, {init}"
+    return register(ModelSpec(
+        name=name, family=family, framework="torch", output="sigmoid1",
+        preprocessing=preprocessing(size_rule, pretrained), description=description, trained_on=trained_on,
+        weights=weights, supervision=supervision, build=build, config=dict(config),
+        checkpoint=checkpoint_path(name),
+        extra={"train": {**train, "pretrained": pretrained}, **(extra or {})}))
+
+
+def glorot_(module) -> None:
+    """Glorot-uniform weights and zero biases for every (transposed) convolution under `module`."""
+    from torch import nn  # noqa: PLC0415
+
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)

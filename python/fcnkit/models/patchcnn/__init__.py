@@ -1,0 +1,27 @@
+"""The patch-CNN family (contour-refining-patch-cnn.txt): rectangles in, contours out, weakly supervised.
+
+Training labels come only from one rectangle per image (a patch whose centre is inside is foreground,
+outside background); the net learns what background looks like from the many contradicting examples.
+On our data the rectangle is the true mask's bounding box (`supervision: boxes`). Applied densely it gives
+a mask for any image; `fcnkit refine IMAGE --box x,y,w,h` adds the seed's ideas: denser application,
+clipping to the tag, iterative relabelling, the largest connected component, and a tag-free mode.
+
+Registered model: `patchcnn` (the seed's net; it is small enough for CPU as it is, so there is no tiny
+variant).
+"""
+
+from __future__ import annotations
+
+from fcnkit.config.seeds import PATCH_BATCH, PATCH_LR, PATCH_STEP
+from fcnkit.models.native import native_spec
+from fcnkit.models.patchcnn.net import DensePatchCNN, PatchNet, build
+
+SPECS = [native_spec(
+    "patchcnn", "patchcnn", build,
+    description="the seed's 32x32 patch classifier (32-64-128-128-128-1, BN, leaky ReLU 0.2), applied densely",
+    config={"step": PATCH_STEP},
+    train={"lr": PATCH_LR, "batch_size": PATCH_BATCH, "epochs": 10, "loss": "patch_bce", "task": "patches",
+           "patches_per_epoch": 40_000},
+    size_rule="any", supervision="boxes", init="PyTorch's default initialisation (as the seed's code)",
+    trained_on="any photos + one rectangle each (here: the bounding box of the true mask)")]
+__all__ = ["SPECS", "DensePatchCNN", "PatchNet", "build"]

@@ -1,0 +1,82 @@
+"""Checkpoints of `fcnkit train`, in the format `fcnkit.inference` reads, and the training log.
+
+    NAME.safetensors   the weights (model.state_dict())
+    NAME.json          sidecar: {"model": <registered name>, "family", "framework", "config": build(**config),
+                       "data", "recipe", "seed", "epoch", "metrics" (the last validation), "history", ...}
+    NAME.resume.pt     optimizer, epoch, plateau bookkeeping and RNG states, for --resume
+    NAME.csv           one row per epoch: iter, epoch, loss, lr, val_* (what `plot-training` reads)
+Every file is written under a temporary name and renamed into place (fcnkit.io.atomic): a kill leaves the
+previous complete checkpoint, never a truncated one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from fcnkit.errors import UserError
+from fcnkit.io.atomic import atomic_path, write_text_atomic
+
+CSV_COLUMNS = ["iter", "epoch", "loss", "lr", "val_pixel_acc", "val_mean_iou", "val_iou", "val_jaccard",
+               "val_hausdorff", "seconds"]
+
+
+def paths(out: str | Path) -> dict[str, Path]:
+    out = Path(out)
+    base = out.with_suffix("") if out.suffix == ".safetensors" else out
+    return {k: base.with_name(base.name + ext) for k, ext in
+            (("weights", ".safetensors"), ("sidecar", ".json"), ("resume", ".resume.pt"), ("csv", ".csv"))}
+
+
+def save(out: str | Path, model, sidecar: dict, resume_state: dict | None, history: list[dict]) -> Path:
+    import torch  # noqa: PLC0415
+    from safetensors.torch import save_file  # noqa: PLC0415
+
+    p = paths(out)
+    p["weights"].parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(p["weights"]) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "model": sidecar["model"]})
+    if resume_state is not None:
+        with atomic_path(p["resume"]) as tmp:
+            torch.save(resume_state, tmp)
+    write_text_atomic(p["csv"], csv_text(history))
+    write_text_atomic(p["sidecar"], json.dumps(sidecar, indent=1) + "\n")  # last: the checkpoint is complete
+    return p["weights"]
+
+
+def csv_text(history: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, CSV_COLUMNS, restval="", extrasaction="ignore")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def load_for_resume(out: str | Path, model_name: str) -> tuple[dict, dict, dict]:
+    """(sidecar, weights state dict, resume state) of an earlier run of the same model; UserError otherwise."""
+    import torch  # noqa: PLC0415
+    from safetensors.torch import load_file  # noqa: PLC0415
+
+    p = paths(out)
+    for key in ("sidecar", "weights", "resume"):
+        if not p[key].is_file():
+            raise UserError(f"{p[key]}: nothing to resume (no earlier `fcnkit train {model_name} --out "
+                            f"{p['weights']}`); run without --resume")
+    try:
+        sidecar = json.loads(p["sidecar"].read_text())
+    except ValueError as exc:
+        raise UserError(f"{p['sidecar']}: unreadable sidecar ({exc}); run without --resume") from None
+    if sidecar.get("model") != model_name:
+        raise UserError(f"{p['sidecar']}: a checkpoint of {sidecar.get('model')!r}, not {model_name!r}; resume "
+                        "with that model's name or pick another --out")
+    try:
+        weights = load_file(str(p["weights"]))
+        state = torch.load(p["resume"], map_location="cpu", weights_only=False)
+    except Exception as exc:  # safetensors/pickle raise their own types for damaged files
+        raise UserError(f"{p['weights']}: cannot read the checkpoint to resume ({exc}); run without --resume"
+                        ) from None
+    return sidecar, weights, state
