@@ -1,13 +1,18 @@
 # fcnkit -- the two commands a user needs are `make demo` and `make test`; both run `make setup` first.
+# `make help` lists every target.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Extra flags for tools/build_caffe.py (e.g. CAFFE_FLAGS=--gpu inside Dockerfile.caffe).
 CAFFE_FLAGS ?=
+# Extra flags for tools/check_gpu_build.py (e.g. GPU_CHECK_FLAGS="--jobs 1" on a busy machine).
+GPU_CHECK_FLAGS ?=
+# GPU architectures `make gpu-build` compiles the container's Caffe for: ci (sm_75 only), all, or e.g. 75,90.
+CUDA_ARCHS ?= ci
 DEPS_STAMP := $(VENV)/.fcnkit-deps
 
-.PHONY: setup deps caffe browser test lint demo prototxt fidelity clean-venv
+.PHONY: setup deps caffe browser gpu-build check-gpu-build test lint demo prototxt fidelity clean-venv help
 
 setup: deps caffe browser
 
@@ -29,8 +34,18 @@ caffe: deps
 browser:
 	@python3 tools/setup_browser.py
 
-test: setup
-	@$(PY) -m pytest -q
+# The CUDA container's Caffe, compiled here by its own recipe (real nvcc, container's CUDA headers; no GPU
+# or Docker needed), cached like the CPU build. CUDA_ARCHS=ci (default, what `make test` and CI compile): every
+# .cu file for the container's oldest target, sm_75; CUDA_ARCHS=all: for every architecture the container
+# targets (sm_75 ... sm_120); or a comma list of those. Times: see the README's container section.
+gpu-build: deps
+	@$(PY) tools/check_gpu_build.py --cuda-archs $(CUDA_ARCHS) $(GPU_CHECK_FLAGS)
+
+check-gpu-build: setup gpu-build
+	@FCNKIT_CUDA_ARCHS=$(CUDA_ARCHS) $(PY) -m pytest -q tests/build
+
+test: setup gpu-build
+	@FCNKIT_CUDA_ARCHS=$(CUDA_ARCHS) $(PY) -m pytest -q
 
 lint: deps
 	@$(PY) -m ruff check .
@@ -46,3 +61,14 @@ fidelity: caffe
 
 clean-venv:
 	rm -rf $(VENV)
+
+help:
+	@echo "make setup            .venv + the CPU Caffe build (cached in ~/.cache/fcnkit; first time ~5 min)"
+	@echo "make demo             setup, then the tiny FCN-32s -> 16s -> 8s chain in real Caffe (~11 min)"
+	@echo "make test             setup + gpu-build, then the whole test suite (what CI runs)"
+	@echo "make check-gpu-build  compile the CUDA container's Caffe here (every .cu through nvcc, container's"
+	@echo "                      CUDA headers; cached) and run tests/build: its pycaffe vs the CPU build"
+	@echo "                      CUDA_ARCHS=ci (default, CI's: sm_75 only) | all (every container arch) | 75,90"
+	@echo "make gpu-build        only the compile part of check-gpu-build (also CUDA_ARCHS, GPU_CHECK_FLAGS)"
+	@echo "make lint             ruff"
+	@echo "make clean-venv       remove .venv (the Caffe builds stay cached)"

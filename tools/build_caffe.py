@@ -6,11 +6,14 @@ One script for both targets, switched by flags:
     python3 tools/build_caffe.py --python .venv/bin/python --install-venv .venv   # CPU (make setup)
     python3 tools/build_caffe.py --gpu --python /usr/bin/python3 ...              # CUDA (Dockerfile.caffe)
     python3 tools/build_caffe.py --gpu --dry-run                                  # print Makefile.config
+    python3 tools/build_caffe.py --gpu --apt-only                                 # Debian packages only (Dockerfile)
 
 Steps: check/install Debian build deps -> fetch sdist -> verify sha256 -> extract into a temp dir
 -> write Makefile.config + OpenCV 4 compat header -> `make all pycaffe` -> regenerate caffe_pb2.py
 with the system protoc -> assemble bin/ lib/ python/ -> smoke-test -> rename into the cache.
 A build is only ever visible in the cache once it is complete and has answered `--version`.
+With --gpu, BUILD_INFO.json also records the CUDA toolchain and headers it was compiled with and, for
+every .cu file, the GPU architectures nvcc put into its object (tools/check_gpu_build.py reads it).
 
 Standard library only: it runs before the project's virtualenv has anything in it.
 """
@@ -23,6 +26,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import struct
 import subprocess
 import sys
 import tarfile
@@ -38,13 +43,61 @@ SDIST_FILE = f"{SDIST_NAME}-{SDIST_VERSION}.tar.gz"
 SDIST_SHA256 = "c6410cc60bdd6db685d441b66be7df05410f8850ac88d6b75d48ef9b2315c08a"
 # Bump when the recipe below changes in a way that changes the built artefacts.
 RECIPE_VERSION = 2
+# The same for what only --gpu builds do (hashed into GPU cache keys only, so CPU entries stay valid).
+GPU_RECIPE_VERSION = 1
 
-# Source edits applied after extraction: (file, exact text, replacement, why). Each must match exactly
-# once, so a different sdist fails loudly instead of building something unpatched.
+# Source edits applied after extraction: (file, exact text, replacement, why). Every occurrence is replaced
+# and each must match at least once, so a different sdist fails loudly instead of building something unpatched.
 SOURCE_PATCHES = (
     ("src/caffe/util/io.cpp", "coded_input->SetTotalBytesLimit(536870912);",
      "coded_input->SetTotalBytesLimit(INT_MAX);",
      "this sdist caps binary protos at 512 MiB; VGG-16 (528 MiB) and FCN-8s caffemodels exceed it"),
+)
+
+
+def cpu_fallback_patch(rel: str, layer: str) -> tuple[str, str, str, str]:
+    """A GPU-only patch for a layer whose header declares Forward_gpu and Backward_gpu that the sdist never
+    defines (no .cu; only the CPU_ONLY stub): in a GPU build they run the layer's CPU code, as Caffe's Layer
+    base class does for layers without GPU methods (Blob moves the data between host and device)."""
+    stub = f"STUB_GPU({layer});"
+    fallback = (
+        f"{stub}\n#else  // fcnkit: the sdist has no CUDA code for {layer}; run its CPU code\n"
+        f"template <typename Dtype>\nvoid {layer}<Dtype>::Forward_gpu(const vector<Blob<Dtype>*>& bottom,\n"
+        "    const vector<Blob<Dtype>*>& top) {\n  this->Forward_cpu(bottom, top);\n}\n"
+        f"template <typename Dtype>\nvoid {layer}<Dtype>::Backward_gpu(const vector<Blob<Dtype>*>& top,\n"
+        "    const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom) {\n"
+        "  this->Backward_cpu(top, propagate_down, bottom);\n}"
+    )
+    return (rel, stub, fallback, f"{layer} declares Forward_gpu/Backward_gpu but defines neither: the tools' "
+            "link against libcaffe.so fails on the undefined symbols; they now run the CPU code")
+
+
+# Applied after SOURCE_PATCHES, with --gpu only (and hashed into the GPU cache key only), so the CPU build
+# and its cache entry stay exactly as they were. Each is what CUDA 13's nvcc/headers rejected or deprecated,
+# or what a GPU build of this sdist cannot compile or link whatever the CUDA version; all compile under CUDA 12.
+CUDA_SOURCE_PATCHES = (
+    ("src/caffe/common.cpp", "<< prop.clockRate;",
+     "<< [&] { int v = 0; cudaDeviceGetAttribute(&v, cudaDevAttrClockRate, device); return v; }();",
+     "cudaDeviceProp::clockRate was removed in CUDA 13; `caffe device_query` asks cudaDeviceGetAttribute"),
+    ("src/caffe/common.cpp", "<< (prop.deviceOverlap ? \"Yes\" : \"No\");",
+     "<< ([&] { int v = 0; cudaDeviceGetAttribute(&v, cudaDevAttrGpuOverlap, device); return v; }()"
+     " ? \"Yes\" : \"No\");",
+     "cudaDeviceProp::deviceOverlap was removed in CUDA 13"),
+    ("src/caffe/common.cpp", "<< (prop.kernelExecTimeoutEnabled ? \"Yes\" : \"No\");",
+     "<< ([&] { int v = 0; cudaDeviceGetAttribute(&v, cudaDevAttrKernelExecTimeout, device); return v; }()"
+     " ? \"Yes\" : \"No\");",
+     "cudaDeviceProp::kernelExecTimeoutEnabled was removed in CUDA 13"),
+    ("src/caffe/layers/proposal_layer.cu", "INSTANTIATE_LAYER_GPU_FUNCS(ProposalLayer);",
+     "template <typename Dtype>\nvoid ProposalLayer<Dtype>::Backward_gpu(const vector<Blob<Dtype>*>& top,\n"
+     "    const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom) {}\n\n"
+     "INSTANTIATE_LAYER_GPU_FUNCS(ProposalLayer);",
+     "Backward_gpu is declared but never defined (Backward_cpu is empty): g++ rejects instantiating it"),
+    ("src/caffe/util/math_functions.cu", "#include <math_functions.h>  // CUDA's, not caffe's, for fabs, signbit",
+     "#include <cuda_runtime.h>  // fabs, signbit (CUDA's math_functions.h is internal, slated for removal)",
+     "CUDA 12+/13 warn that math_functions.h is internal and will be removed"),
+    *(cpu_fallback_patch(f"src/caffe/layers/{stem}_layer.cpp", f"{layer}Layer") for stem, layer in (
+        ("relu6", "ReLU6"), ("hardsigmoid", "HardSigmoid"), ("hardswish", "HardSwish"),
+        ("maxunpool", "MaxUnPool"), ("pixelshuffle", "PixelShuffle"), ("upsample", "Upsample"))),
 )
 
 HERE = Path(__file__).resolve().parent
@@ -71,9 +124,16 @@ APT_BUILD_DEPS = {
     "libsnappy-dev": "snappy",
     "libopenblas-dev": "OpenBLAS",
     "libopencv-dev": "OpenCV",
+    "ca-certificates": "TLS roots for the sdist download",
 }
-# Hopper included; compute_90 PTX lets newer GPUs JIT.
-DEFAULT_CUDA_ARCHS = ("60", "61", "70", "75", "80", "86", "89", "90")
+# SASS targets when --cuda-archs is not given, by the major version of the nvcc that compiles; the last one
+# also goes in as PTX, which GPUs newer than the list JIT-compile. CUDA 13 dropped Maxwell, Pascal and Volta
+# (sm_50 ... sm_72); CUDA 12 cannot target Blackwell's sm_100/sm_120.
+CUDA_ARCHS_BY_MAJOR = {
+    12: ("60", "61", "70", "75", "80", "86", "89", "90"),
+    13: ("75", "80", "86", "89", "90", "100", "120"),
+}
+NEWEST_CUDA_MAJOR = max(CUDA_ARCHS_BY_MAJOR)
 TOOLS = ("caffe", "upgrade_net_proto_text", "upgrade_net_proto_binary", "compute_image_mean",
          "convert_imageset")
 
@@ -84,6 +144,25 @@ class BuildError(RuntimeError):
 
 def say(msg: str) -> None:
     print(f"[caffe] {msg}", flush=True)
+
+
+def _interrupt(signum, _frame):
+    raise KeyboardInterrupt(signum)
+
+
+def interruptible(run, prog: str) -> int:
+    """run() with SIGTERM handled like Ctrl-C: the clean-up in `finally` blocks runs (the temp dirs go, make
+    is stopped) and the exit status is 128 + the signal, with one line on stderr."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return run()
+    except KeyboardInterrupt as exc:
+        signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
+        print(f"{prog}: interrupted ({signal.Signals(signum).name}); no build was kept or installed",
+              file=sys.stderr)
+        return 128 + signum
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # ----------------------------------------------------------------------------------- config
@@ -117,13 +196,91 @@ class PythonInfo:
         return cls(executable=python, **d)
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (cgroup/affinity aware where the OS tells)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:
+        return os.cpu_count() or 2
+
+
+# Version macros of the CUDA headers the host code compiles against: (library, header, macros).
+CUDA_HEADER_VERSIONS = (
+    ("cudart", "cuda_runtime_api.h", ("CUDART_VERSION",)),
+    ("cublas", "cublas_api.h", ("CUBLAS_VER_MAJOR", "CUBLAS_VER_MINOR", "CUBLAS_VER_PATCH", "CUBLAS_VER_BUILD")),
+    ("curand", "curand.h", ("CURAND_VER_MAJOR", "CURAND_VER_MINOR", "CURAND_VER_PATCH", "CURAND_VER_BUILD")),
+)
+
+
+@dataclass
+class CudaInfo:
+    """The CUDA a GPU build compiles with: nvcc's own version and the versions the headers declare."""
+
+    nvcc: str  # "13.0.88", from `nvcc --version`
+    headers: dict[str, str]  # library -> version from its header ("cudart": "13.0", "cublas": "13.1.0.3", ...)
+    header_files: dict[str, str]  # library -> the header file that was read (first on the include path)
+
+    @property
+    def major(self) -> int:
+        return int(self.nvcc.split(".")[0])
+
+    @classmethod
+    def probe(cls, cuda_dir: str, prefixes: tuple[str, ...] = ()) -> CudaInfo:
+        nvcc = Path(cuda_dir) / "bin" / "nvcc"
+        try:
+            out = subprocess.run([str(nvcc), "--version"], check=True, capture_output=True, text=True).stdout
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise BuildError(f"cannot run {nvcc} ({exc}); install the CUDA toolkit or pass --cuda-dir DIR") from exc
+        m = re.search(r"release \S+, V(\d+\.\d+\.\d+)", out)
+        if not m:
+            raise BuildError(f"{nvcc} --version printed no 'release X, VX.Y.Z' line: {out.strip()[-200:]}")
+        include_dirs = [Path(p) / "include" for p in prefixes] + [Path(cuda_dir) / "include"]
+        headers, files = {}, {}
+        for lib, name, macros in CUDA_HEADER_VERSIONS:
+            path = next((d / name for d in include_dirs if (d / name).is_file()), None)
+            if path is None:
+                raise BuildError(f"{name} ({lib}) not found in {', '.join(map(str, include_dirs))}; "
+                                 "install the CUDA toolkit's development headers or pass --cuda-prefix DIR")
+            text = path.read_text(errors="replace")
+            values = []
+            for macro in macros:
+                mm = re.search(rf"^#define\s+{macro}\s+(\d+)", text, re.M)
+                if not mm:
+                    raise BuildError(f"{path}: no #define {macro}; is this a CUDA header?")
+                values.append(int(mm.group(1)))
+            if lib == "cudart":  # CUDART_VERSION = 1000 * major + 10 * minor
+                values = [values[0] // 1000, values[0] % 1000 // 10]
+            headers[lib], files[lib] = ".".join(map(str, values)), str(path)
+        return cls(nvcc=m.group(1), headers=headers, header_files=files)
+
+    def describe(self) -> str:
+        return f"nvcc {self.nvcc}; host headers: " + ", ".join(f"{k} {v}" for k, v in self.headers.items())
+
+
 @dataclass
 class Config:
     gpu: bool = False
     cuda_dir: str = "/usr/local/cuda"
-    cuda_archs: tuple[str, ...] = DEFAULT_CUDA_ARCHS
+    # Empty: CUDA_ARCHS_BY_MAJOR for the toolkit's nvcc (or the newest major when nothing was probed).
+    cuda_archs: tuple[str, ...] = ()
+    # Extra CUDA install prefixes (each with include/ and lib/), searched before cuda_dir: e.g. the
+    # cuBLAS/cuRAND wheels that tools/check_gpu_build.py pins to the container's CUDA release.
+    cuda_prefixes: tuple[str, ...] = ()
+    cuda: CudaInfo | None = None
     py: PythonInfo | None = None
-    jobs: int = field(default_factory=lambda: os.cpu_count() or 2)
+    jobs: int = field(default_factory=usable_cores)
+
+    def archs(self) -> tuple[str, ...]:
+        if self.cuda_archs:
+            return self.cuda_archs
+        major = self.cuda.major if self.cuda else NEWEST_CUDA_MAJOR
+        if major not in CUDA_ARCHS_BY_MAJOR:
+            raise BuildError(f"no default GPU architectures for CUDA {major}; pass --cuda-archs (e.g. 75,80,90)")
+        return CUDA_ARCHS_BY_MAJOR[major]
+
+    def cuda_lib_dirs(self) -> list[str]:
+        """Where the CUDA runtime libraries are found: the extra prefixes first, then the toolkit."""
+        return [str(Path(p) / "lib") for p in self.cuda_prefixes] + [f"{self.cuda_dir}/lib64"]
 
     def makefile_config(self) -> str:
         """The Makefile.config handed to Caffe's classic Makefile."""
@@ -134,9 +291,10 @@ class Config:
             "# Generated by tools/build_caffe.py -- do not edit by hand.",
             f"# target: {'CUDA GPU' if self.gpu else 'CPU only'}; Python {py.version}",
         ]
+        extra_inc = extra_lib = ""
         if self.gpu:
-            archs = " ".join(f"-gencode arch=compute_{a},code=sm_{a}" for a in self.cuda_archs)
-            last = self.cuda_archs[-1]
+            archs = " ".join(f"-gencode arch=compute_{a},code=sm_{a}" for a in self.archs())
+            last = self.archs()[-1]
             archs += f" -gencode arch=compute_{last},code=compute_{last}"
             lines += [
                 "CPU_ONLY := 0",
@@ -144,6 +302,9 @@ class Config:
                 f"CUDA_DIR := {self.cuda_dir}",
                 f"CUDA_ARCH := {archs}",
             ]
+            # Caffe's Makefile appends CUDA_DIR's include/lib after these, so the prefixes win.
+            extra_inc = "".join(f" {p}/include" for p in self.cuda_prefixes)
+            extra_lib = "".join(f" {p}/lib" for p in self.cuda_prefixes)
         else:
             lines += ["CPU_ONLY := 1"]
         lines += [
@@ -157,9 +318,10 @@ class Config:
             f"PYTHON_LIBRARIES := boost_python{tag} python{py.version}",
             f"PYTHON_INCLUDE := {py.include} {py.numpy_include}",
             f"PYTHON_LIB := {py.libdir}",
-            "INCLUDE_DIRS := $(PYTHON_INCLUDE) /usr/include/hdf5/serial /usr/include/opencv4 /usr/local/include",
-            "LIBRARY_DIRS := $(PYTHON_LIB) /usr/lib/x86_64-linux-gnu/hdf5/serial /usr/lib/x86_64-linux-gnu"
-            " /usr/local/lib /usr/lib",
+            f"INCLUDE_DIRS := $(PYTHON_INCLUDE){extra_inc} /usr/include/hdf5/serial /usr/include/opencv4"
+            " /usr/local/include",
+            f"LIBRARY_DIRS := $(PYTHON_LIB){extra_lib} /usr/lib/x86_64-linux-gnu/hdf5/serial"
+            " /usr/lib/x86_64-linux-gnu /usr/local/lib /usr/lib",
             "CXXFLAGS += -include $(FCNKIT_COMPAT_HEADER) -Wno-deprecated-declarations",
             "Q ?= @",
             "",
@@ -171,9 +333,13 @@ class Config:
         py = self.py
         assert py is not None
         h = hashlib.sha256()
-        for part in (SDIST_SHA256, str(RECIPE_VERSION), COMPAT_HEADER.read_bytes().hex(), repr(SOURCE_PATCHES),
-                     "gpu" if self.gpu else "cpu", ",".join(self.cuda_archs) if self.gpu else "",
-                     py.version, py.libdir, py.numpy_major):
+        parts = [SDIST_SHA256, str(RECIPE_VERSION), COMPAT_HEADER.read_bytes().hex(), repr(SOURCE_PATCHES),
+                 "gpu" if self.gpu else "cpu", ",".join(self.archs()) if self.gpu else "",
+                 py.version, py.libdir, py.numpy_major]
+        if self.gpu:  # GPU-only parts come last: the CPU key is exactly what it was before they existed
+            cuda = self.cuda.describe() if self.cuda else "unprobed"
+            parts += [str(GPU_RECIPE_VERSION), repr(CUDA_SOURCE_PATCHES), cuda]
+        for part in parts:
             h.update(part.encode())
             h.update(b"\0")
         return f"caffe-{'gpu' if self.gpu else 'cpu'}-py{py.version}-{h.hexdigest()[:12]}"
@@ -189,6 +355,20 @@ def missing_apt_packages(pkgs) -> list[str]:
         if "install ok installed" not in r.stdout:
             missing.append(p)
     return missing
+
+
+def apt_packages(python: str) -> list[str]:
+    """Every Debian package the recipe needs for this interpreter. A distribution interpreter (base prefix
+    /usr, like the container's python3) also needs its headers (pycaffe) and venv module (`make setup`);
+    a self-built one (pyenv, as on CI) brings both."""
+    pkgs = list(APT_BUILD_DEPS)
+    code = "import sys; print('%d.%d' % sys.version_info[:2], sys.base_prefix)"
+    r = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    if r.returncode == 0:
+        version, base_prefix = r.stdout.split(maxsplit=1)
+        if base_prefix.strip() == "/usr":
+            pkgs += [f"python{version}-dev", f"python{version}-venv"]
+    return pkgs
 
 
 def ensure_apt_packages(pkgs=tuple(APT_BUILD_DEPS)) -> None:
@@ -267,8 +447,8 @@ def fetch_sdist(cache: Path, python: str, sdist: str | None, url: str | None) ->
 
 
 # ------------------------------------------------------------------------------ build
-def apply_source_patches(src: Path) -> None:
-    for rel, old, new, why in SOURCE_PATCHES:
+def apply_source_patches(src: Path, patches=SOURCE_PATCHES) -> None:
+    for rel, old, new, why in patches:
         path = src / rel
         text = path.read_text()
         count = text.count(old)
@@ -278,33 +458,128 @@ def apply_source_patches(src: Path) -> None:
         say(f"patched {rel} ({count}x): {why}")
 
 
-def run_make(src: Path, cfg: Config, log_path: Path) -> None:
-    """Run Caffe's Makefile, showing a [n/total] line per compiled unit, full log to a file."""
+def cu_sources(src: Path) -> list[str]:
+    """Every CUDA file under the source tree's src/ (tests included), relative to the tree."""
+    return sorted(str(p.relative_to(src)) for p in (src / "src").rglob("*.cu"))
+
+
+def make_goals(src: Path, cfg: Config) -> list[list[str]]:
+    """The make invocations of a build, in order. `make all` leaves out the CUDA test kernels
+    (src/caffe/test/test_*.cu, part of Caffe's gtest binary): a GPU build compiles their objects too, in a
+    second run, so that every .cu file of the sdist goes through nvcc."""
+    goals = [["all", "pycaffe"]]
+    if cfg.gpu:
+        tests = [f".temp_release/cuda/{rel[:-3]}.o" for rel in cu_sources(src) if "/test/" in rel]
+        if tests:
+            goals.append(tests)
+    return goals
+
+
+def run_make(src: Path, cfg: Config, log_path: Path) -> list[str]:
+    """Run Caffe's Makefile, showing a [n/total] line per compiled unit, full log to a file.
+
+    Returns the .cu files nvcc compiled, in the order make reported them."""
     exts = ("*.cpp", "*.cu") if cfg.gpu else ("*.cpp",)
     units = sum(1 for e in exts for p in src.glob(f"src/caffe/**/{e}") if "/test/" not in str(p))
     units += sum(1 for _ in (src / "tools").glob("*.cpp")) + 2  # + caffe.pb.cc, _caffe.cpp
-    cmd = ["make", f"-j{cfg.jobs}", "all", "pycaffe", f"FCNKIT_COMPAT_HEADER={COMPAT_HEADER}"]
+    goals = make_goals(src, cfg)
+    units += sum(len(g) for g in goals[1:])
     say(f"compiling (~{units} units, {cfg.jobs} jobs; log: {log_path})")
     done = 0
+    compiled_cu: list[str] = []
     t0 = time.time()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert proc.stdout is not None
-        first_err = last_err = ""
-        for line in proc.stdout:
-            log.write(line)
-            s = line.strip()
-            if re.match(r"^(CXX|NVCC|LD|AR|PROTOC|CXX/LD)\b", s):
-                done += s.startswith(("CXX ", "NVCC ")) or "_caffe.cpp" in s
-                print(f"[caffe] [{done:>3}/{units}] {int(time.time() - t0):>4}s {s}", flush=True)
-            elif ": error:" in s and not first_err:
-                first_err = s  # the compiler's own message, not make's summary
-            elif "error" in s.lower():
-                last_err = s
-        rc = proc.wait()
-    if rc != 0:
-        why = first_err or last_err or "see log"
-        raise BuildError(f"compiling Caffe failed (make exit {rc}): {why} -- full log: {log_path}")
+        for goal in goals:
+            cmd = ["make", f"-j{cfg.jobs}", *goal, f"FCNKIT_COMPAT_HEADER={COMPAT_HEADER}"]
+            # make and its compilers get a session of their own, stopped as a whole if this process is interrupted
+            proc = subprocess.Popen(cmd, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    start_new_session=True)
+            assert proc.stdout is not None
+            first_err = last_err = ""
+            try:
+                for line in proc.stdout:
+                    log.write(line)
+                    s = line.strip()
+                    if re.match(r"^(CXX|NVCC|LD|AR|PROTOC|CXX/LD)\b", s):
+                        done += s.startswith(("CXX ", "NVCC ")) or "_caffe.cpp" in s
+                        if s.startswith("NVCC "):
+                            compiled_cu.append(s.split(None, 1)[1])
+                        print(f"[caffe] [{done:>3}/{units}] {int(time.time() - t0):>4}s {s}", flush=True)
+                    elif ": error:" in s and not first_err:
+                        first_err = s  # the compiler's own message, not make's summary
+                    elif "error" in s.lower():
+                        last_err = s
+                rc = proc.wait()
+            except BaseException:
+                stop_session(proc)
+                raise
+            if rc != 0:
+                why = first_err or last_err or "see log"
+                raise BuildError(f"compiling Caffe failed (make exit {rc}): {why} -- full log: {log_path}")
+    return compiled_cu
+
+
+def stop_session(proc: subprocess.Popen) -> None:
+    """SIGTERM to every process of proc's session (make and the compilers it runs), SIGKILL after 10 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=10)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+# ------------------------------------------------------------------------------ GPU record
+FATBIN_MAGIC = 0xBA55ED50
+FATBIN_KINDS = {1: "ptx", 2: "sass"}
+
+
+def fatbin_archs(binary: Path) -> dict[str, dict[str, int]]:
+    """Count the device images nvcc embedded in an object or shared library, by kind and architecture:
+    {"sass": {"75": 1, ...}, "ptx": {"120": 1}}. Reads the .nv_fatbin section (objcopy) and walks the
+    fatbinary headers: a 16-byte header (magic, version, header size, payload size) per object, then one
+    entry per image whose header holds its kind (1 PTX, 2 ELF/SASS) and, at byte 28, the SM version."""
+    counts: dict[str, dict[str, int]] = {"sass": {}, "ptx": {}}
+    with tempfile.TemporaryDirectory() as td:
+        out = Path(td) / "fatbin"
+        r = subprocess.run(["objcopy", "-O", "binary", "--only-section=.nv_fatbin", str(binary), str(out)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BuildError(f"objcopy could not read {binary}: {r.stderr.strip()}")
+        data = out.read_bytes() if out.exists() else b""
+    pos = 0
+    while pos + 16 <= len(data):
+        magic, _, header, size = struct.unpack_from("<IHHQ", data, pos)
+        if magic != FATBIN_MAGIC:
+            pos += 8  # blobs of successive objects are 8-byte aligned
+            continue
+        entry, end = pos + header, pos + header + size
+        while entry + 32 <= end:
+            kind, _, entry_header, payload = struct.unpack_from("<HHIQ", data, entry)
+            (arch,) = struct.unpack_from("<I", data, entry + 28)
+            if kind in FATBIN_KINDS:
+                by_arch = counts[FATBIN_KINDS[kind]]
+                by_arch[str(arch)] = by_arch.get(str(arch), 0) + 1
+            entry += entry_header + payload
+        pos = end
+    return counts
+
+
+def cuda_record(src: Path, cfg: Config, compiled: list[str]) -> dict:
+    """What a GPU build compiled: every .cu file of the source tree with the images in its object, and the
+    images linked into libcaffe.so."""
+    units = {}
+    for rel in cu_sources(src):
+        obj = src / ".temp_release" / "cuda" / f"{rel[:-3]}.o"
+        units[rel] = {"compiled": rel in compiled, "object": obj.is_file(),
+                      "linked": "/test/" not in rel, **(fatbin_archs(obj) if obj.is_file() else {})}
+    lib = next(p for p in (src / ".temp_release" / "lib").glob("libcaffe.so.*") if not p.is_symlink())
+    return {"toolkit": cfg.cuda.__dict__ if cfg.cuda else None, "cuda_dir": cfg.cuda_dir,
+            "cuda_prefixes": list(cfg.cuda_prefixes), "archs": list(cfg.archs()), "ptx_arch": cfg.archs()[-1],
+            "cu_units": units, "libcaffe_images": fatbin_archs(lib)}
 
 
 def regenerate_proto(src: Path) -> None:
@@ -330,7 +605,7 @@ def assemble(src: Path, stage: Path, cfg: Config) -> None:
     shutil.copy2(src / "src" / "caffe" / "proto" / "caffe.proto", stage / "caffe.proto")
     # $ORIGIN-relative rpaths (plus the interpreter's libdir for libpython) make the tree movable.
     pylib = cfg.py.libdir if cfg.py else ""
-    cuda = f":{cfg.cuda_dir}/lib64" if cfg.gpu else ""
+    cuda = f":{cfg.cuda_dir}/lib64" if cfg.gpu else ""  # --cuda-prefix libs: LD_LIBRARY_PATH (runtime_env)
     fixes = [(stage / "python" / "caffe" / "_caffe.so", "$ORIGIN/../../lib")]
     fixes += [(stage / "bin" / t, "$ORIGIN/../lib") for t in TOOLS]
     fixes += [(p, "$ORIGIN") for p in (stage / "lib").glob("libcaffe.so.*") if not p.is_symlink()]
@@ -341,13 +616,23 @@ def assemble(src: Path, stage: Path, cfg: Config) -> None:
             raise BuildError(f"patchelf failed on {path.name}: {r.stderr.strip()}")
 
 
+def runtime_env(cfg: Config, base: dict | None = None) -> dict:
+    """Environment that runs a build: with --cuda-prefix, the CUDA libraries come from those prefixes."""
+    env = dict(os.environ if base is None else base)
+    if cfg.gpu and cfg.cuda_prefixes:
+        dirs = [str(Path(p) / "lib") for p in cfg.cuda_prefixes]
+        env["LD_LIBRARY_PATH"] = ":".join(dirs + [d for d in [env.get("LD_LIBRARY_PATH", "")] if d])
+    return env
+
+
 def smoke_test(stage: Path, cfg: Config) -> str:
-    r = subprocess.run([str(stage / "bin" / "caffe"), "--version"], capture_output=True, text=True)
+    r = subprocess.run([str(stage / "bin" / "caffe"), "--version"], capture_output=True, text=True,
+                       env=runtime_env(cfg))
     version = (r.stdout + r.stderr).strip()
     if r.returncode != 0 or "caffe version" not in version:
         raise BuildError(f"built caffe binary does not run: {version[-300:]}")
     if cfg.py:
-        env = dict(os.environ, PYTHONPATH=str(stage / "python"), GLOG_minloglevel="2")
+        env = dict(runtime_env(cfg), PYTHONPATH=str(stage / "python"), GLOG_minloglevel="2")
         code = "import caffe; caffe.set_mode_cpu(); from caffe.proto import caffe_pb2; caffe_pb2.NetParameter()"
         r = subprocess.run([cfg.py.executable, "-c", code], env=env, capture_output=True, text=True)
         if r.returncode != 0:
@@ -365,17 +650,21 @@ def build(cfg: Config, cache: Path, sdist: Path) -> Path:
             tf.extractall(tmp_root, filter="data")
         src = tmp_root / f"{SDIST_NAME}-{SDIST_VERSION}"
         apply_source_patches(src)
+        if cfg.gpu:
+            apply_source_patches(src, CUDA_SOURCE_PATCHES)
         (src / "Makefile.config").write_text(cfg.makefile_config())
         (src / "python" / "caffe" / "proto" / "caffe_pb2.py").unlink(missing_ok=True)
         t0 = time.time()
-        run_make(src, cfg, cache / f"{final.name}.build.log")
+        compiled_cu = run_make(src, cfg, cache / f"{final.name}.build.log")
         regenerate_proto(src)
         stage = tmp_root / "stage"
         assemble(src, stage, cfg)
         version = smoke_test(stage, cfg)
         info = {"key": final.name, "sdist_sha256": SDIST_SHA256, "version": version, "gpu": cfg.gpu,
                 "python": cfg.py.version if cfg.py else None, "build_seconds": round(time.time() - t0, 1),
-                "makefile_config": cfg.makefile_config()}
+                "jobs": cfg.jobs, "makefile_config": cfg.makefile_config()}
+        if cfg.gpu:
+            info["cuda"] = cuda_record(src, cfg, compiled_cu)
         (stage / "BUILD_INFO.json").write_text(json.dumps(info, indent=2) + "\n")
         if final.exists():  # a concurrent build won the race; keep theirs
             return final
@@ -483,26 +772,57 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gpu", action="store_true", help="build with CUDA (default: CPU_ONLY)")
-    p.add_argument("--cuda-dir", default="/usr/local/cuda")
-    p.add_argument("--cuda-archs", default=",".join(DEFAULT_CUDA_ARCHS),
-                   help="comma-separated SM versions (default: Pascal..Hopper)")
+    p.add_argument("--cuda-dir", default="/usr/local/cuda", help="CUDA toolkit root (bin/nvcc, include, lib64)")
+    p.add_argument("--cuda-archs", default="",
+                   help="comma-separated SM versions (default by nvcc's major: "
+                   + "; ".join(f"CUDA {k}: {','.join(v)}" for k, v in CUDA_ARCHS_BY_MAJOR.items()) + ")")
+    p.add_argument("--cuda-prefix", action="append", default=[], metavar="DIR",
+                   help="extra CUDA prefix (DIR/include, DIR/lib) searched before --cuda-dir; repeatable")
     p.add_argument("--python", default=sys.executable, help="interpreter pycaffe is built for")
     p.add_argument("--install-venv", type=Path, help="install pycaffe and the caffe tools into this venv")
     p.add_argument("--cache-dir", type=Path, default=default_cache())
     p.add_argument("--sdist", help="use this local sdist file instead of downloading")
     p.add_argument("--sdist-url", help="download the sdist from this URL instead of via pip")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--jobs", type=int, default=usable_cores(), help="parallel compile jobs (default: cores)")
     p.add_argument("--skip-apt", action="store_true", help="do not check/install Debian packages")
+    p.add_argument("--apt-only", action="store_true",
+                   help="install the Debian packages the build needs for --python, then stop (Dockerfile.caffe)")
     p.add_argument("--dry-run", action="store_true", help="print the Makefile.config and plan; build nothing")
     p.add_argument("--fetch-only", action="store_true", help="download and verify the sdist, then stop")
     return p.parse_args(argv)
 
 
+def config_from_args(a: argparse.Namespace, probe: bool = True) -> Config:
+    """The build configuration, with the interpreter and (for --gpu) the CUDA toolkit probed.
+
+    probe=False (dry runs) tolerates a missing toolkit: the architectures then default to the newest CUDA."""
+    cfg = Config(gpu=a.gpu, cuda_dir=a.cuda_dir.rstrip("/"), jobs=a.jobs,
+                 cuda_archs=tuple(x.strip() for x in a.cuda_archs.split(",") if x.strip()),
+                 cuda_prefixes=tuple(str(Path(p).resolve()) for p in a.cuda_prefix))
+    if cfg.gpu:
+        try:
+            cfg.cuda = CudaInfo.probe(cfg.cuda_dir, cfg.cuda_prefixes)
+        except BuildError:
+            if probe:
+                raise
+    if probe:
+        cfg.py = PythonInfo.probe(a.python)
+    return cfg
+
+
 def main(argv=None) -> int:
-    a = parse_args(argv)
+    return interruptible(lambda: build_main(parse_args(argv)), "build_caffe")
+
+
+def build_main(a: argparse.Namespace) -> int:
     try:
-        cfg = Config(gpu=a.gpu, cuda_dir=a.cuda_dir, jobs=a.jobs,
-                     cuda_archs=tuple(x.strip() for x in a.cuda_archs.split(",") if x.strip()))
+        if a.apt_only:
+            ensure_apt_packages(apt_packages(a.python))
+            return 0
+        if a.fetch_only:
+            fetch_sdist(a.cache_dir, a.python, a.sdist, a.sdist_url)
+            return 0
+        cfg = config_from_args(a, probe=not a.dry_run)
         if a.dry_run:
             try:
                 cfg.py = PythonInfo.probe(a.python)
@@ -512,12 +832,11 @@ def main(argv=None) -> int:
                                     "<numpy.get_include()>", "2")
             print(f"# cache entry: {a.cache_dir / cfg.key()}")
             print(f"# make -j{cfg.jobs} all pycaffe   (sdist {SDIST_FILE}, sha256 {SDIST_SHA256})")
+            if cfg.gpu:
+                print(f"# CUDA: {cfg.cuda.describe() if cfg.cuda else f'no toolkit found in {cfg.cuda_dir}'}"
+                      "; then make the CUDA test-kernel objects (src/caffe/test/test_*.cu)")
             print(cfg.makefile_config(), end="")
             return 0
-        if a.fetch_only:
-            fetch_sdist(a.cache_dir, a.python, a.sdist, a.sdist_url)
-            return 0
-        cfg.py = PythonInfo.probe(a.python)
         a.cache_dir.mkdir(parents=True, exist_ok=True)
         final = a.cache_dir / cfg.key()
         if is_complete(final):
@@ -526,7 +845,7 @@ def main(argv=None) -> int:
             if final.exists():  # incomplete leftovers are never trusted
                 shutil.rmtree(final)
             if not a.skip_apt:
-                ensure_apt_packages()
+                ensure_apt_packages(apt_packages(a.python))
             sdist = fetch_sdist(a.cache_dir, a.python, a.sdist, a.sdist_url)
             final = build(cfg, a.cache_dir, sdist)
         if a.install_venv:
@@ -535,9 +854,6 @@ def main(argv=None) -> int:
     except BuildError as exc:
         print(f"build_caffe: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("build_caffe: interrupted; nothing was installed", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

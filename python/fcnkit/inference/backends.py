@@ -4,7 +4,9 @@
 
 - `CaffeBackend`: pycaffe on a deploy prototxt + caffemodel (the input blob is reshaped to each batch);
 - `ConvertedBackend`: the PyTorch module `convert` wrote, rebuilt from conversion.json (never imported);
-- `CheckpointBackend`: a natively trained PyTorch model of a registered family.
+- `CheckpointBackend`: a natively trained PyTorch model of a registered family;
+- `ModuleBackend`: an `nn.Module` held in memory (training's validation, `refine`, `compare`), so it is
+  scored through the same `Predictor` (sizes, preprocessing, log-odds) as a checkpoint loaded from disk.
 `make_backend(ref, "caffe" | "torch")` picks the one that runs a resolved reference.
 """
 
@@ -87,6 +89,28 @@ class CheckpointBackend(_TorchBackend):
             raise UserError(f"{ref.checkpoint}: does not fit model {spec.name} ({first}); is it a checkpoint of "
                             "another family or configuration?") from None
         self.model = model.to(device).eval()
+
+
+class ModuleBackend(_TorchBackend):
+    def __init__(self, model, device: str = "cpu"):
+        super().__init__(device)
+        self.model = model
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return super().forward(x)
+        finally:
+            self.model.train(was_training)
+
+
+def module_predictor(model, preprocessing, output: str = "sigmoid1", *, device: str = "cpu", batch_size: int = 8,
+                     label: str = ""):
+    """A `Predictor` over an in-memory module (`preprocessing`: the family's `Preprocessing`)."""
+    from fcnkit.inference.predict import Predictor  # noqa: PLC0415
+
+    return Predictor(ModuleBackend(model, device), preprocessing, output, label=label, batch_size=batch_size)
 
 
 def make_backend(ref: ModelRef, backend: str = "auto", device: str = "cpu"):

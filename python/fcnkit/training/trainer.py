@@ -63,7 +63,7 @@ def compute_loss(model, x, y, loss: str):
 def validate(model, spec, split, device: str) -> dict:
     """Dataset figures of the model on a val split, through the inference Predictor."""
     from fcnkit.evaluation.metrics import aggregate, image_scores  # noqa: PLC0415
-    from fcnkit.inference.module import module_predictor  # noqa: PLC0415
+    from fcnkit.inference.backends import module_predictor  # noqa: PLC0415
     from fcnkit.inference.predict import to_mask  # noqa: PLC0415
 
     pred = module_predictor(model, spec.preprocessing, spec.output, device=device)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from fcnkit import models
-from fcnkit.inference.module import module_predictor
+from fcnkit.inference.backends import module_predictor
 
 
 def test_autoencoders_halve_three_times_and_link_mirrored_layers():

@@ -38,7 +38,7 @@ def finish_mask(logit: np.ndarray, box, *, clip: bool = True, largest: bool = Fa
 
 def derive_masks(model, images, preprocessing: Preprocessing, boxes, *, device: str = "cpu", clip: bool = True,
                  largest: bool = False) -> list[np.ndarray]:
-    from fcnkit.inference.module import module_predictor  # noqa: PLC0415
+    from fcnkit.inference.backends import module_predictor  # noqa: PLC0415
 
     logits = module_predictor(model, preprocessing, device=device).logits(list(images))
     return [finish_mask(g, b, clip=clip, largest=largest) for g, b in zip(logits, boxes, strict=True)]
@@ -90,7 +90,7 @@ def refine_image(bgr: np.ndarray, box=None, *, model=None, preprocessing: Prepro
         if steps:
             task = PatchTask(split, pre, batch, steps * batch, label_maps=[label_map], boxes=[box])
             losses.append(fit_patches(model, task, steps, seed=seed + r, device=device))
-        from fcnkit.inference.module import module_predictor  # noqa: PLC0415
+        from fcnkit.inference.backends import module_predictor  # noqa: PLC0415
 
         logit = module_predictor(model, pre, device=device).logit(bgr)
         mask = finish_mask(logit, box, clip=clip, largest=largest)
