@@ -12,7 +12,9 @@ Each measurement runs in its own subprocess (thread settings applied before impo
 after): a warm-up iteration, then `--iters` timed iterations (one `solver.step(1)` / `engine.step()`
 each, data loading included). The engines alternate, round after round, so both see the same load on a
 shared machine; the figure per engine is the median over all its timed iterations. Reported: s/iteration
-per engine, the ratio (Caffe / torch; floor for the full-size net on CPU: 3x), peak RSS, and the projected
+per engine, the ratio (Caffe / torch; floor for the full-size net on CPU: 3x), peak RSS, the work per
+iteration (FLOPs counted by torch.utils.flop_counter) against this CPU's measured sgemm rate, i.e. how close
+each engine is to the machine's ceiling and the largest ratio that ceiling allows, and the projected
 wall time of the paper's whole schedule (the iterations of every stage in config.stages, FCN-32s 50 000 +
 16s 20 000 + 8s 20 000 + composite 10 000 + fine-tune 20 000, all at the FCN-8s rate, validation excluded).
 """
@@ -96,15 +98,39 @@ def child(args) -> dict:
             engine.step()
             sync()
         version = f"torch {torch.__version__} ({args.device})"
-    for _ in range(args.warmup):
-        step()
+    flops = None
+    for i in range(args.warmup):
+        if i == 0 and args.child == "torch":  # the net's work, counted once: convolutions and matmuls, fwd + bwd
+            from torch.utils.flop_counter import FlopCounterMode
+
+            with FlopCounterMode(display=False) as counter:
+                step()
+            flops = counter.get_total_flops()
+        else:
+            step()
     times = []
     for _ in range(args.iters):
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
-    return {"times": times, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-            "version": version}
+    out = {"times": times, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+           "version": version, "flops": flops}
+    if args.child == "torch" and args.device == "cpu":
+        out["sgemm_gflops"] = sgemm_peak()
+    return out
+
+
+def sgemm_peak(n: int = 4096, reps: int = 3) -> float:
+    """This machine's single-precision matrix-multiply rate (GFLOP/s) at the child's threads: the ceiling
+    either engine's convolutions (GEMM-shaped work in both) can approach."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
 
 
 def run_child(engine: str, ws: Path, args) -> dict:
@@ -157,6 +183,9 @@ def main(argv=None) -> int:
                 slot["times"] += r["times"]
                 slot["rss"] = max(slot["rss"], r["peak_rss_gb"])
                 slot["version"] = r["version"]
+                for key in ("flops", "sgemm_gflops"):
+                    if r.get(key):
+                        results[name][key] = r[key]
                 print(f"  {name} round {rnd + 1} {engine:5s}: " + ", ".join(f"{t:.2f}" for t in r["times"])
                       + f" s/it (peak RSS {r['peak_rss_gb']:.1f} GB)", flush=True)
         c = statistics.median(results[name]["caffe"]["times"])
@@ -164,6 +193,12 @@ def main(argv=None) -> int:
         results[name].update(caffe_s=c, torch_s=t, ratio=c / t)
         print(f"{name}: FCN-8s batch {cfg['batch']} at {cfg['size']}x{cfg['size']}: Caffe {c:.2f} s/it, torch "
               f"{t:.2f} s/it, torch {c / t:.2f}x faster")
+        if results[name].get("flops") and results[name].get("sgemm_gflops"):
+            f, peak = results[name]["flops"] / 1e9, results[name]["sgemm_gflops"]
+            print(f"  work: {f / 1e3:.2f} TFLOP per iteration (convolutions + matmuls, forward + backward); this "
+                  f"CPU's sgemm peak {peak:.0f} GFLOP/s at {args.threads} threads: Caffe reaches {f / c:.0f} "
+                  f"GFLOP/s ({100 * f / c / peak:.0f} %), torch {f / t:.0f} ({100 * f / t / peak:.0f} %); even at "
+                  f"100 % torch could be at most {c / (f / peak):.2f}x faster than Caffe here")
     print()
     k = f"{paper_iterations // 1000}k it"
     print(f"{'net':<6} {'Caffe s/it':>11} {'torch s/it':>11} {'ratio':>6}  {'Caffe, ' + k:>15} {'torch, ' + k:>15}")
