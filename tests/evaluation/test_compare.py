@@ -54,14 +54,23 @@ def test_markdown_has_the_seeds_formats_and_the_floors(result):
     assert md == markdown(r)
 
 
-def test_lrn_claim_is_reported_when_both_variants_ran():
-    rows = [{"name": n, "dataset": "white", "postprocess": False, "learned": True, "jaccard_mean": j}
-            for n, j in (("tiny/lrn", 80.0), ("tiny/lrn-original", 60.0))]
+def test_lrn_claim_holds_only_when_the_original_does_not_learn():
     from fcnkit.evaluation.compare import lrn_claim
 
-    assert lrn_claim(rows, ["white"]) == [{"dataset": "white", "seed_variant": "tiny/lrn",
-                                           "original": "tiny/lrn-original", "jaccard_seed": 80.0,
-                                           "jaccard_original": 60.0, "holds": True}]
+    def rows(seed, original, baseline=40.0):
+        out = [{"name": n, "dataset": "white", "postprocess": False, "learned": True, "jaccard_mean": j}
+               for n, j in (("tiny/lrn", seed), ("tiny/lrn-original", original))]
+        return out + [{"name": "baseline", "dataset": "white", "postprocess": False, "learned": False,
+                       "jaccard_mean": baseline}]
+
+    [c] = lrn_claim(rows(80.0, 30.0), ["white"])  # the original stays below the baseline: it did not learn
+    assert c == {"dataset": "white", "seed_variant": "tiny/lrn", "original": "tiny/lrn-original", "jaccard_seed": 80.0,
+                 "jaccard_original": 30.0, "baseline": 40.0, "original_learns": False, "seed_better": True,
+                 "holds": True}
+    [c] = lrn_claim(rows(80.0, 60.0), ["white"])  # worse, but it learns: the claim is not borne out
+    assert (c["holds"], c["original_learns"], c["seed_better"]) == (False, True, True)
+    [c] = lrn_claim(rows(50.0, 60.0), ["white"])
+    assert (c["holds"], c["seed_better"]) == (False, False)
 
 
 def test_bad_input(blob_dataset, tmp_path):
