@@ -305,16 +305,21 @@ def _write_json(path: Path, obj) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1) + "\n")
 
 
+def _baseline_jaccard(rows: list[dict], ds: str) -> float | None:
+    """The classical baseline's Jaccard on val set `ds` (None when it did not run)."""
+    return next((r["jaccard_mean"] for r in rows if r["dataset"] == ds and not r["learned"]
+                 and not r["postprocess"]), None)
+
+
 def floors(rows: list[dict], sets: list[str]) -> list[dict]:
     """The quick preset's floor: every learned model beats the classical baseline's Jaccard on every val set."""
     out = []
     for ds in sets:
-        base = next(r for r in rows if r["dataset"] == ds and not r["learned"] and not r["postprocess"])
+        base = _baseline_jaccard(rows, ds)
         for r in rows:
             if r["dataset"] == ds and r["learned"] and not r["postprocess"]:
-                out.append({"dataset": ds, "model": r["name"], "jaccard": r["jaccard_mean"],
-                            "baseline": base["jaccard_mean"], "pass": bool((r["jaccard_mean"] or 0) >
-                                                                           (base["jaccard_mean"] or 0))})
+                out.append({"dataset": ds, "model": r["name"], "jaccard": r["jaccard_mean"], "baseline": base,
+                            "pass": bool((r["jaccard_mean"] or 0) > (base or 0))})
     return out
 
 
@@ -325,8 +330,7 @@ def lrn_claim(rows: list[dict], sets: list[str]) -> list[dict]:
     out = []
     for ds in sets:
         by = {r["name"]: r for r in rows if r["dataset"] == ds and not r["postprocess"]}
-        base = next((r["jaccard_mean"] for r in rows if r["dataset"] == ds and not r["learned"]
-                     and not r["postprocess"]), None)
+        base = _baseline_jaccard(rows, ds)
         for ours, orig in (("tiny/lrn", "tiny/lrn-original"), ("lrn", "lrn-original")):
             if ours in by and orig in by:
                 a, b = by[ours]["jaccard_mean"] or 0.0, by[orig]["jaccard_mean"] or 0.0
