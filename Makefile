@@ -50,8 +50,9 @@ test: setup gpu-build
 lint: deps
 	@$(PY) -m ruff check .
 
+DEMO_ENGINE ?= caffe
 demo: setup
-	@$(PY) -m fcnkit demo
+	@$(PY) -m fcnkit demo --engine $(DEMO_ENGINE)
 
 prototxt: caffe
 	@$(PY) -m fcnkit generate
@@ -65,6 +66,7 @@ clean-venv:
 help:
 	@echo "make setup            .venv + the CPU Caffe build (cached in ~/.cache/fcnkit; first time ~5 min)"
 	@echo "make demo             setup, then the tiny FCN-32s -> 16s -> 8s chain in real Caffe (~11 min)"
+	@echo "                      (DEMO_ENGINE=torch: the same chain in the torch engine)"
 	@echo "make test             setup + gpu-build, then the whole test suite (what CI runs)"
 	@echo "make check-gpu-build  compile the CUDA container's Caffe here (every .cu through nvcc, container's"
 	@echo "                      CUDA headers; cached) and run tests/build: its pycaffe vs the CPU build"

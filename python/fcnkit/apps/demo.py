@@ -3,7 +3,8 @@
 1. `prep sample`: procedurally drawn sneakers on white backgrounds, and the same pasted onto real photos
    that scikit-image ships, as paired Caffe LMDBs (data/tiny/{white,composite}), with a preview PNG;
 2. the tiny (1/16-width) FCN-32s -> 16s -> 8s on white, then FCN-8s on composites and fine-tuned,
-   each stage with real Caffe through `solve`, each starting from the previous stage's snapshot;
+   each stage through `solve` (real Caffe by default; `--engine torch`: the torch engine, Caffe's update
+   rule in PyTorch), each starting from the previous stage's snapshot; the engine is recorded per stage;
 3. a summary of validation pixel accuracy and mean IoU per stage (runs/demo/summary.json);
 4. caffe2torch --verify of the trained FCN-8s nets, and an `evaluate` report (Caffe and PyTorch side by
    side, ExtractNet's classical baseline and post-processing, overlay grids) under runs/demo/report.
@@ -45,8 +46,8 @@ def tiny(stage: str) -> models.ModelSpec:
     return models.get(f"{TINY_VARIANT.name}/{stage}")
 
 
-def train_chain(logs: Path, log=print) -> list[dict]:
-    """Every stage of the tiny chain with real Caffe, each from the previous stage's snapshot."""
+def train_chain(logs: Path, log=print, engine: str = "caffe") -> list[dict]:
+    """Every stage of the tiny chain in `engine` (caffe: real Caffe), each from the previous stage's snapshot."""
     from fcnkit.caffe.solve import run_solver  # noqa: PLC0415  (imports pycaffe)
 
     shutil.rmtree(Path(tiny(STAGES[0].name).snapshot_prefix).parent, ignore_errors=True)  # this run's weights only
@@ -58,10 +59,10 @@ def train_chain(logs: Path, log=print) -> list[dict]:
                 log(line)
                 print(line, file=log_file, flush=True)
 
-            r = run_solver(tiny(st.name).solver, log=stage_log)
-        summary.append({"stage": st.name, "data": st.data, "iterations": r["iter"], "init": r["init"],
+            r = run_solver(tiny(st.name).solver, engine=engine, log=stage_log)
+        summary.append({"stage": st.name, "data": st.data, "engine": engine, "iterations": r["iter"], "init": r["init"],
                         "seconds": round(r["seconds"], 1), **{k: r["val"].get(k) for k in ("pixel_acc", "mean_iou")}})
-        log(f"demo: {st.name} ({st.data}) done in {r['seconds']:.0f}s: val pixel_acc "
+        log(f"demo: {st.name} ({st.data}, {engine} engine) done in {r['seconds']:.0f}s: val pixel_acc "
             f"{r['val']['pixel_acc']:.4f} mean_iou {r['val']['mean_iou']:.4f}")
     return summary
 
@@ -80,7 +81,8 @@ def convert_and_verify(stage: str, out: Path, log=print) -> bool:
     return ok
 
 
-def run_demo(size: int = DEFAULT_SIZE, seed: int = 0, out: Path = Path(DEMO_RUN_DIR), log=print) -> int:
+def run_demo(size: int = DEFAULT_SIZE, seed: int = 0, out: Path = Path(DEMO_RUN_DIR), log=print,
+             engine: str = "caffe") -> int:
     from fcnkit.evaluation.curves import plot_training  # noqa: PLC0415
     from fcnkit.evaluation.run import evaluate_dataset  # noqa: PLC0415
 
@@ -88,13 +90,14 @@ def run_demo(size: int = DEFAULT_SIZE, seed: int = 0, out: Path = Path(DEMO_RUN_
     data_root = Path(DATA_DIR) / TINY_VARIANT.name  # where prototxt/tiny nets read their LMDBs
     ensure_sample(data_root, size, seed, log)
     logs = out / "logs"
-    summary = train_chain(logs, log)
+    summary = train_chain(logs, log, engine)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     white = next(s for s in summary if s["stage"] == FINAL_WHITE)["mean_iou"]
-    log(f"\n{'stage':<16} {'data':<10} {'iters':>6} {'pixel acc':>10} {'mean IoU':>9}")
+    log(f"\n{'stage':<16} {'data':<10} {'engine':<7} {'iters':>6} {'seconds':>8} {'pixel acc':>10} {'mean IoU':>9}")
     for s in summary:
-        log(f"{s['stage']:<16} {s['data']:<10} {s['iterations']:>6} {s['pixel_acc']:>10.4f} {s['mean_iou']:>9.4f}")
+        log(f"{s['stage']:<16} {s['data']:<10} {s['engine']:<7} {s['iterations']:>6} {s['seconds']:>8.1f} "
+            f"{s['pixel_acc']:>10.4f} {s['mean_iou']:>9.4f}")
     # The trained nets go to PyTorch: convert each white/composite FCN-8s and verify it against Caffe.
     finals = {"white": FINAL_WHITE, "composite": FINAL_COMPOSITE}
     for stage in finals.values():

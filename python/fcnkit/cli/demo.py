@@ -17,5 +17,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=demo.DEFAULT_SIZE, help="image size of the sample LMDBs (paper: 224)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path(DEMO_RUN_DIR))
+    p.add_argument("--engine", choices=("caffe", "torch"), default="caffe",
+                   help="train the chain in real Caffe (default: the reproduction) or in the torch engine")
     a = p.parse_args(argv)
-    return demo.run_demo(a.size, a.seed, a.out)
+    return demo.run_demo(a.size, a.seed, a.out, engine=a.engine)

@@ -122,9 +122,10 @@ class TorchEngine(TrainingEngine):
                     dst.data[:] = src.data
 
     def materialize(self) -> None:
-        self.train.net.materialize(self.device)
+        cl = self.device.type == "cpu"  # measured faster on CPU; CUDA keeps torch's default layout (unmeasured)
+        self.train.net.materialize(self.device, channels_last=cl)
         for t in self.tests:
-            t.net.materialize(self.device, share_from=self.train.net)
+            t.net.materialize(self.device, share_from=self.train.net, channels_last=cl)
         self.train.net.train()
         self.update = CaffeUpdate(self.sp, self.train.net.learnables)
 

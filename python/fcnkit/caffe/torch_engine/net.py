@@ -158,6 +158,7 @@ class TorchNet(nn.Module):
         self.bindings: list[tuple[nn.Module, str, Learnable, bool]] = []  # (module, attr, blob, owner?)
         self.blob_of: dict[tuple[str, int], Learnable] = {}  # (layer, blob index) -> blob, sharers included
         self.shapes: dict[str, tuple[int, ...]] = {}
+        self.memory_format = torch.contiguous_format  # set by materialize
         available: list[str] = []     # Caffe's net outputs: blobs no later layer consumes
         named: dict[str, Learnable] = {}
         storage: dict[str, int] = {}  # blob -> id of the memory it lives in (in-place safety)
@@ -320,10 +321,16 @@ class TorchNet(nn.Module):
             self.blob_of[(lay.name, i)] = blob
 
     # ---------------------------------------------------------------------------------- materialize
-    def materialize(self, device: torch.device, share_from: TorchNet | None = None) -> None:
+    def materialize(self, device: torch.device, share_from: TorchNet | None = None, *,
+                    channels_last: bool = False) -> None:
         """Allocate the modules on `device` and load `store` into them (or, for a test net, take the
         same-named layers' tensors of `share_from`, as Caffe's ShareTrainedLayersWith does). The store
-        is emptied: the tensors are the parameters from here on."""
+        is emptied: the tensors are the parameters from here on.
+
+        `channels_last`: 4-D parameters and inputs are held in NHWC memory order (same values, other
+        strides), which torch's CPU convolutions and pooling run faster on (bench/bench_solve.py);
+        snapshots and the solver see Caffe's order either way (`Learnable.to_caffe`)."""
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         for st in self.steps:
             st.module.to_empty(device=device)
         theirs = {(b.layer, b.index): b for b in share_from.learnables} if share_from is not None else {}
@@ -340,6 +347,8 @@ class TorchNet(nn.Module):
             arr = self.store.layers[blob.layer].blobs[blob.index].data
             current = getattr(mod, attr)
             value = blob.from_caffe(arr).to(device)
+            if value.dim() == 4:
+                value = value.contiguous(memory_format=self.memory_format)
             if isinstance(current, nn.Parameter):
                 self._set(mod, attr, nn.Parameter(value, requires_grad=blob.lr_mult != 0))
             else:
@@ -366,7 +375,7 @@ class TorchNet(nn.Module):
 
     # -------------------------------------------------------------------------------------- running
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        blobs = dict(inputs)
+        blobs = {k: v.contiguous(memory_format=self.memory_format) if v.dim() == 4 else v for k, v in inputs.items()}
         for st in self.steps:
             xs = [blobs[b] for b in st.bottoms]
             out = st.module(xs) if st.call == "list" else st.module(*xs)
