@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -197,6 +198,13 @@ def tmpfs(tmp_path):
     yield make
     for d in reversed(mounts):
         subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def sigint_default() -> None:
+    """Popen(preexec_fn=...) for tests that press Ctrl-C: the child gets the default SIGINT disposition even
+    when the test run itself was started with SIGINT ignored (`nohup`, a script's `make test &`), where a
+    child would inherit the ignore and, as Unix programs do, keep it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def one_error_line(r: subprocess.CompletedProcess, prog: str, code: int = 2) -> str:

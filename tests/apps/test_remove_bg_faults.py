@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import VENV_BIN
+from conftest import VENV_BIN, sigint_default
 from PIL import Image
 
 TMP_PATTERN = ".*.tmp-*"  # fcnkit.io.atomic's temporary names
@@ -48,7 +48,7 @@ def run(*args, **kw):
 
 def start(*args):
     return subprocess.Popen([str(VENV_BIN / "remove-bg"), *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
 
 
 def assert_complete(out: Path) -> list[Path]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 
 import conftest
 import pytest
-from conftest import VENV_BIN, tiny_seg_net
+from conftest import VENV_BIN, sigint_default, tiny_seg_net
 
 pytestmark = pytest.mark.caffe
 
@@ -81,7 +82,7 @@ def test_ctrl_c_snapshots_before_exiting(tmp_path, caffe, blob_lmdbs):
                                          'max_iter: 1000000\ndisplay: 1\n'
                                          'snapshot_prefix: "snaps/run"\n')
     proc = subprocess.Popen([str(VENV_BIN / "solve"), "s.prototxt"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     for line in proc.stdout:
         if line.startswith("iter 3 "):
             break
@@ -92,3 +93,23 @@ def test_ctrl_c_snapshots_before_exiting(tmp_path, caffe, blob_lmdbs):
     snaps = list((tmp_path / "snaps").glob("run_iter_*.caffemodel"))
     assert len(snaps) == 1 and int(snaps[0].stem.split("_")[-1]) >= 3
     assert snaps[0].with_suffix(".solverstate").exists()
+
+
+def test_deferred_signals_holds_ctrl_c_and_keeps_an_inherited_ignore():
+    """Inside the block Ctrl-C is held and raised at its end; a process started with SIGINT ignored
+    (`nohup`, a script's `cmd &`) keeps ignoring it, as Python and other Unix programs do."""
+    from fcnkit.caffe.solve import deferred_signals
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in an interactive run
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with deferred_signals():
+                os.kill(os.getpid(), signal.SIGINT)
+                reached = True  # the block was not cut short
+        assert reached and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup
+        with deferred_signals():
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -12,7 +12,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import ROOT, VENV_BIN, one_error_line, run_cli
+from conftest import ROOT, VENV_BIN, one_error_line, run_cli, sigint_default
 from engine_parity import (
     compare_snapshots,
     copy_workspace,
@@ -312,7 +312,8 @@ def test_torch_engine_interrupt_snapshots_then_caffe_resumes(tmp_path, caffe, si
     text = (root / "solver.prototxt").read_text().replace("max_iter: 6", "max_iter: 1000000")
     (root / "solver.prototxt").write_text(text.replace("display: 0", "display: 1"))
     proc = subprocess.Popen([str(VENV_BIN / "solve"), "solver.prototxt", "--engine", "torch", "--weights",
-                             "init.caffemodel"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "init.caffemodel"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_default)
     for line in proc.stdout:
         if line.startswith("iter 2 "):
             break

@@ -13,7 +13,7 @@ import cv2
 import lmdb
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, sigint_default
 from fcnkit.cli.prep import main
 from fcnkit.errors import UserError
 from fcnkit.io.lmdb_io import LMDBWriter, decode_datum, encode_datum, read_lmdb
@@ -241,6 +241,7 @@ def test_ctrl_c_on_the_command_line_leaves_no_lmdb(tmp_path):
         env=env,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_default,
     )
     deadline = time.time() + 30
     while time.time() < deadline and not list(out.glob(".lmdb-tmp-*/train_image_lmdb.tmp-*/data.mdb")):

@@ -349,10 +349,13 @@ class SmoothedLoss:
 @contextlib.contextmanager
 def deferred_signals():
     """Hold Ctrl-C and SIGTERM until the block ends, then raise them (KeyboardInterrupt / Interrupted): an
-    iteration is never cut between its forward pass and its update. A no-op outside the main thread."""
+    iteration is never cut between its forward pass and its update. A no-op outside the main thread. A
+    signal the process was started with ignored (`nohup`, a script's `cmd &`) stays ignored, as Python
+    itself leaves it."""
     got: list[int] = []
     try:
-        old = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+        old = {s: signal.signal(s, lambda signum, frame: got.append(signum))
+               for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN}
     except ValueError:  # not the main thread
         yield
         return
