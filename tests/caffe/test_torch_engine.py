@@ -32,12 +32,15 @@ TOL = 1e-5
 # Gradients are sums over every pixel of the batch; summed in another order (oneDNN vs im2col + OpenBLAS)
 # a blob whose gradient largely cancels (a bias, late in training) differs by more than its weights do.
 GRAD_TOL = 1e-4
-# Lock step compares gradients at iterations where every ReLU gate agrees; a gate may flip where a
-# pre-activation is within rounding of zero (engine_parity.lockstep), rarely: at most 1 iteration in 5.
-MAX_FLIP_ITERATIONS = lambda iters: iters // 5  # noqa: E731
 SGD_PAPER = "type: \"SGD\"\nmomentum: 0.99\nweight_decay: 0.0005\n"
 ADAM_TINY = "type: \"Adam\"\nbase_lr: 0.001\nlr_policy: \"fixed\"\nmomentum: 0.9\nmomentum2: 0.999\n" \
             "weight_decay: 0.0005\n"
+
+
+def max_flip_iterations(iters: int) -> int:
+    """Lock step compares gradients at iterations where every ReLU gate agrees; a gate may flip where a
+    pre-activation is within rounding of zero (engine_parity.lockstep), rarely: at most 1 iteration in 5."""
+    return iters // 5
 
 
 def net_text(name: str) -> str:
@@ -118,7 +121,7 @@ def test_each_update_rule_and_lr_policy_step_for_step(tmp_path, caffe, monkeypat
     print(f"\n{rule}: grad {worst.grad:.2e} data {worst.data:.2e} loss {worst.loss:.2e} history {hist:.2e} "
           f"ReLU flips {worst.flips}")
     assert worst.grad <= GRAD_TOL, worst.where
-    assert len(worst.flips) <= MAX_FLIP_ITERATIONS(8), worst.flips
+    assert len(worst.flips) <= max_flip_iterations(8), worst.flips
     assert worst.data <= TOL and weights <= TOL, worst.where
     assert hist <= TOL
     if "iter-size" not in rule:  # Caffe's loss blob holds the last of the iter_size passes
@@ -143,7 +146,7 @@ def test_tiny_fcn8s_adam_20_iterations_lock_step(tmp_path, caffe, monkeypatch):
           f"{worst.grad_at_flips:.2e}")
     assert max(worst.data, worst.loss, hist) <= TOL, worst.where
     assert worst.grad <= GRAD_TOL, worst.where
-    assert len(worst.flips) <= MAX_FLIP_ITERATIONS(20), worst.flips
+    assert len(worst.flips) <= max_flip_iterations(20), worst.flips
 
 
 def envelope(caffe, root, iters):

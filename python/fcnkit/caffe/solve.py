@@ -28,13 +28,13 @@ from fcnkit import models
 from fcnkit.caffe import preflight, surgery
 from fcnkit.caffe.runtime import load_caffe
 from fcnkit.caffe.vgg16 import VGG_DEPLOY, VGG_MODEL
+from fcnkit.config.stages import ENGINES
 from fcnkit.errors import Interrupted, UserError
 from fcnkit.evaluation import metrics
 from fcnkit.io.atomic import fsync_path
 from fcnkit.io.caffe_schema import load_prototxt, read_caffemodel
 from fcnkit.models.registry import latest_snapshot
 
-ENGINES = ("caffe", "torch")
 LOSS_TYPES = ("SoftmaxWithLoss", "SigmoidCrossEntropyLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss",
               "MultinomialLogisticLoss", "ContrastiveLoss")
 

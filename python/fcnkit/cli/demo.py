@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from fcnkit.config.paths import DEMO_RUN_DIR
+from fcnkit.config.stages import ENGINES
 from fcnkit.errors import cli_entry
 
 
@@ -17,7 +18,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=demo.DEFAULT_SIZE, help="image size of the sample LMDBs (paper: 224)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path(DEMO_RUN_DIR))
-    p.add_argument("--engine", choices=("caffe", "torch"), default="caffe",
+    p.add_argument("--engine", choices=ENGINES, default=ENGINES[0],
                    help="train the chain in real Caffe (default: the reproduction) or in the torch engine")
     a = p.parse_args(argv)
     return demo.run_demo(a.size, a.seed, a.out, engine=a.engine)

@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 
+from fcnkit.config.stages import ENGINES
 from fcnkit.errors import UserError, cli_entry
 
 
@@ -13,7 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="solve", description="Run a Caffe solver prototxt, in real Caffe (default) or "
                                 "in PyTorch with Caffe's exact update rule (--engine torch).")
     p.add_argument("solver", help="solver prototxt, e.g. solvers/fcn8s.prototxt")
-    p.add_argument("--engine", choices=("caffe", "torch"), default="caffe",
+    p.add_argument("--engine", choices=ENGINES, default=ENGINES[0],
                    help="caffe: real Caffe (default); torch: the same solver and nets in PyTorch")
     p.add_argument("--weights", help="initial weights (.caffemodel), copied by layer name")
     p.add_argument("--resume", help="continue from a .solverstate (written by either engine)")

@@ -19,6 +19,10 @@ from dataclasses import dataclass
 
 from fcnkit.config.paper import BATCH_SIZE, DATASET_SIZE, VAL_FRACTION
 
+# What runs a stage's solver (`solve --engine`, `demo --engine`): real Caffe, the reproduction and the
+# default, or the torch engine (the same prototxts with Caffe's update rule in PyTorch).
+ENGINES = ("caffe", "torch")
+
 
 @dataclass(frozen=True)
 class Stage:
