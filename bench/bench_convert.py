@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # --------------------------------------------------------------------------------------------- workers
 def worker_caffe(args) -> dict:
     import numpy as np
-    from fcnkit.caffe.runtime import load_caffe
+    from fcnkit.caffenet.pycaffe import load_caffe
     from fcnkit.convert.verify import caffe_net
 
     caffe = load_caffe()
@@ -165,7 +165,7 @@ def worker_zoo(args) -> dict:
     feed = _feed(args.prototxt)
     backend = args.worker.split("-", 1)[1]
     if backend == "caffe":
-        from fcnkit.caffe.runtime import load_caffe
+        from fcnkit.caffenet.pycaffe import load_caffe
 
         caffe = load_caffe()
         net = caffe.Net(args.prototxt, args.caffemodel, caffe.TEST)

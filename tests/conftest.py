@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def caffe():
-    from fcnkit.caffe.runtime import load_caffe
+    from fcnkit.caffenet.pycaffe import load_caffe
 
     return load_caffe()
 

@@ -1,7 +1,7 @@
 """A Caffe Python layer for the --plugin tests (the Caffe side; torch_pylayers.py is the PyTorch side)."""
 
 import numpy as np
-from fcnkit.caffe.runtime import load_caffe
+from fcnkit.caffenet.pycaffe import load_caffe
 
 caffe = load_caffe()
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from fcnkit.caffe.runtime import load_caffe
+from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.convert.convert import convert, load_generated
 from fcnkit.convert.samples import randomize
 from fcnkit.convert.verify import caffe_blobs, torch_blobs

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 from convert_helpers import parity, run_case
-from fcnkit.caffe.runtime import load_caffe
+from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.cli.convert import main
 from fcnkit.convert.samples import randomize
 

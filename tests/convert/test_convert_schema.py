@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from convert_helpers import parity
-from fcnkit.caffe.runtime import load_caffe
+from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.convert.samples import randomize
 from fcnkit.io import caffe_schema as schema
 

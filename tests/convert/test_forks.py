@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from convert_helpers import assert_blob_close, convert_fork_net
-from fcnkit.caffe.runtime import load_caffe
+from fcnkit.caffenet.pycaffe import load_caffe
 
 FORK_TYPES = ("Interp", "BN", "ShuffleChannel", "ConvolutionDepthwise", "DepthwiseConvolution", "Axpy")
 RULE_TYPES = ("PSROIPooling",)  # and Pooling with pool: STOCHASTIC

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from convert_helpers import Case, assign_tops, expect_shape, run_table_case
-from fcnkit.caffe.runtime import load_caffe
-from fcnkit.convert.layers import INPUT_TYPES, LAYERS, TRAINING_ONLY
+from fcnkit.caffenet.pycaffe import load_caffe
+from fcnkit.caffenet.registry import INPUT_TYPES, LAYERS, TRAINING_ONLY
 
 pytestmark = pytest.mark.caffe
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from convert_helpers import parity, run_case, write_caffemodel
-from fcnkit.caffe.runtime import load_caffe
+from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.cli.convert import main
 from fcnkit.convert.samples import randomize
 from fcnkit.io import caffe_schema as schema

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import onnx
 import pytest
-from fcnkit.caffe.runtime import load_caffe
+from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.cli.convert import main
 from fcnkit.convert.samples import randomize
 from safetensors.numpy import load_file, save_file

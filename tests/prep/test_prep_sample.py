@@ -178,7 +178,7 @@ def test_sample_cli_and_its_bad_arguments(tmp_path, capsys):
 
 def test_caffe_data_layers_read_the_pairs_in_step(sample, tmp_path):
     caffe = pytest.importorskip("caffe")
-    from fcnkit.caffe.runtime import load_caffe
+    from fcnkit.caffenet.pycaffe import load_caffe
 
     load_caffe()
     root, _ = sample

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fcnkit.caffe.runtime import load_caffe
+from fcnkit.caffenet.pycaffe import load_caffe
 
 caffe = load_caffe()
 

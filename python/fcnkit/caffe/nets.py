@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fcnkit.caffe.runtime import load_caffe
+from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.config.paper import BATCH_SIZE, CLASSES, IGNORE_LABEL, IMAGE_SIZE, VGG_MEAN_BGR
 
 FLAVOURS = ("train", "val", "deploy")

@@ -171,7 +171,7 @@ def snapshot_folder(prefix: str) -> None:
 def device(gpu: int | None) -> None:
     if gpu is None:
         return
-    from fcnkit.caffe.runtime import build_info  # noqa: PLC0415
+    from fcnkit.caffenet.pycaffe import build_info  # noqa: PLC0415
 
     info = build_info()
     if info is not None and not info.get("gpu"):

@@ -26,8 +26,8 @@ from tqdm import tqdm
 
 from fcnkit import models
 from fcnkit.caffe import preflight, surgery
-from fcnkit.caffe.runtime import load_caffe
 from fcnkit.caffe.vgg16 import VGG_DEPLOY, VGG_MODEL
+from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.config.stages import ENGINES
 from fcnkit.errors import Interrupted, UserError
 from fcnkit.evaluation import metrics

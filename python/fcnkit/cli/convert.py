@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     ap = build_parser()
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     if args.list_layers:
-        from fcnkit.convert.layers import INPUT_TYPES, LAYERS, TRAINING_ONLY
+        from fcnkit.caffenet.registry import INPUT_TYPES, LAYERS, TRAINING_ONLY
 
         print("converted:      " + ", ".join(sorted(LAYERS)))
         print("become inputs:  " + ", ".join(sorted(INPUT_TYPES)))

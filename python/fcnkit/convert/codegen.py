@@ -10,9 +10,9 @@ import textwrap
 
 import numpy as np
 
-from fcnkit.convert import runtime
-from fcnkit.convert.graph import Graph, Node, onnx_part
-from fcnkit.convert.layers import plugin_alias
+from fcnkit.caffenet import modules
+from fcnkit.caffenet.converters.python_layer import plugin_alias
+from fcnkit.caffenet.graph import Graph, Node, onnx_part
 
 _CONV = re.compile(r"(nn\.Conv(Transpose)?[123]d|Conv2dGemm)$")
 
@@ -51,15 +51,14 @@ def constructor(node: Node) -> str:
     return f"{spec.cls}({', '.join(parts)})"
 
 
-def _runtime_sources(class_names: set[str]) -> list[str]:
-    """Source of the runtime classes used, in runtime order, plus the private helpers they call."""
-    helpers = {name: obj for name, obj in vars(runtime).items()
-               if name.startswith("_") and inspect.isfunction(obj)}
+def _module_sources(class_names: set[str]) -> list[str]:
+    """Source of the Caffe-semantics classes used, in the generator's order, plus the private helpers they call."""
+    helpers = modules.helpers()
     out, needed_helpers = [], []
     pending = []
-    for name in runtime.__all__:
+    for name in modules.__all__:
         if name in class_names:
-            src = inspect.getsource(getattr(runtime, name))
+            src = inspect.getsource(modules.lookup(name))
             out.append(src)
             pending.append(src)
     while pending:  # helpers the classes call, and the helpers those call
@@ -119,7 +118,7 @@ def render(graph: Graph, *, prototxt: str, caffemodel: str, preprocessing_lines:
     cls_name = cls_name or class_name(graph.name)
     v = graph.var_names
     used = {n.spec.cls for n in graph.modules() if not n.spec.cls.startswith("nn.") and n.spec.plugin is None}
-    helper_src = _runtime_sources(used)
+    helper_src = _module_sources(used)
     body = "\n\n".join(helper_src)
     needs_math = "math." in body
     plugin_imports = sorted({f"import {n.spec.plugin[0]} as {plugin_alias(n.spec.plugin[0])}"
@@ -193,7 +192,7 @@ INPUT_SHAPES = {input_shapes}
 OUTPUT_NAMES = {output_names}
 
 
-# ---- Caffe-semantics helpers (from fcnkit/convert/runtime.py) ----------------------------------------
+# ---- Caffe-semantics helpers (from fcnkit/caffenet/modules/) -------------------------------------
 
 {body}
 

@@ -7,23 +7,26 @@ everything is written, so a failed conversion leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
-import json
 import os
-import re
 import shutil
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fcnkit.caffenet.graph import Graph, build_graph, load_plugins
+from fcnkit.caffenet.model_folder import (
+    MODEL_FILE,
+    WEIGHTS_FILE,
+    load_generated,
+    to_json_value,
+    write_info,
+    write_safetensors,
+)
 from fcnkit.convert import codegen
-from fcnkit.convert.graph import Graph, build_graph, load_plugins
-from fcnkit.convert.loader import to_json_value
 from fcnkit.errors import UserError
 from fcnkit.io import caffe_schema as schema
 from fcnkit.io.atomic import fsync_path, remove_stale, replace_path, umask_mode
@@ -126,20 +129,6 @@ def preprocessing_lines(pre: dict) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ checks
-def load_generated(model_py: Path, name: str | None = None):
-    """Import a generated model.py as a fresh module object (not registered under a shared name)."""
-    name = name or f"_fcnkit_converted_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(name, model_py)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclass/TorchScript introspection wants the module registered
-    try:
-        spec.loader.exec_module(module)
-    except Exception:
-        sys.modules.pop(name, None)
-        raise
-    return module
-
-
 def scriptability(model_py: Path, graph: Graph, check_export: bool) -> dict:
     """Does torch.jit.script (and optionally torch.export) accept the generated module? Weights are not
     needed for that, so the net is built on the meta device."""
@@ -178,16 +167,6 @@ def scriptability(model_py: Path, graph: Graph, check_export: bool) -> dict:
     return result
 
 
-# ---------------------------------------------------------------------------------------- output
-_NUM_LIST = re.compile(r"\[\s*(-?[\d.e+-]+(?:,\s*-?[\d.e+-]+)*)\s*\]")
-
-
-def dumps(info: dict) -> str:
-    """Indented JSON with lists of numbers (shapes) kept on one line."""
-    text = json.dumps(info, indent=1)
-    return _NUM_LIST.sub(lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
-
-
 def _prepare_out_dir(out_dir: Path, force: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"output {out_dir} exists and is not a directory; choose another -o")
@@ -199,19 +178,6 @@ def _prepare_out_dir(out_dir: Path, force: bool) -> None:
         raise UserError(f"parent directory {parent} of the output does not exist; create it first")
     if not os.access(parent, os.W_OK):
         raise UserError(f"cannot write into {parent}; choose another -o")
-
-
-def write_safetensors(tensors: dict[str, np.ndarray], path: Path, metadata: dict[str, str]) -> None:
-    from safetensors.numpy import save_file
-
-    try:
-        save_file(tensors, str(path), metadata=metadata)
-    except Exception as exc:  # the Rust writer reports I/O errors as SafetensorError("... (os error N)")
-        m = re.search(r"os error (\d+)", str(exc))
-        if m is None:
-            raise
-        code = int(m.group(1))
-        raise OSError(code, os.strerror(code), str(path)) from None
 
 
 def non_finite_weights(graph: Graph) -> dict[str, int]:
@@ -331,17 +297,17 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        (tmp / "model.py").write_text(source)
-        write_safetensors(tensors, tmp / "weights.safetensors",
+        (tmp / MODEL_FILE).write_text(source)
+        write_safetensors(tensors, tmp / WEIGHTS_FILE,
                           {"format": "pt", "source": caffemodel.name, "converter": "fcnkit convert"})
         del tensors
-        info["scriptability"] = scriptability(tmp / "model.py", graph, check_export)
+        info["scriptability"] = scriptability(tmp / MODEL_FILE, graph, check_export)
         if onnx:
             from fcnkit.convert.onnx_export import export_onnx
 
             info["onnx"] = export_onnx(tmp, graph, opset, log=log, pre=pre)
         info["seconds"] = round(time.perf_counter() - t0, 3)
-        (tmp / "conversion.json").write_text(dumps(info) + "\n")
+        write_info(tmp, info)
         for f in [*tmp.iterdir(), tmp]:
             umask_mode(f)  # mkdtemp and safetensors create 0700/0600; give what any other tool would
             fsync_path(f)

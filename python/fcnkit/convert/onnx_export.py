@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnkit.convert.graph import Graph, onnx_part
+from fcnkit.caffenet.graph import Graph, onnx_part
+from fcnkit.caffenet.model_folder import MODEL_FILE, WEIGHTS_FILE, load_generated
 
 OPSET = 17
 TOL = 1e-4  # max abs diff / max |PyTorch value|
@@ -79,7 +80,6 @@ def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None, pre: 
     import onnxruntime as ort
     import torch
 
-    from fcnkit.convert.convert import load_generated
 
     log = log or (lambda msg: None)
     kept, outputs, left_out = onnx_part(graph)
@@ -94,8 +94,8 @@ def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None, pre: 
         info["exported"] = False
         info["why"] = "no layer of this net can be expressed in ONNX"
         return info
-    module = load_generated(out_dir / "model.py")
-    net = module.load_model(str(out_dir / "weights.safetensors"))
+    module = load_generated(out_dir / MODEL_FILE)
+    net = module.load_model(str(out_dir / WEIGHTS_FILE))
     fn = net.forward_onnx if left_out else net.forward
 
     class Export(torch.nn.Module):

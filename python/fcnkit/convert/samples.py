@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fcnkit.caffe import nets
-from fcnkit.caffe.runtime import load_caffe
+from fcnkit.caffenet.pycaffe import load_caffe
 
 
 def write_fcn_deploy(path: str | os.PathLike, variant: str = "8s", *, num_classes: int = 2, width: float = 1.0,

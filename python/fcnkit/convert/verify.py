@@ -19,6 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from fcnkit.caffenet.model_folder import (
+    INFO_FILE,
+    MODEL_FILE,
+    WEIGHTS_FILE,
+    ConvertedNet,
+    load_converted,
+    load_generated,
+)
 from fcnkit.errors import UserError
 
 PHOTOS = ("astronaut", "chelsea", "coffee")
@@ -184,7 +192,6 @@ def blob_sizes(info: dict, size: tuple[int, int] | None) -> dict[str, int]:
     """Values per blob at an input size (shapes from a meta-device run of the data-only module)."""
     import torch
 
-    from fcnkit.convert.loader import ConvertedNet
 
     shapes = {}
     for i in info["inputs"]:
@@ -400,17 +407,15 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = 1e-4, n_ph
     within tol."""
     import torch
 
-    from fcnkit.caffe.runtime import load_caffe
-    from fcnkit.convert.convert import load_generated
-    from fcnkit.convert.loader import load_converted
+    from fcnkit.caffenet.pycaffe import load_caffe
 
     out_dir = Path(out_dir)
-    info = json.loads((out_dir / "conversion.json").read_text())
+    info = json.loads((out_dir / INFO_FILE).read_text())
     for size in (sizes or [None]):
         check_memory(info, size)  # before Caffe, which aborts on blobs over 2^31 values
     caffe = load_caffe()
-    module = load_generated(out_dir / "model.py")
-    net_t = module.load_model(str(out_dir / "weights.safetensors"))
+    module = load_generated(out_dir / MODEL_FILE)
+    net_t = module.load_model(str(out_dir / WEIGHTS_FILE))
     # what inference runs: conversion.json as data, not model.py (plugin layers exist only in model.py)
     net_d = None if info.get("plugins") else load_converted(out_dir, allow_non_finite=True)
     dtype = None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fcnkit.caffe.nets import channels
-from fcnkit.caffe.runtime import load_caffe
+from fcnkit.caffenet.pycaffe import load_caffe
 
 GAUSS = dict(weight_filler=dict(type="msra"), bias_filler=dict(type="constant", value=0.1))
 

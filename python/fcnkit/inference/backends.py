@@ -25,7 +25,7 @@ class CaffeBackend:
         for p, what in ((ref.deploy, "deploy prototxt"), (ref.caffemodel, "caffemodel")):
             if p is None or not p.is_file():
                 raise UserError(f"Caffe backend: {what} {p} not found; pass --deploy/--caffemodel")
-        from fcnkit.caffe.runtime import load_caffe  # noqa: PLC0415
+        from fcnkit.caffenet.pycaffe import load_caffe  # noqa: PLC0415
 
         caffe = load_caffe()  # CPU: --device selects the PyTorch device only
         self.net = caffe.Net(str(ref.deploy), caffe.TEST, weights=str(ref.caffemodel))
@@ -65,7 +65,7 @@ class ConvertedBackend(_TorchBackend):
 
     def __init__(self, ref: ModelRef, device: str = "cpu"):
         super().__init__(device)
-        from fcnkit.convert.loader import load_converted  # noqa: PLC0415
+        from fcnkit.caffenet.model_folder import load_converted  # noqa: PLC0415
 
         self.model = load_converted(ref.folder, device)
         self.out_index = self.model.output_blobs.index(ref.output_blob)

@@ -64,6 +64,45 @@ def _layer_at(text: str, line: int, col: int) -> str:
     return ""
 
 
+# Fields of forks that fcnkit's schema does not include -> the fork they come from. A prototxt using one of
+# them fails to parse with one line naming the field, the layer and this fork.
+FORK_FIELDS = {
+    "roi_pooling_param": "py-faster-rcnn's Caffe (ROIPooling)",
+    "smooth_l1_loss_param": "py-faster-rcnn's Caffe",
+    "box_annotator_ohem_param": "R-FCN's Caffe",
+    "region_param": "a YOLO port of Caffe",
+    "region_loss_param": "a YOLO port of Caffe",
+    "reorg_param": "a YOLO port of Caffe",
+    "yolo_v2_loss_param": "a YOLO port of Caffe",
+    "yolo_v3_loss_param": "a YOLO port of Caffe",
+    "yolov3_param": "a YOLO port of Caffe (eric612/Caffe-YOLOv3-Windows)",
+    "yolo_detection_output_param": "MobileNet-YOLO's Caffe (eric612)",
+    "yolov3_detection_output_param": "MobileNet-YOLO's Caffe (eric612)",
+    "margin_inner_product_param": "SphereFace's Caffe",
+    "center_loss_param": "caffe-face (center loss)",
+    "deformable_convolution_param": "Deformable ConvNets' Caffe",
+    "quantization_param": "Ristretto",
+    "correlation_param": "FlowNet's Caffe",
+    "flow_warp_param": "FlowNet 2's Caffe",
+    "augmentation_param": "FlowNet's Caffe",
+    "normalize_bbox_param": "an early SSD fork",
+    "seg_data_param": "DeepLab's Caffe",
+    "mat_read_param": "DeepLab's Caffe",
+    "unique_label_param": "DeepLab's Caffe",
+    "adaptive_bias_channel_param": "DeepLab's Caffe",
+    "spatial_dropout_param": "Intel's Caffe",
+    "multinode": "Intel's Caffe",
+    "mn_activation_param": "Intel's Caffe",
+    "batch_reduction_param": "Intel's Caffe",
+    "ring_pad_param": "panoramic-object-detection's Caffe",
+    "box_output_param": "panoramic-object-detection's Caffe",
+}
+
+
+def guess_fork(field: str) -> str:
+    return FORK_FIELDS.get(field, "")
+
+
 def _parse_error_message(exc, path: Path, text: str, what: str) -> str:
     msg = str(exc).replace("fcnkit_caffe.", "caffe.")
     line, col = exc.GetLine(), exc.GetColumn()
@@ -72,8 +111,6 @@ def _parse_error_message(exc, path: Path, text: str, what: str) -> str:
     where = f"{path}:{line}:{col}" if line is not None else str(path)
     unknown = _UNKNOWN_FIELD.search(str(exc))
     if unknown:
-        from fcnkit.convert.forks import guess_fork
-
         message, fieldname = unknown.groups()
         layer = _layer_at(text, line, col or 1) if line is not None else ""
         in_layer = f" in layer '{layer}'" if layer else ""

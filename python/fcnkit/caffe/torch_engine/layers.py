@@ -1,6 +1,6 @@
 """The layers whose training behaviour differs from inference, with Caffe's semantics, for the torch engine.
 
-The converter (`fcnkit.convert.layers`) builds every compute layer; these replace or add what training
+The converter (`fcnkit.caffenet.registry`) builds every compute layer; these replace or add what training
 needs: Dropout with Caffe's scaling (a mask of Bernoulli(1 - ratio) times 1 / (1 - ratio), identity in the
 TEST phase), BatchNorm with batch statistics and Caffe's moving-average blobs, and the loss layers with
 Caffe's normalisation and gradients (SoftmaxWithLoss's gradient is prob - onehot scaled by

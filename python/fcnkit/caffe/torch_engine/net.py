@@ -1,6 +1,6 @@
 """A Caffe net (one phase of a train/val prototxt) as trainable PyTorch modules.
 
-Compute layers come from the converter (`fcnkit.convert.layers`: one ModuleSpec per Caffe layer, built on
+Compute layers come from the converter (`fcnkit.caffenet.registry`: one ModuleSpec per Caffe layer, built on
 the meta device to learn shapes); Dropout, BatchNorm, the losses and the metric layers come from
 `torch_engine.layers` with their training semantics; Data layers become inputs fed by `data.NetFeeder`.
 
@@ -23,8 +23,8 @@ from torch import nn
 
 from fcnkit.caffe.torch_engine import fillers
 from fcnkit.caffe.torch_engine import layers as T
-from fcnkit.convert import layers as L
-from fcnkit.convert.graph import call_module, instantiate
+from fcnkit.caffenet import registry as L
+from fcnkit.caffenet.graph import call_module, instantiate
 from fcnkit.errors import UserError
 from fcnkit.io.caffe_schema import WeightBlob, WeightLayer
 

@@ -6,7 +6,7 @@
   `res2a_branch2a`, `bn2a_branch2a`, ... with Caffe's pooling and stride placement.
 - `zoo`: the Model Zoo releases (files, URLs, checksums, structural checks, `fetch-weights`) and
   `load_pretrained(encoder, release)`, which converts a release's caffemodel with the project's own
-  converter (`fcnkit.convert.graph`) and loads it into an encoder layer by layer name.
+  converter (`fcnkit.caffenet.graph`) and loads it into an encoder layer by layer name.
 
 A width multiplier shrinks every layer's channels (`width=1/16` for CPU stand-ins); only width 1 can take
 the released weights. Nothing here downloads anything.

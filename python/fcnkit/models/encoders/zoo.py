@@ -5,7 +5,7 @@ Every release is a deploy prototxt + caffemodel pair in `weights/<name>/`. `fetc
 against a digest (the published reference digest where one exists, else the SHA-256 pinned by the first
 verified download in `SHA256SUMS` or given with --sha256) and structurally (it must parse and hold every
 encoder layer with the encoder's exact shape); a file failing either is deleted. `load_pretrained`
-converts the pair with the project's own Caffe -> PyTorch converter (`fcnkit.convert.graph.build_graph`:
+converts the pair with the project's own Caffe -> PyTorch converter (`fcnkit.caffenet.graph.build_graph`:
 the same per-layer code, blob checks and Caffe BatchNorm/Scale handling as `convert`) and copies the
 tensors into an encoder by Caffe layer name.
 
@@ -165,7 +165,7 @@ def fetch_release(release: Release, dest: str | Path | None = None, *, model_url
 
 def converted_tensors(deploy: Path, model: Path, layers: set[str]) -> dict[str, dict]:
     """{Caffe layer: {state key: float32 array}} of the wanted layers, by the project's converter."""
-    from fcnkit.convert.graph import build_graph  # noqa: PLC0415
+    from fcnkit.caffenet.graph import build_graph  # noqa: PLC0415
     from fcnkit.io import caffe_schema as schema  # noqa: PLC0415
 
     raw = schema.load_prototxt(deploy)

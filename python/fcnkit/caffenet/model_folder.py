@@ -1,39 +1,42 @@
-"""Load a converted model folder as data, never as code.
+"""The converted-model format: a folder holding model.py, weights.safetensors and conversion.json, written
+by `convert` and read here (`write_info`, `read_info`, `read_weights`, `load_converted`, `load_generated`).
 
-`convert` writes a readable `model.py` for people who want standalone source, but inference (evaluate,
-remove-bg, the web server) must not run whatever a shared folder's model.py contains. Here the module is
-rebuilt from `conversion.json` alone: every layer entry names its module class (a `torch.nn` class or one
-of this package's Caffe-semantics classes in `convert.runtime`, nothing else) with its constructor
-arguments as JSON values, and the forward pass follows the recorded bottoms and tops. Weights are read by
-the `safetensors` library, which rejects malformed headers (overlapping or out-of-range offsets, negative
-shapes) before any tensor is built. The result computes exactly what model.py computes.
+Loading is data, never code: `convert` writes a readable `model.py` for people who want standalone source, but
+inference (evaluate, remove-bg, the web server) must not run whatever a shared folder's model.py contains.
+Here the module is rebuilt from `conversion.json` alone: every layer entry names its module class (a
+`torch.nn` class or one of this package's Caffe-semantics classes in `fcnkit.caffenet.modules`, nothing else)
+with its constructor arguments as JSON values, and the forward pass follows the recorded bottoms and tops.
+Weights are read by the `safetensors` library, which rejects malformed headers (overlapping or out-of-range
+offsets, negative shapes) before any tensor is built. The result computes exactly what model.py computes.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import os
+import re
+import sys
+import uuid
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-from fcnkit.convert import runtime
+from fcnkit.caffenet import modules
 from fcnkit.errors import UserError
 
+MODEL_FILE = "model.py"
 WEIGHTS_FILE = "weights.safetensors"
 INFO_FILE = "conversion.json"
 
 
 def module_class(name: str, where: str) -> type[nn.Module]:
-    """The class a spec names: only torch.nn modules and this package's runtime classes are allowed."""
-    if name.startswith("nn."):
-        cls = getattr(nn, name[3:], None)
-    elif name in runtime.__all__:
-        cls = getattr(runtime, name)
-    else:
-        cls = None
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+    """The class a spec names: only torch.nn modules and the Caffe-semantics classes of fcnkit.caffenet.modules."""
+    cls = modules.lookup(name)
+    if cls is None:
         raise UserError(f"{where}: module class {name!r} is neither a torch.nn module nor a converter runtime "
                         "class; the file was not written by `convert` (or by a newer version): convert again")
     return cls
@@ -172,3 +175,45 @@ def load_converted(folder: str | Path, device: str = "cpu", *, allow_non_finite:
                         "is corrupt or the training diverged: use an earlier snapshot")
     net.load_state_dict(state, strict=True, assign=True)
     return net.to(device).eval()
+
+
+_NUM_LIST = re.compile(r"\[\s*(-?[\d.e+-]+(?:,\s*-?[\d.e+-]+)*)\s*\]")
+
+
+def dumps(info: dict) -> str:
+    """Indented JSON with lists of numbers (shapes) kept on one line."""
+    text = json.dumps(info, indent=1)
+    return _NUM_LIST.sub(lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
+
+
+def write_info(folder: Path, info: dict) -> None:
+    """folder/conversion.json: `info` as indented JSON (see `dumps`)."""
+    (Path(folder) / INFO_FILE).write_text(dumps(info) + "\n")
+
+
+def write_safetensors(tensors: dict[str, np.ndarray], path: Path, metadata: dict[str, str]) -> None:
+    from safetensors.numpy import save_file
+
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except Exception as exc:  # the Rust writer reports I/O errors as SafetensorError("... (os error N)")
+        m = re.search(r"os error (\d+)", str(exc))
+        if m is None:
+            raise
+        code = int(m.group(1))
+        raise OSError(code, os.strerror(code), str(path)) from None
+
+
+def load_generated(model_py: Path, name: str | None = None):
+    """Import a generated model.py as a fresh module object (not registered under a shared name). This runs
+    the file: only for model.py files this process has just written (checks of `convert`)."""
+    name = name or f"_fcnkit_converted_{uuid.uuid4().hex}"
+    spec = importlib.util.spec_from_file_location(name, model_py)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclass/TorchScript introspection wants the module registered
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        sys.modules.pop(name, None)
+        raise
+    return module

@@ -1,8 +1,9 @@
-"""Converters for layers that exist only in forks of Caffe (this Caffe cannot run them), and what is known
-about forks' prototxt fields.
+"""Converters for layers that exist only in forks of Caffe (this Caffe cannot run them).
+(What is known about forks' prototxt fields, `FORK_FIELDS`, lives with the schema in
+`fcnkit.io.caffe_schema`.)
 
 Each rule below follows the fork's published C++ source (cited per layer); `tests/convert/test_forks.py`
-checks them against values computed by hand from the same rules. They register into `layers.LAYERS`.
+checks them against values computed by hand from the same rules. They register into `fcnkit.caffenet.registry.LAYERS`.
 """
 
 from __future__ import annotations
@@ -11,45 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from fcnkit.convert.layers import LayerCtx, ModuleSpec, _tuple_kw, register
-
-# Fields of forks that fcnkit's schema does not include -> the fork they come from. A prototxt using one of
-# them fails to parse with one line naming the field, the layer and this fork.
-FORK_FIELDS = {
-    "roi_pooling_param": "py-faster-rcnn's Caffe (ROIPooling)",
-    "smooth_l1_loss_param": "py-faster-rcnn's Caffe",
-    "box_annotator_ohem_param": "R-FCN's Caffe",
-    "region_param": "a YOLO port of Caffe",
-    "region_loss_param": "a YOLO port of Caffe",
-    "reorg_param": "a YOLO port of Caffe",
-    "yolo_v2_loss_param": "a YOLO port of Caffe",
-    "yolo_v3_loss_param": "a YOLO port of Caffe",
-    "yolov3_param": "a YOLO port of Caffe (eric612/Caffe-YOLOv3-Windows)",
-    "yolo_detection_output_param": "MobileNet-YOLO's Caffe (eric612)",
-    "yolov3_detection_output_param": "MobileNet-YOLO's Caffe (eric612)",
-    "margin_inner_product_param": "SphereFace's Caffe",
-    "center_loss_param": "caffe-face (center loss)",
-    "deformable_convolution_param": "Deformable ConvNets' Caffe",
-    "quantization_param": "Ristretto",
-    "correlation_param": "FlowNet's Caffe",
-    "flow_warp_param": "FlowNet 2's Caffe",
-    "augmentation_param": "FlowNet's Caffe",
-    "normalize_bbox_param": "an early SSD fork",
-    "seg_data_param": "DeepLab's Caffe",
-    "mat_read_param": "DeepLab's Caffe",
-    "unique_label_param": "DeepLab's Caffe",
-    "adaptive_bias_channel_param": "DeepLab's Caffe",
-    "spatial_dropout_param": "Intel's Caffe",
-    "multinode": "Intel's Caffe",
-    "mn_activation_param": "Intel's Caffe",
-    "batch_reduction_param": "Intel's Caffe",
-    "ring_pad_param": "panoramic-object-detection's Caffe",
-    "box_output_param": "panoramic-object-detection's Caffe",
-}
-
-
-def guess_fork(field: str) -> str:
-    return FORK_FIELDS.get(field, "")
+from fcnkit.caffenet.converters.spatial import tuple_kw
+from fcnkit.caffenet.registry import LayerCtx, ModuleSpec, register
 
 
 @register("Interp")
@@ -173,8 +137,8 @@ def convolution_depthwise(ctx: LayerCtx) -> ModuleSpec:
     c = ctx.x[1]
     expected = [("weight", (c, 1) + kernel)] + ([("bias", (c,))] if p.bias_term else [])
     blobs = ctx.blobs(expected)
-    kw: dict[str, Any] = {"kernel_size": kernel, **_tuple_kw("stride", stride, 1), **_tuple_kw("padding", pad, 0),
-                          **_tuple_kw("dilation", dilation, 1), "groups": c}
+    kw: dict[str, Any] = {"kernel_size": kernel, **tuple_kw("stride", stride, 1), **tuple_kw("padding", pad, 0),
+                          **tuple_kw("dilation", dilation, 1), "groups": c}
     if not p.bias_term:
         kw["bias"] = False
     spec = ModuleSpec("nn.Conv2d", (c, c), kw, {"weight": blobs[0]} | ({"bias": blobs[1]} if p.bias_term else {}))

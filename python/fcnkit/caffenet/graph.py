@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from fcnkit.convert import layers as L
-from fcnkit.convert import runtime
+from fcnkit.caffenet import modules
+from fcnkit.caffenet import registry as L
 from fcnkit.errors import UserError
 from fcnkit.io.caffe_schema import Caffemodel
 
@@ -97,7 +97,10 @@ def resolve(spec: L.ModuleSpec):
         return getattr(importlib.import_module(spec.plugin[0]), spec.plugin[1])
     if spec.cls.startswith("nn."):
         return getattr(nn, spec.cls[3:])
-    return getattr(runtime, spec.cls)
+    cls = modules.lookup(spec.cls)
+    if cls is None:
+        raise RuntimeError(f"converter bug: ModuleSpec names {spec.cls!r}, which is no module class")
+    return cls
 
 
 def instantiate(spec: L.ModuleSpec, device: str | torch.device = "meta") -> nn.Module:

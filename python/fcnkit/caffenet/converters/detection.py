@@ -1,5 +1,5 @@
 """Converters for the detection layers of this Caffe: SSD's Permute, Normalize, PriorBox and DetectionOutput,
-and the Faster R-CNN / R-FCN Proposal and PSROIPooling layers. They register into `layers.LAYERS`.
+and the Faster R-CNN / R-FCN Proposal and PSROIPooling layers. They register into `fcnkit.caffenet.registry.LAYERS`.
 
 DetectionOutput, Proposal and PSROIPooling produce data-dependent output sizes: they record Caffe's setup
 shapes and are left out of model.onnx (see `ModuleSpec.onnx_exportable`).
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from fcnkit.convert.layers import LayerCtx, ModuleSpec, register
+from fcnkit.caffenet.registry import LayerCtx, ModuleSpec, register
 
 FLT_MAX = float(np.finfo(np.float32).max)
 
