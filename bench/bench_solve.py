@@ -81,7 +81,7 @@ def child(args) -> dict:
     os.chdir(args.child_dir)
     quiet = lambda *a: None  # noqa: E731
     if args.child == "caffe":
-        from fcnkit.caffe.solve import prepare_solver
+        from fcnkit.caffe.caffe_engine import prepare_solver
 
         solver, _, _ = prepare_solver("solver.prototxt", log=quiet)
         step = lambda: solver.step(1)  # noqa: E731

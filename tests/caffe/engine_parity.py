@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from conftest import make_blob_images, write_lmdb_pair
-from fcnkit.caffe.solve import prepare_solver
+from fcnkit.caffe.caffe_engine import prepare_solver
 from fcnkit.caffe.torch_engine import prepare_torch_solver
 from fcnkit.caffe.torch_engine.fillers import fill, layer_fillers
 from fcnkit.io.caffe_schema import filter_net, pb

@@ -10,10 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import ROOT, make_blob_images
-from fcnkit.caffe.solve import VGG_DEPLOY, VGG_MODEL, latest_snapshot, prepare_solver, train
+from fcnkit.caffe.caffe_engine import prepare_solver
+from fcnkit.caffe.solve import train
 from fcnkit.caffe.surgery import bilinear_kernel
 from fcnkit.config.stages import STAGES
 from fcnkit.io.lmdb_io import LMDBWriter, encode_datum
+from fcnkit.models.fcn.vgg16 import VGG_DEPLOY, VGG_MODEL
+from fcnkit.models.registry import latest_snapshot
 
 pytestmark = [pytest.mark.caffe, pytest.mark.slow]
 

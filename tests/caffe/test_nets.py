@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT
-from fcnkit.caffe import nets
 from fcnkit.caffe.generate import all_files
 from fcnkit.config.stages import PAPER_VARIANT, TINY_VARIANT
 from fcnkit.io.caffe_schema import load_prototxt
+from fcnkit.models.fcn import nets
 
 
 def test_committed_prototxts_equal_the_generator_output():

@@ -98,7 +98,7 @@ def test_ctrl_c_snapshots_before_exiting(tmp_path, caffe, blob_lmdbs):
 def test_deferred_signals_holds_ctrl_c_and_keeps_an_inherited_ignore():
     """Inside the block Ctrl-C is held and raised at its end; a process started with SIGINT ignored
     (`nohup`, a script's `cmd &`) keeps ignoring it, as Python and other Unix programs do."""
-    from fcnkit.caffe.solve import deferred_signals
+    from fcnkit.caffe.loop import deferred_signals
 
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in an interactive run
     try:

@@ -153,7 +153,7 @@ def envelope(caffe, root, iters):
     """How far Caffe drifts from itself when its starting weights move by one float ulp: the resolution
     float32 training has at all. Returns the Worst of Caffe vs Caffe(+1 ulp)."""
     from engine_parity import Worst
-    from fcnkit.caffe.solve import prepare_solver
+    from fcnkit.caffe.caffe_engine import prepare_solver
 
     runs = []
     for name in ("a", "b"):  # fresh copies: two Caffe solvers of one process must not read one LMDB path

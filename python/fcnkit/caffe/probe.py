@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     p.add_argument("--vgg", nargs=2)
     p.add_argument("--gpu", type=int)
     a = p.parse_args(argv)
-    from fcnkit.caffe.solve import check_weights_fit  # noqa: PLC0415
+    from fcnkit.caffe.loop import check_weights_fit  # noqa: PLC0415
     from fcnkit.caffenet.pycaffe import load_caffe  # noqa: PLC0415
 
     try:

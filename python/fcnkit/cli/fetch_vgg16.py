@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fcnkit.caffe.vgg16 import DEPLOY_URL, MODEL_URL, VGG_DIR, fetch_vgg16
 from fcnkit.errors import cli_entry
+from fcnkit.models.fcn.vgg16 import DEPLOY_URL, MODEL_URL, VGG_DIR, fetch_vgg16
 
 
 @cli_entry("fetch-vgg16")

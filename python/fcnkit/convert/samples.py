@@ -1,6 +1,6 @@
 """Sample Caffe nets for the converter's tests and benchmark (needs pycaffe).
 
-`write_fcn_deploy` writes the project's FCN-32s/16s/8s deploy net (`fcnkit.caffe.nets`, the generator behind
+`write_fcn_deploy` writes the project's FCN-32s/16s/8s deploy net (`fcnkit.models.fcn.nets`, the generator behind
 prototxt/); `width` shrinks every channel count for fast tests.
 `random_caffemodel` fills any net's parameters with random values and saves a caffemodel with Caffe.
 """
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnkit.caffe import nets
 from fcnkit.caffenet.pycaffe import load_caffe
+from fcnkit.models.fcn import nets
 
 
 def write_fcn_deploy(path: str | os.PathLike, variant: str = "8s", *, num_classes: int = 2, width: float = 1.0,
                      input_shape: tuple[int, int, int, int] = (1, 3, 500, 500)) -> Path:
-    """The project's own FCN-{variant} deploy net (fcnkit.caffe.nets, as committed under prototxt/), with the
+    """The project's own FCN-{variant} deploy net (fcnkit.models.fcn.nets, as committed under prototxt/), with the
     given class count, channel width and Input shape."""
     proto = nets.fcn(int(variant.rstrip("s")), "deploy", num_classes=num_classes, width=width)
     data = next(lay for lay in proto.layer if lay.type == "Input")

@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fcnkit.caffe.nets import channels
 from fcnkit.caffenet.pycaffe import load_caffe
+from fcnkit.models.fcn.nets import channels
 
 GAUSS = dict(weight_filler=dict(type="msra"), bias_filler=dict(type="constant", value=0.1))
 
@@ -188,7 +188,7 @@ def squeezenet(width, size, classes=1000):
 
 def fcn8s(width, size, classes=21):
     """The project's VGG-16 FCN-8s (pad 100, fc6 7x7, Deconvolution upsampling, Crop, Eltwise skips)."""
-    from fcnkit.caffe import nets
+    from fcnkit.models.fcn import nets
 
     proto = nets.fcn(8, "deploy", num_classes=classes, width=width)
     data = next(lay for lay in proto.layer if lay.type == "Input")

@@ -44,7 +44,7 @@ def test_unknown_model_is_a_user_error():
 
 
 def test_solve_takes_the_chain_from_the_registry(tmp_path, monkeypatch):
-    from fcnkit.caffe.solve import resolve_init
+    from fcnkit.caffe.loop import resolve_init
 
     monkeypatch.chdir(tmp_path)
     sp = load_prototxt(ROOT / "solvers/tiny/fcn16s.prototxt", "solver", "SolverParameter")

@@ -2,8 +2,8 @@
 
 `prepare_torch_solver` runs the checks of the Caffe engine that apply (solver, nets in their phase, LMDBs,
 snapshot folder, weights, solverstate; see caffe.preflight), builds the nets, starts them from the same
-weights (caffe.solve.initial_weights / initialise: the paper's chain, VGG-16 surgery, bilinear upsamplers)
-and returns a `TorchEngine`, which `caffe.solve.train` drives like a Caffe solver.
+weights (caffe.loop.initial_weights / initialise: the paper's chain, VGG-16 surgery, bilinear upsamplers)
+and returns a `TorchEngine`, which `caffe.loop.train` drives like a Caffe solver.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from fcnkit.caffe import preflight
-from fcnkit.caffe.solve import (
+from fcnkit.caffe.loop import (
     VGG_MODEL,
     TrainingEngine,
     check_weights_fit,
@@ -225,7 +225,7 @@ class TorchEngine(TrainingEngine):
 
 
 def prepare_torch_solver(solver_path, *, weights=None, resume=None, device=None, max_iter=None, log=print):
-    """The torch engine's counterpart of caffe.solve.prepare_solver: (engine, param, init)."""
+    """The torch engine's counterpart of caffe.caffe_engine.prepare_solver: (engine, param, init)."""
     sp = solver_args(solver_path, weights=weights, resume=resume, max_iter=max_iter)
     check_solver_type(sp, solver_path)
     if sp.snapshot_format != 1:  # BINARYPROTO

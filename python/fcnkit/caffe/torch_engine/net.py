@@ -5,7 +5,7 @@ the meta device to learn shapes); Dropout, BatchNorm, the losses and the metric 
 `torch_engine.layers` with their training semantics; Data layers become inputs fed by `data.NetFeeder`.
 
 Parameters are kept as Caffe keeps them: `store` holds every parameter blob in Caffe's shape while the
-starting weights are assembled (fillers, VGG surgery, --weights; see `caffe.solve.initialise`), then
+starting weights are assembled (fillers, VGG surgery, --weights; see `caffe.loop.initialise`), then
 `materialize` copies them into the modules. `learnables` lists them in Caffe's learnable-parameter order
 (layers in net order, blobs in layer order, a shared `param { name }` counted once at its owner) with
 Caffe's lr_mult/decay_mult: the order of the history blobs in a .solverstate.

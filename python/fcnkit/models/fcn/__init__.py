@@ -2,7 +2,7 @@
 
 One registry entry per stage of `config.stages.STAGES` and per variant: `fcn32s` ... `fcn8s_finetune`
 (the paper's full-size nets) and `tiny/fcn32s` ... `tiny/fcn8s_finetune` (the 1/16-width CPU stand-in
-`make demo` trains). The nets themselves come from the NetSpec generator (`fcnkit.caffe.nets`), committed
+`make demo` trains). The nets themselves come from the NetSpec generator (`fcnkit.models.fcn.nets`), committed
 under prototxt/ and solvers/; weights are the solver's snapshots, each stage starting from the previous
 one (`init`), FCN-32s from VGG-16 (paper) or from scratch (tiny).
 """

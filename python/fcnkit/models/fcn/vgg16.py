@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fcnkit.caffe.nets import VGG_BLOCKS
 from fcnkit.config.paths import VGG16_DIR
 from fcnkit.errors import UserError
 from fcnkit.models.encoders.zoo import RELEASES, caffemodel_shapes, fetch_release
+from fcnkit.models.fcn.nets import VGG_BLOCKS
 
 _RELEASE = RELEASES["vgg16"]
 VGG_DIR = Path(VGG16_DIR)  # relative: solvers, and so `solve`, run from the project root
