@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from conftest import ROOT, VENV_BIN
 from fcnkit.errors import UserError
-from fcnkit.evaluation.compare import markdown, run_compare
+from fcnkit.apps.compare import markdown, run_compare
 
 KEYS = {"name", "family", "framework", "supervision", "params", "train_seconds", "ms_per_image", "iou",
         "jaccard_mean", "jaccard_std", "hausdorff_mean", "hausdorff_std", "pixel_acc", "mean_iou"}
@@ -55,7 +55,7 @@ def test_markdown_has_the_seeds_formats_and_the_floors(result):
 
 
 def test_lrn_claim_holds_only_when_the_original_does_not_learn():
-    from fcnkit.evaluation.compare import lrn_claim
+    from fcnkit.apps.compare import lrn_claim
 
     def rows(seed, original, baseline=40.0):
         out = [{"name": n, "dataset": "white", "postprocess": False, "learned": True, "jaccard_mean": j}

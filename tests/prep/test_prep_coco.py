@@ -67,7 +67,7 @@ def test_rules_and_outputs(coco, tmp_path):
     m5 = cv2.imread(str(tmp_path / "out" / "masks" / "COCO_train2014_000000000005.png"), cv2.IMREAD_GRAYSCALE) > 0
     assert abs(m5.mean() - 0.77) < 0.03  # the largest + 3 more
     assert not m5[190, 180] and m5[190, 100] and m5[40, 40]  # the 12 % car (x 65-95, y 60-100) is left out
-    from fcnkit.evaluation.samples import load_samples
+    from fcnkit.data.datasets import load_samples
 
     assert len(load_samples(tmp_path / "out")) == 2  # what `evaluate` / `fcnkit train --val` read
 
@@ -75,7 +75,7 @@ def test_rules_and_outputs(coco, tmp_path):
 def test_lmdb_option(coco, tmp_path):
     ann, imgs = coco
     run_coco(ann, imgs, tmp_path / "out", lmdb=True, val_fraction=0.5, quiet=True)
-    from fcnkit.evaluation.samples import load_samples
+    from fcnkit.data.datasets import load_samples
 
     assert len(load_samples(tmp_path / "out" / "lmdb", split="train")) + \
         len(load_samples(tmp_path / "out" / "lmdb", split="val")) == 2

@@ -42,7 +42,7 @@ def test_checkpoint_sidecar_and_inference_load(trained, blob_dataset):
 
 
 def test_validation_improves_over_the_untrained_net(trained, blob_dataset):
-    from fcnkit.training.data import load_val
+    from fcnkit.data.splits import load_val
     from fcnkit.training.trainer import validate
 
     spec = models.get("tiny/extractnet-simple")

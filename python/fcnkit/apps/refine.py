@@ -51,7 +51,7 @@ def _write(out: Path, stem: str, bgr: np.ndarray, mask: np.ndarray) -> tuple[Pat
 
 def refine_file(path, box, out: Path, *, model=None, device: str = "cpu", **opts) -> dict:
     from fcnkit.io.images import ImageReadError, read_bgr  # noqa: PLC0415
-    from fcnkit.models.patchcnn.refine import refine_image  # noqa: PLC0415
+    from fcnkit.training.patches import refine_image  # noqa: PLC0415
 
     path = Path(path)
     try:
@@ -72,10 +72,10 @@ def refine_dataset(data, out: Path, *, model=None, limit: int | None = None, dev
     """Every val image with the bounding box of its true mask; per-image masks + dataset metrics."""
     from tqdm import tqdm  # noqa: PLC0415
 
+    from fcnkit.data.boxes import box_label_map, box_of  # noqa: PLC0415
+    from fcnkit.data.datasets import load_samples  # noqa: PLC0415
     from fcnkit.evaluation.metrics import aggregate, foreground_jaccard, image_scores  # noqa: PLC0415
-    from fcnkit.evaluation.samples import load_samples  # noqa: PLC0415
-    from fcnkit.models.patchcnn.refine import refine_image  # noqa: PLC0415
-    from fcnkit.training.data import box_label_map, box_of  # noqa: PLC0415
+    from fcnkit.training.patches import refine_image  # noqa: PLC0415
 
     samples = load_samples(data, split="val", limit=limit)
     trained = _model(model, device)

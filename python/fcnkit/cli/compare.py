@@ -1,4 +1,4 @@
-"""`fcnkit compare [--preset quick|paper]`: see fcnkit.evaluation.compare.
+"""`fcnkit compare [--preset quick|paper]`: see fcnkit.apps.compare.
 
     fcnkit compare --preset quick                  # tiny widths, embedded sample data, CPU (minutes)
     fcnkit compare --preset paper --device cuda    # the seeds' full nets on data/white, data/composite
@@ -18,7 +18,7 @@ from fcnkit.errors import cli_entry
 
 @cli_entry("compare")
 def main(argv=None) -> int:
-    from fcnkit.evaluation.compare import PRESETS, run_compare  # noqa: PLC0415
+    from fcnkit.apps.compare import PRESETS, run_compare  # noqa: PLC0415
 
     p = doc_parser("fcnkit compare", __doc__, "every family on the same data, scored alike")
     p.add_argument("--preset", choices=list(PRESETS), default="quick")

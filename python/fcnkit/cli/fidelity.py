@@ -15,7 +15,7 @@ def main(argv=None) -> int:
                                 "where it lives, expected and actual value; exit 0 only if every row passes.")
     p.add_argument("--root", type=Path, default=None, help="project root to check (default: this checkout)")
     a = p.parse_args(argv)
-    from fcnkit.caffe.fidelity import report  # noqa: PLC0415
+    from fcnkit.apps.fidelity import report  # noqa: PLC0415
 
     text, ok = report(a.root or project_root())
     print(text)

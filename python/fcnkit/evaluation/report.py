@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fcnkit.evaluation.samples import Sample
+from fcnkit.data.datasets import Sample
 from fcnkit.io.atomic import atomic_path, write_text_atomic
 
 

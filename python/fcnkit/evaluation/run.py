@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
+from fcnkit.data.datasets import Sample
 from fcnkit.evaluation.metrics import aggregate, image_scores
-from fcnkit.evaluation.samples import Sample
 from fcnkit.inference.predict import to_mask
 
 
@@ -68,8 +68,8 @@ def evaluate_dataset(data, model=None, *, backends=("caffe", "torch"), split: st
     import json  # noqa: PLC0415
 
     from fcnkit import inference  # noqa: PLC0415
+    from fcnkit.data.datasets import load_samples  # noqa: PLC0415
     from fcnkit.evaluation.report import format_text, to_json, write_report  # noqa: PLC0415
-    from fcnkit.evaluation.samples import load_samples  # noqa: PLC0415
     from fcnkit.io.atomic import ensure_writable, write_text_atomic  # noqa: PLC0415
 
     if json_path:

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from fcnkit.config.seeds import EXTRACTNET_BLUR, EXTRACTNET_OPEN, EXTRACTNET_SIZE, EXTRACTNET_THRESHOLD
+from fcnkit.data.boxes import box_label_map
 
 POSTPROCESSING = ("none", "extractnet")
 
@@ -29,3 +30,19 @@ def postprocess_extractnet(mask: np.ndarray, reference: int | None = EXTRACTNET_
     binary = (blurred >= EXTRACTNET_THRESHOLD).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ko, ko))
     return cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return mask.astype(np.uint8)
+    return (labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+
+
+def finish_mask(logit: np.ndarray, box, *, clip: bool = True, largest: bool = False) -> np.ndarray:
+    mask = (logit > 0).astype(np.uint8)
+    if clip and box is not None:
+        mask &= box_label_map(mask.shape, box)
+    if largest:
+        mask = largest_component(mask)
+    return mask

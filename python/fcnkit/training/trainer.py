@@ -105,7 +105,9 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
     import torch  # noqa: PLC0415
 
     from fcnkit import models  # noqa: PLC0415
-    from fcnkit.training.data import ImageTask, PatchTask, load_split, load_val  # noqa: PLC0415
+    from fcnkit.data.splits import load_split, load_val  # noqa: PLC0415
+    from fcnkit.training.patches import PatchTask  # noqa: PLC0415
+    from fcnkit.training.tasks import ImageTask  # noqa: PLC0415
 
     spec = models.get(model_name)
     if spec.framework != "torch":

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import VENV_BIN, make_blob_images
+from fcnkit.data.boxes import box_label_map, box_of
 from fcnkit.evaluation.metrics import foreground_jaccard
 from fcnkit.models.patchcnn import DensePatchCNN, PatchNet
-from fcnkit.training.data import box_label_map, box_of
 
 
 def test_the_seeds_net():
@@ -49,7 +49,7 @@ def blob_image(seed=1, size=64):
 
 @pytest.mark.slow
 def test_refining_a_box_beats_the_box_itself():
-    from fcnkit.models.patchcnn.refine import refine_image
+    from fcnkit.training.patches import refine_image
 
     bgr, label = blob_image()
     box = box_of(label)
@@ -61,7 +61,7 @@ def test_refining_a_box_beats_the_box_itself():
 
 @pytest.mark.slow
 def test_tag_free_mode_finds_the_centred_object():
-    from fcnkit.models.patchcnn.refine import refine_image
+    from fcnkit.training.patches import refine_image
 
     bgr, label = blob_image(seed=2)
     r = refine_image(bgr, None, steps=120, step=2, largest=True, seed=0, batch=32)

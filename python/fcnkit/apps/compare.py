@@ -162,8 +162,8 @@ def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device
     m = Method(name, spec.family, "torch", spec.supervision, params, info.get("train_seconds"), _mask_fn(p))
     if spec.family != "patchcnn":
         return [m]
-    from fcnkit.models.patchcnn.refine import finish_mask  # noqa: PLC0415
-    from fcnkit.training.data import box_of  # noqa: PLC0415
+    from fcnkit.data.boxes import box_of  # noqa: PLC0415
+    from fcnkit.inference.postprocess import finish_mask  # noqa: PLC0415
 
     boxed = Method(f"{name} (val box)", spec.family, "torch", "boxes (and the val box)", params, m.train_seconds,
                    lambda s: finish_mask(p.logit(s.bgr), box_of(s.label)))
@@ -211,8 +211,8 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
     """Run the comparison (see the module doc); `train_overrides` {model or "*": recipe fields} change the
     preset's schedules (e.g. {"*": {"epochs": 1}} for a smoke run)."""
     from fcnkit.config.paths import in_project  # noqa: PLC0415
+    from fcnkit.data.datasets import load_samples  # noqa: PLC0415
     from fcnkit.evaluation.metrics import aggregate, image_scores  # noqa: PLC0415
-    from fcnkit.evaluation.samples import load_samples  # noqa: PLC0415
     from fcnkit.inference.postprocess import postprocess_extractnet  # noqa: PLC0415
 
     if preset not in PRESETS:
