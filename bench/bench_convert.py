@@ -13,7 +13,7 @@ Reports
     (target: PyTorch >= 1.5x faster);
   * per-layer-type time for both (Caffe: `net.forward(start=l, end=l)` per layer; PyTorch: forward hooks).
 
---zoo: every net of fcnkit.convert.zoo at its published width and input size (random weights), one row each:
+--zoo: every net of fcnkit.convert.model_zoo at its published width and input size (random weights), one row each:
 conversion seconds (`convert` process wall time including imports, and inside convert()), peak RSS against
 the caffemodel size (the whole process -- for a 5 MB SqueezeNet the interpreter with torch alone is ~70x the
 file -- and "added": the peak above that of converting a one-layer net, i.e. what the model itself costs),
@@ -196,19 +196,19 @@ def worker_zoo(args) -> dict:
 
 
 def zoo_bench(args, threads_env: dict) -> int:
-    from fcnkit.convert import zoo
+    from fcnkit.convert import model_zoo
 
-    names = args.zoo or list(zoo.ZOO)
-    unknown = sorted(set(names) - set(zoo.ZOO))
+    names = args.zoo or list(model_zoo.ZOO)
+    unknown = sorted(set(names) - set(model_zoo.ZOO))
     if unknown:
-        sys.exit(f"bench: unknown zoo nets {unknown}; choose from {sorted(zoo.ZOO)}")
+        sys.exit(f"bench: unknown zoo nets {unknown}; choose from {sorted(model_zoo.ZOO)}")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_zoo_"))
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, GLOG_minloglevel="2", **threads_env)
     # The converter's fixed cost (Python, torch, the TorchScript/export checks): converting a one-layer net.
     tiny = work / "tiny"
     tiny.mkdir(exist_ok=True)
-    code = ("import caffe; from fcnkit.convert.samples import random_caffemodel; n = caffe.NetSpec(); "
+    code = ("import caffe; from fcnkit.convert.sample_nets import random_caffemodel; n = caffe.NetSpec(); "
             "n.data = caffe.layers.Input(shape=dict(dim=[1, 3, 8, 8])); "
             "n.conv = caffe.layers.Convolution(n.data, num_output=2, kernel_size=3); "
             f"open({str(tiny / 'tiny.prototxt')!r}, 'w').write(str(n.to_proto())); "
@@ -221,12 +221,12 @@ def zoo_bench(args, threads_env: dict) -> int:
     rows = []
     for name in names:
         d = work / name
-        _, meta = zoo.ZOO[name]
+        _, meta = model_zoo.ZOO[name]
         size = meta.size
         proto, model = d / f"{name}_{size[0]}x{size[1]}.prototxt", d / f"{name}.caffemodel"
         if not model.exists():
             print(f"generating full-size {name} ({size[1]}x{size[0]}) with random weights ...", flush=True)
-            code = f"from fcnkit.convert import zoo; zoo.write({name!r}, {str(d)!r}, sizes=[{size!r}])"
+            code = f"from fcnkit.convert import model_zoo; model_zoo.write({name!r}, {str(d)!r}, sizes=[{size!r}])"
             subprocess.run([sys.executable, "-c", code], check=True, env=env)
         out = d / "out"
         wall, rss, r = run_measured([sys.executable, "-m", "fcnkit.cli.convert", str(proto), str(model), "-o",
@@ -363,7 +363,7 @@ def main() -> int:
     args.out = work / "out"
     if not args.caffemodel.exists():
         print(f"generating full-size FCN-8s with random weights in {work} ...", flush=True)
-        code = ("from fcnkit.convert.samples import write_fcn_deploy, random_caffemodel; "
+        code = ("from fcnkit.convert.sample_nets import write_fcn_deploy, random_caffemodel; "
                 f"p = write_fcn_deploy({str(args.prototxt)!r}, '8s', input_shape=(1, 3, 500, 500)); "
                 f"random_caffemodel(p, {str(args.caffemodel)!r})")
         subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, GLOG_minloglevel="2"))

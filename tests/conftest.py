@@ -71,7 +71,7 @@ def tiny_seg_net(caffe, image_lmdb, label_lmdb, batch=4):
                            param=[dict(lr_mult=0)])
     n.upc = L.Crop(n.up, n.data, axis=2, offset=1)
     n.loss = L.SoftmaxWithLoss(n.upc, n.label, loss_param=dict(normalize=False, ignore_label=255))
-    n.acc = L.Python(n.upc, n.label, module="fcnkit.caffe.layers", layer="PixelAccuracy", param_str="255")
+    n.acc = L.Python(n.upc, n.label, module="fcnkit.caffe.pylayers", layer="PixelAccuracy", param_str="255")
     return n.to_proto()
 
 

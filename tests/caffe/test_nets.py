@@ -102,7 +102,7 @@ def test_paired_mirror_keeps_image_and_label_aligned(caffe, blob_lmdbs, tmp_path
     n = caffe.NetSpec()
     n.data_raw = L.Data(source=str(image_lmdb), backend=P.Data.LMDB, batch_size=8)
     n.label_raw = L.Data(source=str(label_lmdb), backend=P.Data.LMDB, batch_size=8)
-    n.data, n.label = L.Python(n.data_raw, n.label_raw, module="fcnkit.caffe.layers", layer="PairedMirror",
+    n.data, n.label = L.Python(n.data_raw, n.label_raw, module="fcnkit.caffe.pylayers", layer="PairedMirror",
                                ntop=2, param_str="7")
     path = tmp_path / "mirror.prototxt"
     path.write_text(str(n.to_proto()))

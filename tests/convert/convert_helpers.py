@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.convert.convert import convert, load_generated
-from fcnkit.convert.samples import randomize
+from fcnkit.convert.sample_nets import randomize
 from fcnkit.convert.verify import caffe_blobs, torch_blobs
 
 TOL = 1e-4  # max abs diff relative to the blob's max |value|, as the issue asks

@@ -14,7 +14,7 @@ from conftest import ROOT
 from convert_helpers import parity, run_case
 from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.cli.convert import main
-from fcnkit.convert.samples import randomize
+from fcnkit.convert.sample_nets import randomize
 
 pytestmark = pytest.mark.caffe
 
@@ -258,7 +258,7 @@ def test_skip_leaves_out_an_unused_python_layer(tmp_path, capsys):
     leave out explicitly (and must name real ones)."""
     proto, model = _small_net(tmp_path)
     metric = ('layer { name: "acc" type: "Python" bottom: "pool" top: "acc" '
-              'python_param { module: "fcnkit.caffe.layers" layer: "PixelAccuracy" } }\n')
+              'python_param { module: "fcnkit.caffe.pylayers" layer: "PixelAccuracy" } }\n')
     with_python = tmp_path / "py.prototxt"
     with_python.write_text(proto.read_text() + metric)
     _fails(capsys, [str(with_python), str(model), "-o", str(tmp_path / "out"), "--skip", "nope"],

@@ -18,7 +18,7 @@ import pytest
 import torch
 from fcnkit.cli.convert import main
 from fcnkit.convert.convert import load_generated
-from fcnkit.convert.samples import random_caffemodel, write_fcn_deploy
+from fcnkit.convert.sample_nets import random_caffemodel, write_fcn_deploy
 
 # A fresh interpreter that cannot import this project, Caffe, protobuf or safetensors.
 pytestmark = pytest.mark.caffe

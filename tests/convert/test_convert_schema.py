@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from convert_helpers import parity
 from fcnkit.caffenet.pycaffe import load_caffe
-from fcnkit.convert.samples import randomize
+from fcnkit.convert.sample_nets import randomize
 from fcnkit.io import caffe_schema as schema
 
 V1_NET = """name: "vgg_like_v1"

@@ -12,7 +12,7 @@ import pytest
 from convert_helpers import parity, run_case, write_caffemodel
 from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.cli.convert import main
-from fcnkit.convert.samples import randomize
+from fcnkit.convert.sample_nets import randomize
 from fcnkit.io import caffe_schema as schema
 
 pytestmark = pytest.mark.caffe
@@ -157,7 +157,7 @@ def test_python_data_and_metric_layers_of_a_train_net(tmp_path):
         'layer: "SBDDSegDataLayer" param_str: "{\'split\': \'train\'}" } }\n'
         + deploy.read_text().split("layer {", 2)[2].join(["layer {", ""])
         + 'layer { name: "acc" type: "Python" bottom: "score" bottom: "label" top: "acc" '
-        'python_param { module: "fcnkit.caffe.layers" layer: "PixelAccuracy" } }\n')
+        'python_param { module: "fcnkit.caffe.pylayers" layer: "PixelAccuracy" } }\n')
     out = tmp_path / "out"
     assert main([str(train), str(model), "-o", str(out), "-q", "--input-shape", "data=1,3,9,9"]) == 0
     info = json.loads((out / "conversion.json").read_text())

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.cli.convert import main
-from fcnkit.convert.samples import randomize
+from fcnkit.convert.sample_nets import randomize
 from safetensors.numpy import load_file, save_file
 
 pytestmark = pytest.mark.caffe

@@ -1,4 +1,4 @@
-"""Model-zoo nets generated with NetSpec by fcnkit.convert.zoo (the layer patterns of CaffeNet, GoogLeNet,
+"""Model-zoo nets generated with NetSpec by fcnkit.convert.model_zoo (the layer patterns of CaffeNet, GoogLeNet,
 ResNet-50, SqueezeNet, VGG-16 FCN-8s, HED with repeated 'crop' names, MobileNet-SSD, SegNet), at 1/8 of
 their channel widths: each converts, passes `convert --verify` per blob and per layer against real Caffe at
 two input sizes, and exports to ONNX, whose outputs --verify also compares with Caffe."""
@@ -9,7 +9,7 @@ import json
 
 import pytest
 from fcnkit.cli.convert import main
-from fcnkit.convert import zoo
+from fcnkit.convert import model_zoo
 
 pytestmark = pytest.mark.caffe
 
@@ -20,11 +20,11 @@ ONNX_DYNAMIC = {"caffenet": "batch", "googlenet": "batch", "resnet50": "batch", 
 SLOW = {"resnet50", "googlenet", "mobilenet_ssd"}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in zoo.ZOO])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in model_zoo.ZOO])
 def test_zoo_net_converts_verifies_and_exports(name, tmp_path, capsys):
-    _, meta = zoo.ZOO[name]
+    _, meta = model_zoo.ZOO[name]
     sizes = list(meta.test_sizes)
-    files = zoo.write(name, tmp_path, width=1 / 8, sizes=[sizes[0]] if meta.size_agnostic else sizes, seed=1)
+    files = model_zoo.write(name, tmp_path, width=1 / 8, sizes=[sizes[0]] if meta.size_agnostic else sizes, seed=1)
     runs = ([(files["prototxts"][sizes[0]], sizes)] if meta.size_agnostic
             else [(files["prototxts"][s], [s]) for s in sizes])
     for k, (proto, verify_sizes) in enumerate(runs):

@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 from conftest import ROOT, VENV_BIN
-from fcnkit.errors import UserError
 from fcnkit.apps.compare import markdown, run_compare
+from fcnkit.errors import UserError
 
 KEYS = {"name", "family", "framework", "supervision", "params", "train_seconds", "ms_per_image", "iou",
         "jaccard_mean", "jaccard_std", "hausdorff_mean", "hausdorff_std", "pixel_acc", "mean_iou"}

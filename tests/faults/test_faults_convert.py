@@ -129,7 +129,7 @@ def test_full_disk_and_read_only_output(threshold_model, tmpfs):
 
 
 def test_sigkill_mid_conversion_leaves_no_output_and_the_next_run_cleans_up(caffe, tmp_path):
-    from fcnkit.convert.samples import random_caffemodel, write_fcn_deploy
+    from fcnkit.convert.sample_nets import random_caffemodel, write_fcn_deploy
 
     deploy = write_fcn_deploy(tmp_path / "d.prototxt", "8s", width=0.25, input_shape=(1, 3, 64, 64))
     model = random_caffemodel(deploy, tmp_path / "m.caffemodel")

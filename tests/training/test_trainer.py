@@ -186,7 +186,7 @@ def test_pretrained_encoder_frozen_until_the_plateau_then_unfrozen(caffe, blob_d
     import sys
 
     sys.path.insert(0, str(ROOT / "tests" / "models" / "encoders"))
-    from fcnkit.models.encoders.zoo import RELEASES
+    from fcnkit.models.encoders.releases import RELEASES
     from safetensors.torch import load_file
     from standins import vgg_netspec, write_standin
 
@@ -198,8 +198,8 @@ def test_pretrained_encoder_frozen_until_the_plateau_then_unfrozen(caffe, blob_d
           overrides={"pretrained": "vgg16", "freeze_encoder": "plateau", "batch_size": 8}, log=logs.append,
           progress=False)
     enc = load_file(str(out))
+    from fcnkit.models.encoders.releases import load_pretrained
     from fcnkit.models.encoders.vgg import VGGEncoder
-    from fcnkit.models.encoders.zoo import load_pretrained
 
     ref = VGGEncoder(16)
     load_pretrained(ref, "vgg16", tmp_path / "vgg16")

@@ -226,7 +226,7 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
         raise UserError(f"--fcn {fcn!r}: choose auto, load, train or skip")
     names = list(models) if models else list(pre.models)
     from fcnkit import models as registry  # noqa: PLC0415
-    from fcnkit.models.encoders.zoo import get_release  # noqa: PLC0415
+    from fcnkit.models.encoders.releases import get_release  # noqa: PLC0415
 
     for n in names:
         spec = registry.get(n)

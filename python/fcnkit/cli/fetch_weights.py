@@ -13,7 +13,7 @@ from fcnkit.errors import UserError, cli_entry
 
 @cli_entry("fetch-weights")
 def main(argv=None) -> int:
-    from fcnkit.models.encoders.zoo import RELEASES, fetch_release, get_release  # noqa: PLC0415
+    from fcnkit.models.encoders.releases import RELEASES, fetch_release, get_release  # noqa: PLC0415
 
     p = doc_parser("fetch-weights", __doc__)
     p.add_argument("names", nargs="+", metavar="NAME", help=f"{', '.join(RELEASES)} or all")

@@ -12,9 +12,9 @@ import pytest
 import torch
 from conftest import VENV_BIN
 from fcnkit.errors import UserError
+from fcnkit.models.encoders.releases import RELEASES, expected_shapes, fetch_release, load_pretrained
 from fcnkit.models.encoders.resnet import ResNetEncoder
 from fcnkit.models.encoders.vgg import VGGEncoder
-from fcnkit.models.encoders.zoo import RELEASES, expected_shapes, fetch_release, load_pretrained
 from standins import resnet_netspec, vgg_netspec, write_standin
 
 

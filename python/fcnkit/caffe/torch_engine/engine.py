@@ -26,10 +26,10 @@ from fcnkit.caffe.loop import (
     solver_args,
 )
 from fcnkit.caffe.surgery import model_params
-from fcnkit.caffe.torch_engine.data import DataLayerSource, NetFeeder
-from fcnkit.caffe.torch_engine.net import TorchNet, check_types
+from fcnkit.caffe.torch_engine.data_layers import DataLayerSource, NetFeeder
 from fcnkit.caffe.torch_engine.snapshot import write_caffemodel, write_solverstate
 from fcnkit.caffe.torch_engine.solver import CaffeUpdate, check_solver_type
+from fcnkit.caffe.torch_engine.torch_net import TorchNet, check_types
 from fcnkit.errors import UserError
 from fcnkit.evaluation import metrics
 from fcnkit.io.caffe_schema import read_caffemodel

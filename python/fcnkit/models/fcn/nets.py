@@ -32,7 +32,7 @@ class DataSpec:
 
     root: str  # e.g. "data/white": reads {root}/{split}_image_lmdb and {root}/{split}_label_lmdb
     batch_size: int = BATCH_SIZE
-    mirror: bool = False  # paired random flip of image and label (fcnkit.caffe.layers.PairedMirror)
+    mirror: bool = False  # paired random flip of image and label (fcnkit.caffe.pylayers.PairedMirror)
 
 
 def channels(full: int, width: float) -> int:
@@ -69,7 +69,7 @@ def fcn(stride: int, flavour: str, *, num_classes: int = CLASSES, width: float =
         if data.mirror and flavour == "train":
             # Two Data layers cannot mirror in step (each has its own RNG): flip both in one layer.
             n.data_raw, n.label_raw = image, label
-            n.data, n.label = L.Python(image, label, module="fcnkit.caffe.layers", layer="PairedMirror",
+            n.data, n.label = L.Python(image, label, module="fcnkit.caffe.pylayers", layer="PairedMirror",
                                        ntop=2)
         else:
             n.data, n.label = image, label

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fcnkit.config.paths import VGG16_DIR
 from fcnkit.errors import UserError
-from fcnkit.models.encoders.zoo import RELEASES, caffemodel_shapes, fetch_release
+from fcnkit.models.encoders.releases import RELEASES, caffemodel_shapes, fetch_release
 from fcnkit.models.fcn.nets import VGG_BLOCKS
 
 _RELEASE = RELEASES["vgg16"]
@@ -44,6 +44,6 @@ def check_vgg16(path: Path) -> None:
 
 def fetch_vgg16(dest: Path = VGG_DIR, *, model_url: str = MODEL_URL, deploy_url: str = DEPLOY_URL,
                 sha256: str | None = None, quiet: bool = False) -> dict:
-    """The Model Zoo release `vgg16` (fcnkit.models.encoders.zoo), checked with VGG-16's full layer list."""
+    """The Model Zoo release `vgg16` (fcnkit.models.encoders.releases), checked with VGG-16's full layer list."""
     return fetch_release(_RELEASE, dest, model_url=model_url, deploy_url=deploy_url, digest=sha256,
                          algo="sha256", quiet=quiet, check=check_vgg16)

@@ -64,7 +64,7 @@ class LRN(nn.Module):
         return self.supervised(x)[-1]
 
     def load_pretrained(self, folder=None) -> dict:
-        from fcnkit.models.encoders.zoo import load_pretrained  # noqa: PLC0415
+        from fcnkit.models.encoders.releases import load_pretrained  # noqa: PLC0415
 
         return load_pretrained(self.encoder, "vgg16", folder)
 

@@ -38,7 +38,7 @@ class UNet(nn.Module):
         return self.score(h)
 
     def load_pretrained(self, folder=None) -> dict:
-        from fcnkit.models.encoders.zoo import load_pretrained  # noqa: PLC0415
+        from fcnkit.models.encoders.releases import load_pretrained  # noqa: PLC0415
 
         return load_pretrained(self.encoder, "vgg16", folder)
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from fcnkit.caffe.torch_engine import fillers
-from fcnkit.caffe.torch_engine import layers as T
+from fcnkit.caffe.torch_engine import training_layers as T
 from fcnkit.caffenet import registry as L
 from fcnkit.caffenet.graph import call_module, instantiate
 from fcnkit.errors import UserError
@@ -30,7 +30,7 @@ from fcnkit.io.caffe_schema import WeightBlob, WeightLayer
 
 LOSS_LAYERS = {"SoftmaxWithLoss": None, "SigmoidCrossEntropyLoss": None, "EuclideanLoss": None}
 TRAINING_TYPES = {"Data", "Dropout", "BatchNorm", "Accuracy", "Silence", "Python", *LOSS_LAYERS}
-PYTHON_LAYERS = {("fcnkit.caffe.layers", "PixelAccuracy"), ("fcnkit.caffe.layers", "PairedMirror")}
+PYTHON_LAYERS = {("fcnkit.caffe.pylayers", "PixelAccuracy"), ("fcnkit.caffe.pylayers", "PairedMirror")}
 # Producers whose backward pass does not need their own output, so a following ReLU may overwrite it.
 INPLACE_SAFE_AFTER = {"Convolution", "Deconvolution", "InnerProduct", "Pooling", "Eltwise", "Concat", "Scale",
                       "Bias", "BatchNorm"}

@@ -3,8 +3,8 @@ files): AlexNet/CaffeNet, GoogLeNet, ResNet-50, SqueezeNet v1.1, VGG-16 FCN-8s, 
 (side outputs, layers sharing the name "crop"), MobileNet-SSD and SegNet. `width` scales every channel
 count (1.0 = the published net), so tests run small copies and the benchmark the real sizes. Needs pycaffe.
 
-    proto = zoo.build("resnet50", width=0.125, size=(96, 96))   # -> NetParameter (deploy, Input layer)
-    zoo.write("resnet50", out_dir, width=..., sizes=[...])       # -> prototxt(s) + random caffemodel
+    proto = model_zoo.build("resnet50", width=0.125, size=(96, 96))   # -> NetParameter (deploy, Input layer)
+    model_zoo.write("resnet50", out_dir, width=..., sizes=[...])       # -> prototxt(s) + random caffemodel
 """
 
 from __future__ import annotations
@@ -352,7 +352,7 @@ def write(name: str, out_dir: str | os.PathLike, *, width: float = 1.0, sizes=No
     """Write the net's deploy prototxt(s) and one caffemodel with random weights (saved by Caffe). A net that
     is not size-agnostic (SegNet's unpooling sizes) gets one prototxt per size; the weights fit them all.
     Returns {"caffemodel": path, "prototxts": {(h, w): path}}."""
-    from fcnkit.convert.samples import randomize
+    from fcnkit.convert.sample_nets import randomize
 
     caffe = load_caffe()
     out_dir = Path(out_dir)

@@ -155,7 +155,7 @@ class Accuracy(nn.Module):
 
 
 class PixelAccuracy(nn.Module):
-    """fcnkit.caffe.layers.PixelAccuracy: argmax(score) == label over pixels not labelled `ignore`."""
+    """fcnkit.caffe.pylayers.PixelAccuracy: argmax(score) == label over pixels not labelled `ignore`."""
 
     def __init__(self, ignore: int = 255):
         super().__init__()
@@ -171,7 +171,7 @@ class PixelAccuracy(nn.Module):
 
 
 class PairedMirror(nn.Module):
-    """fcnkit.caffe.layers.PairedMirror: each sample of (image, label) flipped left-right together with
+    """fcnkit.caffe.pylayers.PairedMirror: each sample of (image, label) flipped left-right together with
     probability 0.5, drawn from numpy's default_rng(seed) exactly as the Caffe Python layer draws."""
 
     def __init__(self, seed: int | None):

@@ -1,4 +1,4 @@
-"""Python layers for Caffe nets (`type: "Python"`, `python_param { module: "fcnkit.caffe.layers" }`)."""
+"""Python layers for Caffe nets (`type: "Python"`, `python_param { module: "fcnkit.caffe.pylayers" }`)."""
 
 from __future__ import annotations
 
