@@ -31,12 +31,6 @@ import numpy as np
 
 from fcnkit.errors import UserError
 
-QUICK_MODELS = ("tiny/lrn", "tiny/lrn-original", "tiny/unet", "tiny/extractnet-simple",
-                "tiny/extractnet-interconnected", "tiny/extractnet-vgg19", "tiny/extractnet-resnet50",
-                "tiny/extractnet-resnet152", "patchcnn")
-PAPER_MODELS = ("lrn", "lrn-vgg", "lrn-original", "unet", "unet-vgg", "extractnet-simple",
-                "extractnet-interconnected", "extractnet-vgg19", "extractnet-resnet50", "extractnet-resnet152",
-                "patchcnn")
 SHOW = 6  # val images in the overlay grids
 
 
@@ -46,18 +40,22 @@ class Preset:
     description: str
     data_root: str                     # project-relative; holds one folder per dataset
     datasets: tuple[str, ...]
-    models: tuple[str, ...]
     fcn: dict[str, str]                # dataset -> the registered Caffe model trained on it
     device: str = "cpu"
     train: dict = field(default_factory=dict)  # per-model recipe overrides: {"model": {"epochs": n}}
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The PyTorch models registered for this preset (`ModelSpec.presets`), in registration order."""
+        return tuple(s.name for s in models.registered().values() if self.name in s.presets)
+
 
 PRESETS = {
     "quick": Preset("quick", "tiny widths on the embedded sample data (CPU, minutes)", "data/tiny",
-                    ("white", "composite"), QUICK_MODELS, {"white": "tiny/fcn8s", "composite": "tiny/fcn8s_finetune"},
+                    ("white", "composite"), {"white": "tiny/fcn8s", "composite": "tiny/fcn8s_finetune"},
                     train={"patchcnn": {"epochs": 2, "patches_per_epoch": 6_400}}),
     "paper": Preset("paper", "the seeds' full nets, sizes and schedules (a GPU job)", "data",
-                    ("white", "composite"), PAPER_MODELS, {"white": "fcn8s", "composite": "fcn8s_finetune"},
+                    ("white", "composite"), {"white": "fcn8s", "composite": "fcn8s_finetune"},
                     device="cuda"),
 }
 
@@ -148,7 +146,7 @@ def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device
     done = {}
     if reuse and sidecar.is_file() and ckpt.is_file():
         done = json.loads(sidecar.read_text())
-    from fcnkit.training.recipe import Recipe  # noqa: PLC0415
+    from fcnkit.models.recipe import Recipe  # noqa: PLC0415
 
     target = Recipe.of(spec, **(preset.train.get(name) or {})).epochs
     if not done or done.get("interrupted") or done.get("epoch", 0) < target:
@@ -160,7 +158,7 @@ def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device
     p = inference.load(ckpt, device=device)
     params = sum(int(t.numel()) for t in p.backend.model.parameters())
     m = Method(name, spec.family, "torch", spec.supervision, params, info.get("train_seconds"), _mask_fn(p))
-    if spec.family != "patchcnn":
+    if spec.supervision != "boxes":
         return [m]
     from fcnkit.data.boxes import box_of  # noqa: PLC0415
     from fcnkit.inference.postprocess import finish_mask  # noqa: PLC0415
@@ -221,7 +219,7 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
     if train_overrides:
         merged = {n: {**pre.train.get(n, {}), **train_overrides.get("*", {}), **train_overrides.get(n, {})}
                   for n in set(pre.train) | set(pre.models) | set(models or [])}
-        pre = Preset(pre.name, pre.description, pre.data_root, pre.datasets, pre.models, pre.fcn, pre.device, merged)
+        pre = Preset(pre.name, pre.description, pre.data_root, pre.datasets, pre.fcn, pre.device, merged)
     if fcn not in ("auto", "load", "train", "skip"):
         raise UserError(f"--fcn {fcn!r}: choose auto, load, train or skip")
     names = list(models) if models else list(pre.models)
@@ -232,7 +230,7 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
         spec = registry.get(n)
         if spec.framework != "torch":
             raise UserError(f"--models {n}: a Caffe model; the FCN rows come from --fcn")
-        release = spec.extra.get("train", {}).get("pretrained")
+        release = spec.recipe.pretrained
         if release:  # before any training: a missing download is a one-line error naming its command
             rel = get_release(release)
             for path in rel.paths():

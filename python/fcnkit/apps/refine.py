@@ -23,7 +23,7 @@ def _model(ref, device: str):
     from fcnkit import inference  # noqa: PLC0415
 
     spec = inference.resolve(ref).spec
-    if spec is None or spec.family != "patchcnn":
+    if spec is None or spec.supervision != "boxes":
         raise UserError(f"{ref}: a checkpoint of {spec.name if spec else 'a Caffe net'}, not of the patch CNN; "
                         "give a `fcnkit train patchcnn` checkpoint")
     return inference.load(ref, device=device).backend.model

@@ -2,15 +2,26 @@
 
 Each family folder (`lrn/`, `unet/`, `extractnet/`, `patchcnn/`) builds its nets and registers one
 `ModelSpec` per model through `native_spec`. A spec's `config` is what `build(**config)` takes (the width
-multiplier among it), and `extra["train"]` is its training recipe (`fcnkit.training.recipe.Recipe` fields:
-learning rate, batch, epochs, loss, augmentation, encoder freezing, pretrained release). Default
-checkpoints live in `weights/native/<name>.safetensors` with the JSON sidecar `fcnkit train` writes.
+multiplier among it), and `recipe` is its training recipe (`fcnkit.models.recipe.Recipe`: learning rate,
+batch, epochs, loss, augmentation, encoder freezing, pretrained release). Default checkpoints live in
+`weights/native/<name>.safetensors` with the JSON sidecar `fcnkit train` writes.
+
+What the trainer asks of a model (`NativeModel`, checked by `check_model` when it builds one): an
+`nn.Module` whose forward maps (N, 3, H, W) to one logit map (N, 1, H, W); a "deep_bce" recipe needs
+`supervised(x)` (one logit map per level), a "patches" recipe `patch_logits(patches)`, a pretrained one
+`encoder` and `load_pretrained(folder)`.
 """
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
 from fcnkit.config.paper import VGG_MEAN_BGR
 from fcnkit.config.seeds import RESNET_MEAN_BGR, SCRATCH_INPUT_SCALE
+from fcnkit.models.recipe import Recipe
 from fcnkit.models.registry import ModelSpec, Preprocessing, register
 
 NATIVE_DIR = "weights/native"
@@ -39,8 +50,9 @@ def preprocessing(size_rule: str, pretrained: str | None = None) -> Preprocessin
 
 
 def native_spec(name: str, family: str, build, *, description: str, config: dict, train: dict,
-                size_rule: str, trained_on: str, pretrained: str | None = None, supervision: str = "masks",
-                init: str = "Glorot-uniform initialisation", extra: dict | None = None) -> ModelSpec:
+                size_rule: str, trained_on: str, presets: tuple[str, ...], pretrained: str | None = None,
+                supervision: str = "masks", init: str = "Glorot-uniform initialisation",
+                extra: dict | None = None) -> ModelSpec:
     """Register one PyTorch model (see the module doc)."""
     if pretrained:
         weights = (f"`fcnkit train {name}`; encoder from the {pretrained} Caffe Model Zoo release "
@@ -51,16 +63,61 @@ def native_spec(name: str, family: str, build, *, description: str, config: dict
         name=name, family=family, framework="torch", output="sigmoid1",
         preprocessing=preprocessing(size_rule, pretrained), description=description, trained_on=trained_on,
         weights=weights, supervision=supervision, build=build, config=dict(config),
-        checkpoint=checkpoint_path(name),
-        extra={"train": {**train, "pretrained": pretrained}, **(extra or {})}))
+        checkpoint=checkpoint_path(name), recipe=Recipe(**train, pretrained=pretrained), presets=presets,
+        extra=dict(extra or {})))
 
 
 def glorot_(module) -> None:
     """Glorot-uniform weights and zero biases for every (transposed) convolution under `module`."""
-    from torch import nn  # noqa: PLC0415
-
     for m in module.modules():
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
             nn.init.xavier_uniform_(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+@runtime_checkable
+class NativeModel(Protocol):
+    """What `fcnkit train` and inference call on every PyTorch model: (N, 3, H, W) -> (N, 1, H, W) logits."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class DeepSupervision(Protocol):
+    """A "deep_bce" recipe: one logit map per supervision level (the LRN's levels)."""
+
+    def supervised(self, x: torch.Tensor) -> list[torch.Tensor]: ...
+
+
+@runtime_checkable
+class PatchModel(Protocol):
+    """A "patches" recipe: logits of a batch of patches (the patch CNN)."""
+
+    def patch_logits(self, patches: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Pretrainable(Protocol):
+    """A recipe with `pretrained`: an `encoder` that Caffe Model Zoo weights are loaded into, and may freeze."""
+
+    encoder: nn.Module
+
+    def load_pretrained(self, folder=None) -> dict: ...
+
+
+def check_model(model, recipe: Recipe, name: str) -> None:
+    """Refuse, with the missing method named, a built model that cannot be trained by `recipe`."""
+    needs = [(NativeModel, "forward(x)")]
+    if recipe.loss == "deep_bce":
+        needs.append((DeepSupervision, "supervised(x)"))
+    if recipe.task == "patches":
+        needs.append((PatchModel, "patch_logits(patches)"))
+    if recipe.pretrained:
+        needs.append((Pretrainable, "encoder and load_pretrained(folder)"))
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name}: build() returned {type(model).__name__}, not a torch.nn.Module")
+    for protocol, what in needs:
+        if not isinstance(model, protocol):
+            raise TypeError(f"{name}: its recipe (loss {recipe.loss}, task {recipe.task}, pretrained "
+                            f"{recipe.pretrained}) needs {what}, which {type(model).__name__} lacks")

@@ -15,6 +15,7 @@ from typing import Any
 
 from fcnkit.data.preprocessing import Preprocessing
 from fcnkit.errors import UserError
+from fcnkit.models.recipe import Recipe
 
 FRAMEWORKS = ("caffe", "torch")
 # What a model's raw output is. Both reduce to one foreground log-odds map (fcnkit.inference):
@@ -46,6 +47,9 @@ class ModelSpec:
     build: Callable[..., Any] | None = None
     config: dict = field(default_factory=dict)
     checkpoint: str | None = None  # default checkpoint path, project-relative
+    recipe: Recipe | None = None   # how `fcnkit train` trains it (PyTorch models)
+    # -- the `fcnkit compare` presets that include it ("quick": CPU minutes on the sample data, "paper")
+    presets: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -55,8 +59,8 @@ class ModelSpec:
             raise ValueError(f"{self.name}: output must be one of {OUTPUTS}")
         if self.framework == "caffe" and not self.deploy:
             raise ValueError(f"{self.name}: a Caffe model needs its deploy prototxt")
-        if self.framework == "torch" and self.build is None:
-            raise ValueError(f"{self.name}: a PyTorch model needs a build function")
+        if self.framework == "torch" and (self.build is None or self.recipe is None):
+            raise ValueError(f"{self.name}: a PyTorch model needs a build function and a training recipe")
 
     def find_weights(self) -> Path | None:
         """The trained weights on disk, if any: the highest-iteration snapshot (Caffe) or the checkpoint."""

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from fcnkit.errors import UserError
 from fcnkit.training import checkpoint
-from fcnkit.training.recipe import Recipe
+from fcnkit.models.recipe import Recipe
 
 WEIGHTS_DIR_NOTE = "weights/<release> (fcnkit fetch-weights)"
 
@@ -101,7 +101,7 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
           masks=None, val_masks=None, overrides: dict | None = None, log=print, progress: bool | None = None) -> dict:
     """Train a registered PyTorch model on DATA (LMDB pair dir or photo folder; `val` a second folder for
     photo folders) and write its checkpoint to `out`; returns the sidecar dict. `overrides` changes recipe
-    fields (`training.recipe.Recipe`); epochs/batch_size/lr given explicitly win."""
+    fields (`fcnkit.models.recipe.Recipe`); epochs/batch_size/lr given explicitly win."""
     import torch  # noqa: PLC0415
 
     from fcnkit import models  # noqa: PLC0415
@@ -129,6 +129,7 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
 
     torch.manual_seed(seed)
     model = spec.build(**cfg)
+    check_model(model, recipe, spec.name)
     start_epoch, history, train_seconds, best, since_best, phase = 0, [], 0.0, -math.inf, 0, 1
     rng = np.random.default_rng(seed)
     resume_state = None

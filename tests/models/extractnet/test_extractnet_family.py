@@ -28,7 +28,7 @@ def test_pretrained_encoder_models_upsample_once_per_downsampling(enc):
     ups = [m for m in net.decoder if isinstance(m, torch.nn.ConvTranspose2d)]
     assert len(ups) == 5 and all(m.kernel_size == (3, 3) and m.stride == (2, 2) for m in ups)
     assert tuple(net(torch.randn(1, 3, 64, 96)).shape) == (1, 1, 64, 96)
-    assert models.get(f"extractnet-{enc}").extra["train"]["freeze_encoder"] == "always"
+    assert models.get(f"extractnet-{enc}").recipe.freeze_encoder == "always"
 
 
 def test_options_batch_norm_and_prelu():

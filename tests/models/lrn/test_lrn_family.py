@@ -24,7 +24,7 @@ def test_full_size_lrn_levels_match_vgg16_at_224():
         net = spec.build(**spec.config)
         outs = net.supervised(torch.empty(1, 3, 224, 224))
     assert [o.shape[-1] for o in outs] == [14, 28, 56, 112, 224]
-    assert spec.preprocessing.size_rule == "fixed:224" and spec.extra["train"]["lr"] == 1e-4
+    assert spec.preprocessing.size_rule == "fixed:224" and spec.recipe.lr == 1e-4
 
 
 def test_variants_differ_only_by_the_one_filter_skip_convolution():
@@ -48,5 +48,5 @@ def test_encoder_has_vgg16_model_zoo_names():
 def test_registry_lists_the_family():
     fam = {n: s for n, s in models.registered().items() if s.family == "lrn"}
     assert set(fam) == {"lrn", "lrn-vgg", "lrn-original", "tiny/lrn", "tiny/lrn-original"}
-    assert fam["lrn-vgg"].extra["train"]["pretrained"] == "vgg16"
+    assert fam["lrn-vgg"].recipe.pretrained == "vgg16"
     assert all(s.output == "sigmoid1" and s.framework == "torch" for s in fam.values())

@@ -19,4 +19,4 @@ def test_one_full_resolution_map_and_the_shared_encoder():
 def test_registered_variants():
     fam = {n for n, s in models.registered().items() if s.family == "unet"}
     assert fam == {"unet", "unet-vgg", "tiny/unet"}
-    assert models.get("unet-vgg").extra["train"]["freeze_encoder"] == "plateau"
+    assert models.get("unet-vgg").recipe.freeze_encoder == "plateau"

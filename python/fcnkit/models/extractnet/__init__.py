@@ -38,21 +38,21 @@ def _register():
                 description=f"{words}, {tiny_words(AE_TINY_WIDTH)}" if tiny else words,
                 config={"width": AE_TINY_WIDTH if tiny else 1.0, "interconnected": linked},
                 train=TINY_TRAIN if tiny else TRAIN, size_rule="multiple:8",
-                trained_on=SAMPLE_WORDS if tiny else DATA))
+                trained_on=SAMPLE_WORDS if tiny else DATA, presets=("quick",) if tiny else ("paper",)))
     for enc, title in ENCODERS.items():
         specs.append(native_spec(
             f"extractnet-{enc}", "extractnet", build_encoder_decoder,
             description=f"frozen {title} ImageNet encoder + deconvolution decoder (BN, ReLU)",
             config={"encoder": enc, "width": 1.0, "batch_norm": True, "activation": "relu"},
             train={**TRAIN, "freeze_encoder": "always"}, size_rule="multiple:32", trained_on=DATA,
-            pretrained=enc))
+            pretrained=enc, presets=("paper",)))
         specs.append(native_spec(
             f"{TINY}/extractnet-{enc}", "extractnet", build_encoder_decoder,
             description=f"{title} encoder + deconvolution decoder (BN, PReLU), {TINY_WORDS}",
             # PReLU (one of the report's columns): with ReLU the tiny decoders' units died on the foreground
             config={"encoder": enc, "width": TINY_WIDTH, "batch_norm": True, "activation": "prelu"},
             train=TINY_TRAIN, size_rule=TINY_SIZE,
-            trained_on=SAMPLE_WORDS))
+            trained_on=SAMPLE_WORDS, presets=("quick",)))
     return specs
 
 

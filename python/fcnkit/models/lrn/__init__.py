@@ -28,14 +28,15 @@ def _register():
                                 ("-original", True, "the original LRN (1-filter skip convolution)")):
         specs.append(native_spec(f"lrn{suffix}", "lrn", build, description=f"{words}, VGG-16 encoder, 224x224",
                                  config={"width": 1.0, "skip_conv": skip}, train=TRAIN,
-                                 size_rule=f"fixed:{LRN_IMAGE_SIZE}", trained_on=PAPER_DATA))
+                                 size_rule=f"fixed:{LRN_IMAGE_SIZE}", trained_on=PAPER_DATA,
+                                 presets=("paper",)))
         specs.append(native_spec(f"{TINY}/lrn{suffix}", "lrn", build, description=f"{words}, {TINY_WORDS}",
                                  config={"width": TINY_WIDTH, "skip_conv": skip}, train=TINY_TRAIN,
-                                 size_rule=TINY_SIZE, trained_on=SAMPLE_WORDS))
+                                 size_rule=TINY_SIZE, trained_on=SAMPLE_WORDS, presets=("quick",)))
     specs.append(native_spec("lrn-vgg", "lrn", build, description="the seed's LRN with VGG-16 ImageNet weights",
                              config={"width": 1.0, "skip_conv": False}, size_rule=f"fixed:{LRN_IMAGE_SIZE}",
                              train={**TRAIN, "freeze_encoder": "plateau"}, trained_on=PAPER_DATA,
-                             pretrained="vgg16"))
+                             pretrained="vgg16", presets=("paper",)))
     return specs
 
 

@@ -23,5 +23,6 @@ SPECS = [native_spec(
     train={"lr": PATCH_LR, "batch_size": PATCH_BATCH, "epochs": 10, "loss": "patch_bce", "task": "patches",
            "patches_per_epoch": 40_000},
     size_rule="any", supervision="boxes", init="PyTorch's default initialisation (as the seed's code)",
-    trained_on="any photos + one rectangle each (here: the bounding box of the true mask)")]
+    trained_on="any photos + one rectangle each (here: the bounding box of the true mask)",
+    presets=("quick", "paper"))]
 __all__ = ["SPECS", "DensePatchCNN", "PatchNet", "build"]

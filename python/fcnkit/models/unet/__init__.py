@@ -15,11 +15,13 @@ from fcnkit.models.unet.net import UNet, build
 _TRAIN = {**TRAIN, "loss": "bce"}
 SPECS = [
     native_spec("unet", "unet", build, description="U-Net on the VGG-16 encoder, 224x224", config={"width": 1.0},
-                train=_TRAIN, size_rule=f"fixed:{LRN_IMAGE_SIZE}", trained_on=PAPER_DATA),
+                train=_TRAIN, size_rule=f"fixed:{LRN_IMAGE_SIZE}", trained_on=PAPER_DATA, presets=("paper",)),
     native_spec("unet-vgg", "unet", build, description="U-Net with VGG-16 ImageNet weights in the encoder",
                 config={"width": 1.0}, train={**_TRAIN, "freeze_encoder": "plateau"},
-                size_rule=f"fixed:{LRN_IMAGE_SIZE}", trained_on=PAPER_DATA, pretrained="vgg16"),
+                size_rule=f"fixed:{LRN_IMAGE_SIZE}", trained_on=PAPER_DATA, pretrained="vgg16",
+                presets=("paper",)),
     native_spec(f"{TINY}/unet", "unet", build, description=f"U-Net, {TINY_WORDS}", config={"width": TINY_WIDTH},
-                train={**TINY_TRAIN, "loss": "bce"}, size_rule=TINY_SIZE, trained_on=SAMPLE_WORDS),
+                train={**TINY_TRAIN, "loss": "bce"}, size_rule=TINY_SIZE, trained_on=SAMPLE_WORDS,
+                presets=("quick",)),
 ]
 __all__ = ["SPECS", "UNet", "build"]

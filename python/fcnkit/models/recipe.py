@@ -1,8 +1,9 @@
-"""A model's training recipe: the registry's `extra["train"]` plus command-line overrides."""
+"""A PyTorch model's training recipe: a typed field of its `ModelSpec` (`spec.recipe`), and the same with
+command-line or preset overrides (`Recipe.of`). `fcnkit.training` trains by it."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from fcnkit.errors import UserError
 
@@ -32,18 +33,20 @@ class Recipe:
 
     @classmethod
     def of(cls, spec, **overrides) -> Recipe:
+        """The recipe `spec` registers, with `overrides` (None values ignored), checked."""
+        if spec.recipe is None:
+            raise UserError(f"{spec.name} has no training recipe; train it with `{spec.how_to_train()}`")
         known = {f.name for f in fields(cls)}
-        base = {k: v for k, v in spec.extra.get("train", {}).items() if k in known}
         bad = sorted(set(overrides) - known)
         if bad:
             raise UserError(f"{spec.name}: no training setting {bad[0]!r}")
-        base.update({k: v for k, v in overrides.items() if v is not None})
-        for k, v in (("epochs", base.get("epochs")), ("batch_size", base.get("batch_size"))):
-            if v is not None and v < 1:
-                raise UserError(f"--{k.replace('_', '-')} must be at least 1, got {v}")
-        if base.get("lr") is not None and not base["lr"] > 0:
-            raise UserError(f"--lr must be positive, got {base['lr']}")
-        return cls(**base)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        for k in ("epochs", "batch_size"):
+            if k in given and given[k] < 1:
+                raise UserError(f"--{k.replace('_', '-')} must be at least 1, got {given[k]}")
+        if "lr" in given and not given["lr"] > 0:
+            raise UserError(f"--lr must be positive, got {given['lr']}")
+        return replace(spec.recipe, **given)
 
     def to_json(self) -> dict:
         return asdict(self)
