@@ -29,7 +29,24 @@ from pathlib import Path
 
 import numpy as np
 
+from fcnkit import inference, models
+from fcnkit import models as registry
+from fcnkit.apps.demo import DEFAULT_SIZE, ensure_sample, train_chain
+from fcnkit.config.paths import DEMO_RUN_DIR, in_project
+from fcnkit.config.seeds import EXTRACTNET_TABLE, LRN_TABLE
+from fcnkit.convert.convert import convert
+from fcnkit.data.boxes import box_of
+from fcnkit.data.datasets import load_samples
 from fcnkit.errors import UserError
+from fcnkit.evaluation.baselines import extractnet_baseline
+from fcnkit.evaluation.metrics import aggregate, image_scores
+from fcnkit.inference.postprocess import finish_mask, postprocess_extractnet
+from fcnkit.inference.predict import to_mask
+from fcnkit.io.atomic import atomic_path, write_text_atomic
+from fcnkit.io.caffe_schema import read_caffemodel
+from fcnkit.models.encoders.releases import get_release
+from fcnkit.models.recipe import Recipe
+from fcnkit.training.trainer import train
 
 SHOW = 6  # val images in the overlay grids
 
@@ -73,22 +90,15 @@ class Method:
 
 
 def _caffe_params(caffemodel: Path) -> int:
-    from fcnkit.io.caffe_schema import read_caffemodel  # noqa: PLC0415
-
     return int(sum(b.data.size for layer in read_caffemodel(caffemodel).layers.values() for b in layer.blobs))
 
 
 def _mask_fn(predictor):
-    from fcnkit.inference.predict import to_mask  # noqa: PLC0415
-
     return lambda s: to_mask(predictor.logit(s.bgr))
 
 
 def fcn_methods(name: str, out: Path, mode: str, *, log=print) -> list[Method]:
     """The Caffe FCN `name` and its PyTorch conversion, trained first if `mode` is "auto"/"train" and missing."""
-    from fcnkit import inference, models  # noqa: PLC0415
-    from fcnkit.config.paths import DEMO_RUN_DIR, in_project  # noqa: PLC0415
-
     spec = models.get(name)
     weights = spec.find_weights()
     seconds = None
@@ -100,7 +110,6 @@ def fcn_methods(name: str, out: Path, mode: str, *, log=print) -> list[Method]:
         if not spec.name.startswith("tiny/"):
             raise UserError(f"{spec.name} has no trained weights; train the paper's chain with `solve` (README: "
                             "Reproducing the paper), or --fcn skip")
-        from fcnkit.apps.demo import train_chain  # noqa: PLC0415
 
         log(f"compare: no trained {spec.name}; training the tiny FCN chain with real Caffe (fcnkit.apps.demo)")
         summary = train_chain(out / "fcn_logs", log=log)
@@ -120,8 +129,6 @@ def fcn_methods(name: str, out: Path, mode: str, *, log=print) -> list[Method]:
     info = folder / "conversion.json"
     if not (info.is_file() and Path(json.loads(info.read_text())["source"]["caffemodel"]).resolve()
             == Path(weights).resolve()):
-        from fcnkit.convert.convert import convert  # noqa: PLC0415
-
         folder = out / "torch" / spec.extra["stage"]
         folder.parent.mkdir(parents=True, exist_ok=True)
         convert(in_project(spec.deploy), weights, folder, force=True, check_export=False)
@@ -138,15 +145,11 @@ def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device
 
     The patch CNN gives two rows: applied to the whole image (tag-free), and refining each val image's tag
     (the bounding box of its true mask, as the seed uses it: the mask clipped to the box)."""
-    from fcnkit import inference, models  # noqa: PLC0415
-    from fcnkit.training.trainer import train  # noqa: PLC0415
-
     spec = models.get(name)
     sidecar = ckpt.with_suffix(".json")
     done = {}
     if reuse and sidecar.is_file() and ckpt.is_file():
         done = json.loads(sidecar.read_text())
-    from fcnkit.models.recipe import Recipe  # noqa: PLC0415
 
     target = Recipe.of(spec, **(preset.train.get(name) or {})).epochs
     if not done or done.get("interrupted") or done.get("epoch", 0) < target:
@@ -160,8 +163,6 @@ def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device
     m = Method(name, spec.family, "torch", spec.supervision, params, info.get("train_seconds"), _mask_fn(p))
     if spec.supervision != "boxes":
         return [m]
-    from fcnkit.data.boxes import box_of  # noqa: PLC0415
-    from fcnkit.inference.postprocess import finish_mask  # noqa: PLC0415
 
     boxed = Method(f"{name} (val box)", spec.family, "torch", "boxes (and the val box)", params, m.train_seconds,
                    lambda s: finish_mask(p.logit(s.bgr), box_of(s.label)))
@@ -170,15 +171,11 @@ def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device
 
 
 def baseline_method() -> Method:
-    from fcnkit.evaluation.baselines import extractnet_baseline  # noqa: PLC0415
-
     return Method("baseline (Otsu + watershed)", "classical", "opencv", "none", 0, 0.0,
                   lambda s: extractnet_baseline(s.bgr), learned=False)
 
 
 def score_method(m: Method, samples) -> tuple[list[dict], list[np.ndarray], float]:
-    from fcnkit.evaluation.metrics import image_scores  # noqa: PLC0415
-
     masks, per, t = [], [], 0.0
     for s in samples:
         t0 = time.perf_counter()
@@ -208,11 +205,6 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
                 log=print) -> dict:
     """Run the comparison (see the module doc); `train_overrides` {model or "*": recipe fields} change the
     preset's schedules (e.g. {"*": {"epochs": 1}} for a smoke run)."""
-    from fcnkit.config.paths import in_project  # noqa: PLC0415
-    from fcnkit.data.datasets import load_samples  # noqa: PLC0415
-    from fcnkit.evaluation.metrics import aggregate, image_scores  # noqa: PLC0415
-    from fcnkit.inference.postprocess import postprocess_extractnet  # noqa: PLC0415
-
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     pre = PRESETS[preset]
@@ -223,8 +215,6 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
     if fcn not in ("auto", "load", "train", "skip"):
         raise UserError(f"--fcn {fcn!r}: choose auto, load, train or skip")
     names = list(models) if models else list(pre.models)
-    from fcnkit import models as registry  # noqa: PLC0415
-    from fcnkit.models.encoders.releases import get_release  # noqa: PLC0415
 
     for n in names:
         spec = registry.get(n)
@@ -242,8 +232,6 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
     out = Path(out)
     root = Path(data_root) if data_root else in_project(pre.data_root)
     if preset == "quick" and data_root is None and not (root / "dataset.json").is_file():
-        from fcnkit.apps.demo import DEFAULT_SIZE, ensure_sample  # noqa: PLC0415
-
         ensure_sample(root, DEFAULT_SIZE, 0, log=log)
     for ds in sets:
         if not (root / ds / "val_image_lmdb" / "data.mdb").is_file():
@@ -289,7 +277,6 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
               "seconds": round(time.perf_counter() - t_start, 1),
               "overlays": {k: str(v) for k, v in grids.items()}}
     _write_json(out / "compare.json", result)
-    from fcnkit.io.atomic import write_text_atomic  # noqa: PLC0415
 
     write_text_atomic(out / "compare.md", markdown(result))
     log(f"compare: wrote {out / 'compare.json'}, {out / 'compare.md'} and the overlay grids in "
@@ -298,8 +285,6 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
 
 
 def _write_json(path: Path, obj) -> None:
-    from fcnkit.io.atomic import write_text_atomic  # noqa: PLC0415
-
     write_text_atomic(path, json.dumps(obj, indent=1) + "\n")
 
 
@@ -348,8 +333,6 @@ def _n(x, d=4) -> str:
 
 
 def markdown(result: dict) -> str:
-    from fcnkit.config.seeds import EXTRACTNET_TABLE, LRN_TABLE  # noqa: PLC0415
-
     md = [f"# compare: preset `{result['preset']}`", "",
           f"{result['description']}; device {result['device']}, seed {result['seed']}; "
           f"total {result['seconds']:.0f} s.", ""]
@@ -409,7 +392,6 @@ def write_overlays(path: Path, samples, masks: dict[str, list[np.ndarray]], titl
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    from fcnkit.io.atomic import atomic_path  # noqa: PLC0415
 
     cols = ["image", "truth", *masks]
     fig, axes = plt.subplots(len(samples), len(cols), figsize=(1.3 * len(cols), 1.45 * len(samples)), squeeze=False)

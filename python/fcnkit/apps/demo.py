@@ -22,8 +22,14 @@ import time
 from pathlib import Path
 
 from fcnkit import models
+from fcnkit.caffe.solve import run_solver
 from fcnkit.config.paths import DATA_DIR, DEMO_RUN_DIR
 from fcnkit.config.stages import FINAL_COMPOSITE, FINAL_WHITE, STAGES, TINY_VARIANT
+from fcnkit.convert.convert import convert
+from fcnkit.convert.verify import verify
+from fcnkit.evaluation.curves import plot_training
+from fcnkit.evaluation.run import evaluate_dataset
+from fcnkit.prep.sample import build_sample_dataset
 
 WHITE_IOU_FLOOR = 0.80
 DEFAULT_SIZE = 112  # the sample LMDBs' image side for the CPU demo (paper: 224)
@@ -36,7 +42,6 @@ def ensure_sample(root: Path, size: int, seed: int, log=print) -> None:
         if d.get("size") == size and d.get("seed") == seed:
             log(f"demo: reusing sample dataset {root} ({size}px)")
             return
-    from fcnkit.prep.sample import build_sample_dataset  # noqa: PLC0415  (heavy: only when building)
 
     r = build_sample_dataset(root, size=size, seed=seed, force=True, quiet=not sys.stderr.isatty())
     log(f"demo: built sample dataset {root} in {r['seconds']:.1f}s; preview {r['preview']}")
@@ -48,8 +53,6 @@ def tiny(stage: str) -> models.ModelSpec:
 
 def train_chain(logs: Path, log=print, engine: str = "caffe") -> list[dict]:
     """Every stage of the tiny chain in `engine` (caffe: real Caffe), each from the previous stage's snapshot."""
-    from fcnkit.caffe.solve import run_solver  # noqa: PLC0415  (imports pycaffe)
-
     shutil.rmtree(Path(tiny(STAGES[0].name).snapshot_prefix).parent, ignore_errors=True)  # this run's weights only
     logs.mkdir(parents=True, exist_ok=True)
     summary = []
@@ -69,9 +72,6 @@ def train_chain(logs: Path, log=print, engine: str = "caffe") -> list[dict]:
 
 def convert_and_verify(stage: str, out: Path, log=print) -> bool:
     """caffe2torch of a trained tiny stage into `out`, verified blob by blob against Caffe."""
-    from fcnkit.convert.convert import convert  # noqa: PLC0415  (imports torch)
-    from fcnkit.convert.verify import verify  # noqa: PLC0415
-
     spec = tiny(stage)
     model = spec.find_weights()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -83,9 +83,6 @@ def convert_and_verify(stage: str, out: Path, log=print) -> bool:
 
 def run_demo(size: int = DEFAULT_SIZE, seed: int = 0, out: Path = Path(DEMO_RUN_DIR), log=print,
              engine: str = "caffe") -> int:
-    from fcnkit.evaluation.curves import plot_training  # noqa: PLC0415
-    from fcnkit.evaluation.run import evaluate_dataset  # noqa: PLC0415
-
     t0 = time.time()
     data_root = Path(DATA_DIR) / TINY_VARIANT.name  # where prototxt/tiny nets read their LMDBs
     ensure_sample(data_root, size, seed, log)

@@ -13,7 +13,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from fcnkit import models
+from fcnkit.config.paper import SILENT_CHOICES
 from fcnkit.io.caffe_schema import load_prototxt
+from fcnkit.prep.composite import CompositeOptions
+from fcnkit.prep.fetch import DATASETS
+from fcnkit.prep.ingest import ingest_folder
+from fcnkit.prep.lmdb_build import build_lmdbs
 
 
 @dataclass
@@ -104,7 +110,6 @@ def rows(root: Path) -> list[Row]:
     # -- initialisation chain: each stage from the previous one's weights (snapshot prefixes)
     chain = (("fcn16s", "fcn32s"), ("fcn8s", "fcn16s"), ("fcn8s_composite", "fcn8s"),
              ("fcn8s_finetune", "fcn8s_composite"))
-    from fcnkit import models  # noqa: PLC0415  (the chain `solve` follows)
 
     for name, prev in chain:
         add(f"{name} starts from {prev}", f"fcnkit.models:{name}.init", prev, models.get(name).init)
@@ -120,9 +125,6 @@ def rows(root: Path) -> list[Row]:
 
     # -- data preparation: "4,500 sneakers ... each with a size of 224x224"; "paste only the shoes at random
     #    scales and positions on random images from the VOC Pascal 2012 dataset"
-    from fcnkit.prep.composite import CompositeOptions  # noqa: PLC0415
-    from fcnkit.prep.ingest import ingest_folder  # noqa: PLC0415
-    from fcnkit.prep.lmdb_build import build_lmdbs  # noqa: PLC0415
 
     add("images are 224x224", "fcnkit.prep.lmdb_build:build_lmdbs(size)", 224, default_of(build_lmdbs, "size"))
     add("images are 224x224 (own photos)", "fcnkit.prep.ingest:ingest_folder(size)", 224,
@@ -132,7 +134,6 @@ def rows(root: Path) -> list[Row]:
     lo, hi = CompositeOptions.scale_min, CompositeOptions.scale_max
     add(f"composites: random scale ({lo}..{hi} of the frame)", "fcnkit.prep.composite:CompositeOptions.scale_*",
         True, 0 < lo < hi)
-    from fcnkit.prep.fetch import DATASETS  # noqa: PLC0415
 
     add("backgrounds: PASCAL VOC 2012", "python/fcnkit/prep/fetch.py:DATASETS['voc2012'].url", True,
         "voc2012" in DATASETS.get("voc2012").url.lower() if "voc2012" in DATASETS else False)
@@ -145,8 +146,6 @@ def default_of(fn, param: str):
 
 
 def silent_choices() -> list[tuple[str, object, str]]:
-    from fcnkit.config.paper import SILENT_CHOICES  # noqa: PLC0415
-
     return [(k, v, src) for k, (v, src) in SILENT_CHOICES.items()]
 
 

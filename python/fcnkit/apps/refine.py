@@ -9,18 +9,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
+from tqdm import tqdm
 
+from fcnkit import inference
+from fcnkit.data.boxes import box_label_map, box_of
+from fcnkit.data.datasets import load_samples
 from fcnkit.errors import UserError
+from fcnkit.evaluation.metrics import aggregate, foreground_jaccard, image_scores
 from fcnkit.io.atomic import write_bytes_atomic
-from fcnkit.io.images import encode_png
+from fcnkit.io.images import ImageReadError, encode_png, read_bgr
+from fcnkit.training.patches import refine_image
 
 
 def _model(ref, device: str):
     """A trained patchcnn checkpoint as a module (None: train on each image)."""
     if ref is None:
         return None
-    from fcnkit import inference  # noqa: PLC0415
 
     spec = inference.resolve(ref).spec
     if spec is None or spec.supervision != "boxes":
@@ -38,8 +44,6 @@ def _check_box(box, shape, what: str) -> None:
 
 
 def _write(out: Path, stem: str, bgr: np.ndarray, mask: np.ndarray) -> tuple[Path, Path]:
-    import cv2  # noqa: PLC0415
-
     out.mkdir(parents=True, exist_ok=True)
     mask_path, cut_path = out / f"{stem}_mask.png", out / f"{stem}_cutout.png"
     rgba = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
@@ -50,9 +54,6 @@ def _write(out: Path, stem: str, bgr: np.ndarray, mask: np.ndarray) -> tuple[Pat
 
 
 def refine_file(path, box, out: Path, *, model=None, device: str = "cpu", **opts) -> dict:
-    from fcnkit.io.images import ImageReadError, read_bgr  # noqa: PLC0415
-    from fcnkit.training.patches import refine_image  # noqa: PLC0415
-
     path = Path(path)
     try:
         bgr = read_bgr(path)
@@ -70,13 +71,6 @@ def refine_file(path, box, out: Path, *, model=None, device: str = "cpu", **opts
 
 def refine_dataset(data, out: Path, *, model=None, limit: int | None = None, device: str = "cpu", **opts) -> dict:
     """Every val image with the bounding box of its true mask; per-image masks + dataset metrics."""
-    from tqdm import tqdm  # noqa: PLC0415
-
-    from fcnkit.data.boxes import box_label_map, box_of  # noqa: PLC0415
-    from fcnkit.data.datasets import load_samples  # noqa: PLC0415
-    from fcnkit.evaluation.metrics import aggregate, foreground_jaccard, image_scores  # noqa: PLC0415
-    from fcnkit.training.patches import refine_image  # noqa: PLC0415
-
     samples = load_samples(data, split="val", limit=limit)
     trained = _model(model, device)
     if trained is not None:

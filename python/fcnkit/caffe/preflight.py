@@ -27,6 +27,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+from fcnkit.caffenet.pycaffe import build_info
 from fcnkit.errors import UserError
 from fcnkit.io.caffe_schema import filter_net, load_prototxt, read_caffemodel, read_solverstate
 from fcnkit.io.lmdb_io import REBUILD, check_lmdb, decode_datum
@@ -171,7 +172,6 @@ def snapshot_folder(prefix: str) -> None:
 def device(gpu: int | None) -> None:
     if gpu is None:
         return
-    from fcnkit.caffenet.pycaffe import build_info  # noqa: PLC0415
 
     info = build_info()
     if info is not None and not info.get("gpu"):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fcnkit.caffe.loop import check_weights_fit
+from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.errors import UserError
 
 
@@ -21,8 +23,6 @@ def main(argv=None) -> int:
     p.add_argument("--vgg", nargs=2)
     p.add_argument("--gpu", type=int)
     a = p.parse_args(argv)
-    from fcnkit.caffe.loop import check_weights_fit  # noqa: PLC0415
-    from fcnkit.caffenet.pycaffe import load_caffe  # noqa: PLC0415
 
     try:
         caffe = load_caffe(a.gpu)

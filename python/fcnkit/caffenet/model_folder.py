@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.numpy import save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from fcnkit.caffenet import modules
@@ -54,8 +56,6 @@ def _tuples(v):
 def to_json_value(v):
     """A constructor argument as a JSON value (tuples become lists; inf/nan stay floats). Floats are the value
     model.py spells (codegen.lit: the shortest float32 spelling), so both build bit-identical modules."""
-    import numpy as np  # noqa: PLC0415
-
     if isinstance(v, tuple | list):
         return [to_json_value(x) for x in v]
     if isinstance(v, dict):
@@ -127,8 +127,6 @@ def read_info(folder: str | Path) -> dict:
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """All tensors of a .safetensors file, read by the safetensors library (header fully validated)."""
-    from safetensors.torch import load_file  # noqa: PLC0415
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: missing; convert the net again")
@@ -192,8 +190,6 @@ def write_info(folder: Path, info: dict) -> None:
 
 
 def write_safetensors(tensors: dict[str, np.ndarray], path: Path, metadata: dict[str, str]) -> None:
-    from safetensors.numpy import save_file
-
     try:
         save_file(tensors, str(path), metadata=metadata)
     except Exception as exc:  # the Rust writer reports I/O errors as SafetensorError("... (os error N)")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 from fcnkit.errors import UserError
 
@@ -37,9 +39,6 @@ def load_caffe(gpu: int | None = None):
 
 def build_info() -> dict | None:
     """BUILD_INFO.json of the Caffe build pycaffe comes from (tools/build_caffe.py writes it), if any."""
-    import json  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
     caffe = load_caffe()
     path = Path(caffe.__file__).resolve().parents[2] / "BUILD_INFO.json"
     try:

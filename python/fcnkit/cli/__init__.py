@@ -7,6 +7,7 @@ modules; the wrappers in tools/, data_prep/ and weights/ call `run()`.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 
@@ -34,8 +35,6 @@ COMMANDS = {
 def doc_parser(prog: str, doc: str, description: str | None = None):
     """An ArgumentParser whose description is the module doc's first line (after "`cmd ...`: ") and whose
     epilog is the rest of the doc, kept as written."""
-    import argparse  # noqa: PLC0415
-
     lines = doc.splitlines()
     return argparse.ArgumentParser(prog=prog, description=description or lines[0].split(": ", 1)[-1],
                                    formatter_class=argparse.RawDescriptionHelpFormatter,

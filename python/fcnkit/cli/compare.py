@@ -12,14 +12,14 @@ OUT/compare.json is rewritten after each val set ("complete": false until the en
 
 from __future__ import annotations
 
+from fcnkit.apps.compare import PRESETS, run_compare
 from fcnkit.cli import doc_parser
+from fcnkit.config.paths import in_project
 from fcnkit.errors import cli_entry
 
 
 @cli_entry("compare")
 def main(argv=None) -> int:
-    from fcnkit.apps.compare import PRESETS, run_compare  # noqa: PLC0415
-
     p = doc_parser("fcnkit compare", __doc__, "every family on the same data, scored alike")
     p.add_argument("--preset", choices=list(PRESETS), default="quick")
     p.add_argument("--out", help="output folder (default runs/compare/PRESET)")
@@ -32,7 +32,6 @@ def main(argv=None) -> int:
     p.add_argument("--reuse", action="store_true", help="keep finished checkpoints in OUT, resume unfinished ones")
     p.add_argument("--epochs", type=int, help="train every model this many epochs (smoke runs; default: preset's)")
     a = p.parse_args(argv)
-    from fcnkit.config.paths import in_project  # noqa: PLC0415
 
     out = a.out or in_project(f"runs/compare/{a.preset}")
     r = run_compare(a.preset, out, models=a.models, datasets=a.datasets, fcn=a.fcn, device=a.device, seed=a.seed,

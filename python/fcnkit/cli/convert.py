@@ -8,8 +8,12 @@ Exit status: 0 success; 1 --verify found a blob above tolerance; 2 bad input (on
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
+from fcnkit.caffenet.registry import INPUT_TYPES, LAYERS, TRAINING_ONLY
+from fcnkit.convert.convert import convert
+from fcnkit.convert.verify import verify
 from fcnkit.errors import UserError, cli_entry
 
 
@@ -93,8 +97,6 @@ def main(argv=None) -> int:
     ap = build_parser()
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     if args.list_layers:
-        from fcnkit.caffenet.registry import INPUT_TYPES, LAYERS, TRAINING_ONLY
-
         print("converted:      " + ", ".join(sorted(LAYERS)))
         print("become inputs:  " + ", ".join(sorted(INPUT_TYPES)))
         print("left out:       " + ", ".join(sorted(TRAINING_ONLY)) + " (training only)")
@@ -111,7 +113,6 @@ def main(argv=None) -> int:
         raise UserError(f"--random and --photos must be >= 0 and not both 0 (got {args.random} and "
                         f"{args.photos})")
 
-    from fcnkit.convert.convert import convert
 
     def log(msg: str) -> None:
         if not args.quiet:
@@ -138,8 +139,6 @@ def main(argv=None) -> int:
     if not res.info["preprocessing"].get("known"):
         log("note: preprocessing unknown; see conversion.json (or pass --preprocess-from TRAIN_VAL.prototxt)")
     if args.verify:
-        from fcnkit.convert.verify import verify
-
         ok = verify(args.prototxt, args.caffemodel, res.out_dir, sizes=args.sizes, tol=args.tol,
                     n_photos=args.photos, n_random=args.random, quiet=args.quiet, fp64=args.fp64,
                     onnx=bool(onnx_info and onnx_info.get("exported")))
@@ -148,8 +147,6 @@ def main(argv=None) -> int:
 
 
 def _param_counts(info: dict):
-    import math
-
     for shape in info["tensors"].values():
         yield math.prod(shape)
 

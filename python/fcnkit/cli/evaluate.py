@@ -25,14 +25,14 @@ import argparse
 from fcnkit.config.paths import DATA_DIR, in_project
 from fcnkit.config.stages import TINY_VARIANT
 from fcnkit.errors import UserError, cli_entry
+from fcnkit.evaluation.run import evaluate_dataset
+from fcnkit.inference import DEFAULT_MODEL
 from fcnkit.inference.postprocess import POSTPROCESSING
 
 DEFAULT_DATA = f"{DATA_DIR}/{TINY_VARIANT.name}/white"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fcnkit.inference import DEFAULT_MODEL  # noqa: PLC0415
-
     doc = __doc__.splitlines()
     p = argparse.ArgumentParser(prog="evaluate", description=doc[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(doc[2:]))
@@ -56,7 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry("evaluate")
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
-    from fcnkit.evaluation.run import evaluate_dataset  # noqa: PLC0415
 
     if a.backend == "none" and not a.baseline:
         raise UserError("--backend none needs --baseline (nothing to evaluate)")

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from fcnkit.cli import doc_parser
 from fcnkit.errors import UserError, cli_entry
+from fcnkit.models.encoders.releases import RELEASES, fetch_release, get_release
 
 
 @cli_entry("fetch-weights")
 def main(argv=None) -> int:
-    from fcnkit.models.encoders.releases import RELEASES, fetch_release, get_release  # noqa: PLC0415
-
     p = doc_parser("fetch-weights", __doc__)
     p.add_argument("names", nargs="+", metavar="NAME", help=f"{', '.join(RELEASES)} or all")
     p.add_argument("--dest", help="folder for the files (default weights/NAME; one NAME only)")

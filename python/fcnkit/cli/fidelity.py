@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fcnkit.apps.fidelity import report
 from fcnkit.config.paths import project_root
 from fcnkit.errors import cli_entry
 
@@ -15,7 +16,6 @@ def main(argv=None) -> int:
                                 "where it lives, expected and actual value; exit 0 only if every row passes.")
     p.add_argument("--root", type=Path, default=None, help="project root to check (default: this checkout)")
     a = p.parse_args(argv)
-    from fcnkit.apps.fidelity import report  # noqa: PLC0415
 
     text, ok = report(a.root or project_root())
     print(text)

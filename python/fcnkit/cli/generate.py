@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from fcnkit.caffe.generate import write_all
 from fcnkit.config.paths import project_root
 from fcnkit.errors import cli_entry
 
@@ -18,7 +19,6 @@ def main(argv=None) -> int:
     p.add_argument("--root", type=Path, default=None, help="project root (default: this checkout)")
     p.add_argument("--check", action="store_true", help="compare with the committed files; write nothing")
     a = p.parse_args(argv)
-    from fcnkit.caffe.generate import write_all  # noqa: PLC0415  (imports pycaffe)
 
     stale, total = write_all(a.root or project_root(), check=a.check)
     if a.check and stale:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from fcnkit import models
 from fcnkit.errors import cli_entry
 
 
@@ -25,7 +26,6 @@ def main(argv=None) -> int:
     p.add_argument("--family", help="only this family")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     a = p.parse_args(argv)
-    from fcnkit import models  # noqa: PLC0415
 
     rows = [describe(s) for s in models.registered().values() if a.family in (None, s.family)]
     if a.json:

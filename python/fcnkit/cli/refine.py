@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fcnkit.apps.refine import refine_dataset, refine_file
 from fcnkit.cli import doc_parser
 from fcnkit.errors import UserError, cli_entry
 
@@ -47,7 +48,6 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
-    from fcnkit.apps.refine import refine_dataset, refine_file  # noqa: PLC0415
 
     opts = {"step": a.step, "relabel": a.relabel, "largest": a.largest, "clip": not a.no_clip, "seed": a.seed,
             "device": a.device, "steps": a.steps, "batch": a.batch}

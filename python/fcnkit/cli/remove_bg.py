@@ -33,6 +33,7 @@ import signal
 import sys
 from pathlib import Path
 
+from fcnkit import inference
 from fcnkit.apps.cutout import FORMATS, POSTPROCESS, Look, parse_bgcolor
 from fcnkit.apps.remove_bg import (
     DEFAULT_MAX_SIDE,
@@ -143,7 +144,6 @@ def main(argv=None) -> int:
         prepare_out_dir(out)
     data_on_stdout = a.json or a.out == STDIO
     say = (lambda m: print(m, file=sys.stderr)) if data_on_stdout else print
-    from fcnkit import inference  # noqa: PLC0415
 
     predictor = inference.load(a.model, backend=a.backend, device=a.device, max_side=a.max_side,
                                batch_size=a.batch_size, log=lambda n: say(f"remove-bg: {n}"))

@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 
+from fcnkit.caffe.solve import run_solver
 from fcnkit.config.stages import ENGINES
 from fcnkit.errors import UserError, cli_entry
 
@@ -30,7 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry("solve")
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
-    from fcnkit.caffe.solve import run_solver  # noqa: PLC0415  (imports pycaffe or torch)
 
     device, gpu = a.device, a.gpu
     if a.engine == "caffe" and device is not None:

@@ -18,6 +18,7 @@ import sys
 from fcnkit.cli import doc_parser
 from fcnkit.config.paths import DATA_DIR, in_project
 from fcnkit.errors import UserError, cli_entry
+from fcnkit.training.trainer import TrainingInterrupted, train
 
 DEFAULT_DATA = f"{DATA_DIR}/tiny/white"
 
@@ -55,7 +56,6 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     a = p.parse_args(argv)
-    from fcnkit.training.trainer import TrainingInterrupted, train  # noqa: PLC0415
 
     try:
         r = train(a.model, a.data or in_project(DEFAULT_DATA), val=a.val, out=a.out, epochs=a.epochs,

@@ -12,10 +12,12 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from fcnkit.caffenet.graph import Graph, build_graph, load_plugins
 from fcnkit.caffenet.model_folder import (
@@ -27,6 +29,8 @@ from fcnkit.caffenet.model_folder import (
     write_safetensors,
 )
 from fcnkit.convert import codegen
+from fcnkit.convert.onnx_export import export_onnx
+from fcnkit.convert.verify import check_memory
 from fcnkit.errors import UserError
 from fcnkit.io import caffe_schema as schema
 from fcnkit.io.atomic import fsync_path, remove_stale, replace_path, umask_mode
@@ -132,10 +136,6 @@ def preprocessing_lines(pre: dict) -> list[str]:
 def scriptability(model_py: Path, graph: Graph, check_export: bool) -> dict:
     """Does torch.jit.script (and optionally torch.export) accept the generated module? Weights are not
     needed for that, so the net is built on the meta device."""
-    import warnings
-
-    import torch
-
     result: dict = {}
     try:
         module = load_generated(model_py)
@@ -287,7 +287,6 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
         info["renamed_blobs"] = renamed_blobs
 
     if verify_sizes:  # --verify will run these sizes in Caffe: refuse the impossible ones before writing
-        from fcnkit.convert.verify import check_memory  # noqa: PLC0415
 
         for size in verify_sizes:
             check_memory(info, size)
@@ -303,8 +302,6 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
         del tensors
         info["scriptability"] = scriptability(tmp / MODEL_FILE, graph, check_export)
         if onnx:
-            from fcnkit.convert.onnx_export import export_onnx
-
             info["onnx"] = export_onnx(tmp, graph, opset, log=log, pre=pre)
         info["seconds"] = round(time.perf_counter() - t0, 3)
         write_info(tmp, info)

@@ -15,7 +15,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from fcnkit.caffenet.pycaffe import load_caffe
+from fcnkit.convert.sample_nets import randomize
+from fcnkit.models.fcn import nets
 from fcnkit.models.fcn.nets import channels
 
 GAUSS = dict(weight_filler=dict(type="msra"), bias_filler=dict(type="constant", value=0.1))
@@ -188,8 +192,6 @@ def squeezenet(width, size, classes=1000):
 
 def fcn8s(width, size, classes=21):
     """The project's VGG-16 FCN-8s (pad 100, fc6 7x7, Deconvolution upsampling, Crop, Eltwise skips)."""
-    from fcnkit.models.fcn import nets
-
     proto = nets.fcn(8, "deploy", num_classes=classes, width=width)
     data = next(lay for lay in proto.layer if lay.type == "Input")
     data.input_param.shape[0].dim[:] = [1, 3, size[0], size[1]]
@@ -352,8 +354,6 @@ def write(name: str, out_dir: str | os.PathLike, *, width: float = 1.0, sizes=No
     """Write the net's deploy prototxt(s) and one caffemodel with random weights (saved by Caffe). A net that
     is not size-agnostic (SegNet's unpooling sizes) gets one prototxt per size; the weights fit them all.
     Returns {"caffemodel": path, "prototxts": {(h, w): path}}."""
-    from fcnkit.convert.sample_nets import randomize
-
     caffe = load_caffe()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -384,8 +384,6 @@ def calibrate_batchnorm(net, meta: ZooNet, seed: int = 0) -> None:
     """Give every BatchNorm the statistics of what reaches it for a random image-like input with the net's
     preprocessing (as training would), so that activations stay O(1) through deep random nets instead of
     vanishing or exploding."""
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     data = net.blobs["data"]
     shape = data.data.shape

@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from fcnkit.caffenet.graph import Graph, onnx_part
 from fcnkit.caffenet.model_folder import MODEL_FILE, WEIGHTS_FILE, load_generated
@@ -78,7 +79,6 @@ def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None, pre: 
     """Write out_dir/model.onnx from out_dir/model.py + weights; returns what conversion.json records."""
     import onnx
     import onnxruntime as ort
-    import torch
 
 
     log = log or (lambda msg: None)

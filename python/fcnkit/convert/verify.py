@@ -17,7 +17,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
+import torch
 
 from fcnkit.caffenet.model_folder import (
     INFO_FILE,
@@ -27,7 +29,10 @@ from fcnkit.caffenet.model_folder import (
     load_converted,
     load_generated,
 )
+from fcnkit.caffenet.pycaffe import load_caffe
+from fcnkit.convert.onnx_export import onnx_outputs
 from fcnkit.errors import UserError
+from fcnkit.io.caffe_schema import read_caffemodel
 
 PHOTOS = ("astronaut", "chelsea", "coffee")
 
@@ -76,7 +81,6 @@ class SizeReport:
 
 def _photo(name: str, shape: tuple[int, ...], pre: dict) -> np.ndarray:
     """One photo as a (C, H, W) float32 array in Caffe's convention (BGR, mean subtracted, scaled)."""
-    import cv2
     from skimage import data as skdata
 
     c, h, w = shape[-3], shape[-2], shape[-1]
@@ -135,8 +139,6 @@ def torch_layer_outputs(net, info: dict, feed: dict[str, np.ndarray], dtype=None
     """Run the converted module once; each module's outputs as they were right after it ran (copies, so a
     later in-place layer does not change them), by module name. dtype: run in this precision (float64 for
     --fp64; the module must have been converted with .to(dtype))."""
-    import torch
-
     captured: dict[str, list[np.ndarray]] = {}
 
     def keep(name):
@@ -176,8 +178,6 @@ def torch_blobs(net, info: dict, feed: dict[str, np.ndarray]) -> dict[str, np.nd
 
 def same_as_data_loader(net_py, net_data, info: dict, feed: dict[str, np.ndarray]) -> None:
     """model.py and the data-only loader must compute the same outputs, bit for bit (same modules)."""
-    import torch
-
     args = [torch.from_numpy(feed[i["blob"]]) for i in info["inputs"]]
     with torch.inference_mode():
         a, b = net_py(*args), net_data(*args)
@@ -190,8 +190,6 @@ def same_as_data_loader(net_py, net_data, info: dict, feed: dict[str, np.ndarray
 
 def blob_sizes(info: dict, size: tuple[int, int] | None) -> dict[str, int]:
     """Values per blob at an input size (shapes from a meta-device run of the data-only module)."""
-    import torch
-
 
     shapes = {}
     for i in info["inputs"]:
@@ -349,7 +347,6 @@ def caffe_net(caffe, prototxt, caffemodel, quiet: bool = False):
     if size <= _readable_up_to or _caffe_reads(prototxt, caffemodel):
         _readable_up_to = max(_readable_up_to, size)
         return caffe.Net(str(prototxt), str(caffemodel), caffe.TEST)
-    from fcnkit.io.caffe_schema import read_caffemodel
 
     if not quiet:
         print(f"note: this Caffe build cannot read {caffemodel} ({size / 2**20:.0f} MiB); its weights are "
@@ -405,10 +402,6 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = 1e-4, n_ph
     """Compare Caffe and the converted module blob by blob (and layer by layer, to name the first layer that
     diverges); with onnx also model.onnx's outputs in onnxruntime. Prints tables; True when all are
     within tol."""
-    import torch
-
-    from fcnkit.caffenet.pycaffe import load_caffe
-
     out_dir = Path(out_dir)
     info = json.loads((out_dir / INFO_FILE).read_text())
     for size in (sizes or [None]):
@@ -493,8 +486,6 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = 1e-4, n_ph
 
 
 def _compare_onnx(out_dir: Path, onnx_info: dict, feed, cb, rep: SizeReport, cache: dict) -> None:
-    from fcnkit.convert.onnx_export import onnx_outputs
-
     dynamic = onnx_info.get("dynamic", "none")
     exported = onnx_info.get("checked_input_shapes", [[]])[0]
     shapes = [list(feed[name].shape) for name in onnx_info.get("inputs", [])]

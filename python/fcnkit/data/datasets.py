@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from fcnkit.errors import UserError
-from fcnkit.io.images import IMAGE_EXTS
+from fcnkit.io.images import IMAGE_EXTS, ImageReadError, mask_to_label, read_bgr, read_mask
+from fcnkit.io.lmdb_io import REBUILD, check_lmdb, decode_datum, read_lmdb
 
 
 @dataclass
@@ -35,8 +36,6 @@ def _lmdb_pair(data: Path, split: str) -> tuple[Path, Path] | None:
 def load_samples(data: str | Path, *, split: str = "val", masks: str | Path | None = None,
                  limit: int | None = None) -> list[Sample]:
     """Images and labels from an LMDB pair or a photo folder + mask folder (see the module doc)."""
-    from fcnkit.io.lmdb_io import REBUILD, check_lmdb, decode_datum, read_lmdb  # noqa: PLC0415
-
     data = Path(data)
     if not data.exists():
         raise UserError(f"{data}: no such dataset directory")
@@ -64,7 +63,6 @@ def load_samples(data: str | Path, *, split: str = "val", masks: str | Path | No
             if limit and len(out) >= limit:
                 break
         return out
-    from fcnkit.io.images import ImageReadError, mask_to_label, read_bgr, read_mask  # noqa: PLC0415
 
     mask_dir = Path(masks) if masks else data / "masks"
     if not mask_dir.is_dir():

@@ -7,6 +7,7 @@ are not counted. Classes absent from both truth and prediction give NaN IoU and 
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import distance_transform_edt
 
 
 def fast_hist(truth: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
@@ -76,8 +77,6 @@ def contour(mask: np.ndarray) -> np.ndarray:
 
 def _directed(a: np.ndarray, b: np.ndarray) -> float:
     """sup over pixels of a of the Euclidean distance to the nearest pixel of b (b non-empty)."""
-    from scipy.ndimage import distance_transform_edt  # noqa: PLC0415  (scipy is slow to import)
-
     dist = distance_transform_edt(~b)
     return float(dist[a].max())
 

@@ -8,12 +8,19 @@ recorded too.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from tqdm import tqdm
 
-from fcnkit.data.datasets import Sample
+from fcnkit import inference
+from fcnkit.data.datasets import Sample, load_samples
+from fcnkit.evaluation.baselines import extractnet_baseline
 from fcnkit.evaluation.metrics import aggregate, image_scores
+from fcnkit.evaluation.report import format_text, to_json, write_report
+from fcnkit.inference.postprocess import postprocess_extractnet
 from fcnkit.inference.predict import to_mask
+from fcnkit.io.atomic import ensure_writable, write_text_atomic
 
 
 def run_evaluation(samples: list[Sample], predictors: list, *, baseline: bool = False,
@@ -21,9 +28,6 @@ def run_evaluation(samples: list[Sample], predictors: list, *, baseline: bool = 
     """Per-image and dataset metrics for every method; Caffe-vs-torch disagreement when both ran.
 
     Methods are named after the predictors' backends ("caffe", "torch")."""
-    from fcnkit.evaluation.baselines import extractnet_baseline  # noqa: PLC0415
-    from fcnkit.inference.postprocess import postprocess_extractnet  # noqa: PLC0415
-
     methods = [p.name for p in predictors] + (["baseline"] if baseline else [])
     if postprocess == "extractnet":
         methods += [f"{m}+pp" for m in methods]
@@ -65,13 +69,6 @@ def evaluate_dataset(data, model=None, *, backends=("caffe", "torch"), split: st
     """Load the data and the model (one predictor per backend), run, log the table, write JSON/report.
 
     `backends=()` evaluates the classical baseline alone. Returns the run's result dict."""
-    import json  # noqa: PLC0415
-
-    from fcnkit import inference  # noqa: PLC0415
-    from fcnkit.data.datasets import load_samples  # noqa: PLC0415
-    from fcnkit.evaluation.report import format_text, to_json, write_report  # noqa: PLC0415
-    from fcnkit.io.atomic import ensure_writable, write_text_atomic  # noqa: PLC0415
-
     if json_path:
         ensure_writable(json_path, flag="--json")  # before the work, not after it
     if report_dir is not None:

@@ -11,6 +11,7 @@ into maps at the image's size.
 
 from __future__ import annotations
 
+from fcnkit.inference.backends import make_backend
 from fcnkit.inference.predict import Predictor, probability, to_mask
 from fcnkit.inference.refs import DEFAULT_MODEL, ModelRef, resolve
 
@@ -19,8 +20,6 @@ def load_many(ref=None, backends=("auto",), *, device: str = "cpu", deploy=None,
               max_side: int = 0, batch_size: int = 1, log=None) -> list[Predictor]:
     """One Predictor per backend ("caffe", "torch" or "auto") for the same model reference (see `refs`):
     e.g. a Caffe net and its PyTorch conversion, side by side. `log` receives notes about defaults."""
-    from fcnkit.inference.backends import make_backend  # noqa: PLC0415
-
     r = resolve(ref, deploy=deploy, caffemodel=caffemodel)
     for note in r.notes:
         if log:

@@ -13,8 +13,13 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
+from safetensors.torch import load_file
 
+from fcnkit.caffenet.model_folder import load_converted
+from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.errors import UserError
+from fcnkit.inference.predict import Predictor
 from fcnkit.inference.refs import ModelRef
 
 
@@ -25,7 +30,6 @@ class CaffeBackend:
         for p, what in ((ref.deploy, "deploy prototxt"), (ref.caffemodel, "caffemodel")):
             if p is None or not p.is_file():
                 raise UserError(f"Caffe backend: {what} {p} not found; pass --deploy/--caffemodel")
-        from fcnkit.caffenet.pycaffe import load_caffe  # noqa: PLC0415
 
         caffe = load_caffe()  # CPU: --device selects the PyTorch device only
         self.net = caffe.Net(str(ref.deploy), caffe.TEST, weights=str(ref.caffemodel))
@@ -43,8 +47,6 @@ class _TorchBackend:
     name = "torch"
 
     def __init__(self, device: str):
-        import torch  # noqa: PLC0415
-
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise UserError(f"--device {device}: this PyTorch has no usable CUDA device; use --device cpu")
         self.torch = torch
@@ -65,7 +67,6 @@ class ConvertedBackend(_TorchBackend):
 
     def __init__(self, ref: ModelRef, device: str = "cpu"):
         super().__init__(device)
-        from fcnkit.caffenet.model_folder import load_converted  # noqa: PLC0415
 
         self.model = load_converted(ref.folder, device)
         self.out_index = self.model.output_blobs.index(ref.output_blob)
@@ -74,7 +75,6 @@ class ConvertedBackend(_TorchBackend):
 class CheckpointBackend(_TorchBackend):
     def __init__(self, ref: ModelRef, device: str = "cpu"):
         super().__init__(device)
-        from safetensors.torch import load_file  # noqa: PLC0415
 
         spec = ref.spec
         model = spec.build(**{**spec.config, **ref.info.get("config", {})})
@@ -108,8 +108,6 @@ class ModuleBackend(_TorchBackend):
 def module_predictor(model, preprocessing, output: str = "sigmoid1", *, device: str = "cpu", batch_size: int = 8,
                      label: str = ""):
     """A `Predictor` over an in-memory module (`preprocessing`: the family's `Preprocessing`)."""
-    from fcnkit.inference.predict import Predictor  # noqa: PLC0415
-
     return Predictor(ModuleBackend(model, device), preprocessing, output, label=label, batch_size=batch_size)
 
 

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from fcnkit.errors import UserError
+from fcnkit.inference.postprocess import postprocess_extractnet
 from fcnkit.models.registry import Preprocessing
 
 
@@ -107,8 +108,6 @@ def probability(logit: np.ndarray) -> np.ndarray:
 def to_mask(logit: np.ndarray, postprocess: str | None = None) -> np.ndarray:
     mask = (logit > 0).astype(np.uint8)
     if postprocess == "extractnet":
-        from fcnkit.inference.postprocess import postprocess_extractnet  # noqa: PLC0415
-
         mask = postprocess_extractnet(mask)
     elif postprocess not in (None, "none"):
         raise ValueError(f"unknown post-processing {postprocess!r}")

@@ -14,6 +14,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from fcnkit.errors import UserError, os_error_line
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -116,8 +118,6 @@ def umask_mode(path: Path) -> None:
 def ensure_writable(path: str | os.PathLike, *, folder: bool = False, flag: str = "") -> Path:
     """Check, before any work is done, that an output can be written: a file's folder (or the folder
     itself, created if missing) exists and accepts a file. Raises UserError naming the path and the flag."""
-    from fcnkit.errors import UserError, os_error_line  # noqa: PLC0415
-
     path = Path(path)
     what = f"{flag} {path}" if flag else str(path)
     if folder:

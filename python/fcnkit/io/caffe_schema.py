@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from google.protobuf import text_format
 
 from fcnkit.errors import UserError
 from fcnkit.io.protowire import Corrupt, fields, read_varint, signed64
@@ -127,8 +128,6 @@ def _parse_error_message(exc, path: Path, text: str, what: str) -> str:
 def load_prototxt(path: str | os.PathLike, what: str = "prototxt", message: str = "NetParameter"):
     """Parse a text-format Caffe message (a NetParameter, or e.g. a SolverParameter); a missing file or a
     syntax error becomes one line naming the file (and the line and column)."""
-    from google.protobuf import text_format
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file" + ("" if not path.exists() else " (it is a directory)"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from fcnkit.models import registry
 from fcnkit.models.registry import ModelSpec, Preprocessing, latest_snapshot, register
 
 FAMILIES = ("fcn", "lrn", "unet", "extractnet", "patchcnn")
@@ -24,21 +25,18 @@ def _load_families() -> None:
 
 def registered() -> dict[str, ModelSpec]:
     _load_families()
-    from fcnkit.models import registry  # noqa: PLC0415
 
     return registry.registered()
 
 
 def get(name: str) -> ModelSpec:
     _load_families()
-    from fcnkit.models import registry  # noqa: PLC0415
 
     return registry.get(name)
 
 
 def by_snapshot_prefix(prefix: str) -> ModelSpec | None:
     _load_families()
-    from fcnkit.models import registry  # noqa: PLC0415
 
     return registry.by_snapshot_prefix(prefix)
 

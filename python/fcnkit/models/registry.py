@@ -8,13 +8,16 @@ imports them (see `FAMILIES` there); nothing else keeps lists of model names.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fcnkit.config.paths import in_project
 from fcnkit.data.preprocessing import Preprocessing
 from fcnkit.errors import UserError
+from fcnkit.io.caffe_schema import proto_is_complete
 from fcnkit.models.recipe import Recipe
 
 FRAMEWORKS = ("caffe", "torch")
@@ -64,8 +67,6 @@ class ModelSpec:
 
     def find_weights(self) -> Path | None:
         """The trained weights on disk, if any: the highest-iteration snapshot (Caffe) or the checkpoint."""
-        from fcnkit.config.paths import in_project  # noqa: PLC0415
-
         if self.framework == "caffe" and self.snapshot_prefix:
             return latest_snapshot(in_project(self.snapshot_prefix))
         if self.checkpoint:
@@ -82,10 +83,6 @@ class ModelSpec:
 def latest_snapshot(prefix: Path, *, with_state: bool = False) -> Path | None:
     """The highest-iteration `<prefix>_iter_N.caffemodel` that is whole (with_state: whose .solverstate is
     whole too), or None. A snapshot cut short by a kill is passed over, never picked."""
-    import re  # noqa: PLC0415
-
-    from fcnkit.io.caffe_schema import proto_is_complete  # noqa: PLC0415
-
     found = []
     for path in prefix.parent.glob(f"{prefix.name}_iter_*.caffemodel"):
         m = re.fullmatch(rf"{re.escape(prefix.name)}_iter_(\d+)\.caffemodel", path.name)

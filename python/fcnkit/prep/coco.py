@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import cv2
@@ -31,15 +32,15 @@ from fcnkit.config.seeds import (
     COCO_SUPERCATEGORIES,
 )
 from fcnkit.errors import UserError
+from fcnkit.io.images import ImageReadError, encode_jpeg, encode_png, read_bgr
 from fcnkit.prep import common
+from fcnkit.prep.lmdb_build import build_lmdbs
 
 MARKER = "coco.json"  # written last: its presence marks a complete `prep coco` folder
 
 
 def load_coco(annotations: str | os.PathLike):
     """pycocotools' COCO index of an instances_*.json file; one clear line if it is not one."""
-    import warnings  # noqa: PLC0415
-
     from pycocotools.coco import COCO  # noqa: PLC0415
 
     # pycocotools' mask decoding trips numpy 2's __array__ copy deprecation on every call; it is harmless
@@ -88,8 +89,6 @@ def prominent_mask(coco, image: dict, cat_ids: list[int]) -> tuple[np.ndarray | 
 
 def run_coco(annotations, images_dir, out, *, size: int = COCO_SIZE, limit: int | None = None, lmdb: bool = False,
              val_fraction: float = 0.2, seed: int = 0, force: bool = False, quiet: bool = False) -> dict:
-    from fcnkit.io.images import ImageReadError, encode_jpeg, encode_png, read_bgr  # noqa: PLC0415
-
     coco = load_coco(annotations)
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
@@ -136,8 +135,6 @@ def run_coco(annotations, images_dir, out, *, size: int = COCO_SIZE, limit: int 
                           "major_object": COCO_MAJOR_OBJECT, "extra_objects": COCO_EXTRA_OBJECTS,
                           "max_mask": COCO_MAX_MASK}}
         if lmdb:
-            from fcnkit.prep.lmdb_build import build_lmdbs  # noqa: PLC0415
-
             pairs = [common.Pair(str(tmp / f"{Path(r['image']).stem}.jpg"),
                                  str(tmp / "masks" / f"{Path(r['image']).stem}.png"), Path(r["image"]).stem)
                      for r in rows if r["kept"]]

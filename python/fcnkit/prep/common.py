@@ -21,6 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 from tqdm import tqdm
 
 from fcnkit.errors import UserError
@@ -89,7 +90,6 @@ def _worker_init(init: Callable | None, initargs: tuple) -> None:
     # Ctrl-C reaches the whole process group: only the parent handles it (and stops the workers).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent may map SIGTERM to KeyboardInterrupt
-    import cv2
 
     cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would only compete
     if init is not None:

@@ -43,6 +43,7 @@ from fcnkit.io.images import (
     write_bytes,
 )
 from fcnkit.prep import common
+from fcnkit.prep.preview import preview_pairs
 
 # Real photographs inside the scikit-image wheel (skimage/data); others there are fetched on first use.
 BUILTIN_BACKGROUNDS = (
@@ -391,8 +392,6 @@ def run_composite(
             "options": asdict(opts),
         }
         if preview:
-            from fcnkit.prep.preview import preview_pairs
-
             chosen = ok[:8]
             preview_pairs(
                 [common.Pair(str(staging / r["image"]), str(staging / r["mask"]), r["name"]) for r in chosen],

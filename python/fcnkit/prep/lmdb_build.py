@@ -26,7 +26,9 @@ import time
 from pathlib import Path
 
 import cv2
+import lmdb
 import numpy as np
+from tqdm import tqdm
 
 from fcnkit.config.paper import IMAGE_SIZE, VAL_FRACTION
 from fcnkit.errors import UserError
@@ -270,8 +272,6 @@ def build_lmdbs(
 
 
 def _open_env(path: Path):
-    import lmdb
-
     check_lmdb(path)  # present and whole: a truncated file would be a SIGBUS below
     return lmdb.open(str(path), readonly=True, lock=False, readahead=False)
 
@@ -281,8 +281,6 @@ def verify_lmdbs(out_dir: str | os.PathLike, *, quiet: bool = False) -> dict:
 
     Returns {split: {count, sneaker_fraction, ...}}; raises UserError naming the first problem.
     """
-    from tqdm import tqdm
-
     out_dir = Path(out_dir)
     mpath = out_dir / LMDB_MANIFEST
     if not mpath.is_file():

@@ -34,6 +34,7 @@ from fcnkit.config.paper import WHITE_TOLERANCE
 from fcnkit.errors import UserError
 from fcnkit.io.images import DEFAULT_MAX_PIXELS, ImageReadError, encode_png, read_image, write_bytes
 from fcnkit.prep import common
+from fcnkit.prep.preview import preview_pairs
 
 
 @dataclass(frozen=True)
@@ -278,8 +279,6 @@ def run_masks(
             "options": asdict(opts),
         }
         if preview and ok:
-            from fcnkit.prep.preview import preview_pairs
-
             chosen = ok[:: max(1, len(ok) // 8)][:8]
             preview_pairs(
                 [

@@ -39,6 +39,7 @@ from fcnkit.prep import common
 from fcnkit.prep.composite import CompositeOptions, builtin_backgrounds, run_composite
 from fcnkit.prep.lmdb_build import build_lmdbs, split_pairs
 from fcnkit.prep.masks import MaskOptions, run_masks
+from fcnkit.prep.preview import load_examples, preview_grid
 
 SUPERSAMPLE = 2
 DATASET_JSON = "dataset.json"  # written last: its presence marks a complete dataset folder
@@ -511,8 +512,6 @@ def build_two_stage(
             "n_val": len(val_bgs),
         }
     if preview:
-        from fcnkit.prep.preview import load_examples, preview_grid
-
         blocks = [("white background", load_examples((split["val"] or split["train"])[:6]))]
         if n_composite:
             blocks.append(

@@ -16,6 +16,9 @@ import io
 import json
 from pathlib import Path
 
+import torch
+from safetensors.torch import load_file, save_file
+
 from fcnkit.errors import UserError
 from fcnkit.io.atomic import atomic_path, write_text_atomic
 
@@ -31,9 +34,6 @@ def paths(out: str | Path) -> dict[str, Path]:
 
 
 def save(out: str | Path, model, sidecar: dict, resume_state: dict | None, history: list[dict]) -> Path:
-    import torch  # noqa: PLC0415
-    from safetensors.torch import save_file  # noqa: PLC0415
-
     p = paths(out)
     p["weights"].parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -58,9 +58,6 @@ def csv_text(history: list[dict]) -> str:
 
 def load_for_resume(out: str | Path, model_name: str) -> tuple[dict, dict, dict]:
     """(sidecar, weights state dict, resume state) of an earlier run of the same model; UserError otherwise."""
-    import torch  # noqa: PLC0415
-    from safetensors.torch import load_file  # noqa: PLC0415
-
     p = paths(out)
     for key in ("sidecar", "weights", "resume"):
         if not p[key].is_file():

@@ -17,15 +17,27 @@ from __future__ import annotations
 import json
 import math
 import signal
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
+from fcnkit import models
+from fcnkit.config.paths import in_project
+from fcnkit.data.splits import load_split, load_val
 from fcnkit.errors import UserError
-from fcnkit.training import checkpoint
+from fcnkit.evaluation.metrics import aggregate, image_scores
+from fcnkit.inference.backends import module_predictor
+from fcnkit.inference.predict import to_mask
+from fcnkit.models.native import check_model, checkpoint_path
 from fcnkit.models.recipe import Recipe
+from fcnkit.training import checkpoint
+from fcnkit.training.patches import PatchTask
+from fcnkit.training.tasks import ImageTask
 
 WEIGHTS_DIR_NOTE = "weights/<release> (fcnkit fetch-weights)"
 
@@ -39,16 +51,12 @@ class TrainingInterrupted(Exception):
 
 
 def _bce(logit, target):
-    import torch.nn.functional as F  # noqa: PLC0415
-
     valid = (target != 255).float()
     loss = F.binary_cross_entropy_with_logits(logit, (target == 1).float(), weight=valid, reduction="sum")
     return loss / valid.sum().clamp(min=1.0)
 
 
 def compute_loss(model, x, y, loss: str):
-    import torch.nn.functional as F  # noqa: PLC0415
-
     if loss == "patch_bce":
         return F.binary_cross_entropy_with_logits(model.patch_logits(x), y)
     if loss == "deep_bce":
@@ -62,10 +70,6 @@ def compute_loss(model, x, y, loss: str):
 
 def validate(model, spec, split, device: str) -> dict:
     """Dataset figures of the model on a val split, through the inference Predictor."""
-    from fcnkit.evaluation.metrics import aggregate, image_scores  # noqa: PLC0415
-    from fcnkit.inference.backends import module_predictor  # noqa: PLC0415
-    from fcnkit.inference.predict import to_mask  # noqa: PLC0415
-
     pred = module_predictor(model, spec.preprocessing, spec.output, device=device)
     per = [image_scores(lab, to_mask(g)) for g, lab in zip(pred.logits(list(split.images)), split.labels,
                                                           strict=True)]
@@ -89,9 +93,6 @@ def _train_mode(model) -> None:
 
 
 def default_out(name: str) -> Path:
-    from fcnkit.config.paths import in_project  # noqa: PLC0415
-    from fcnkit.models.native import checkpoint_path  # noqa: PLC0415
-
     return in_project(checkpoint_path(name))
 
 
@@ -102,13 +103,6 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
     """Train a registered PyTorch model on DATA (LMDB pair dir or photo folder; `val` a second folder for
     photo folders) and write its checkpoint to `out`; returns the sidecar dict. `overrides` changes recipe
     fields (`fcnkit.models.recipe.Recipe`); epochs/batch_size/lr given explicitly win."""
-    import torch  # noqa: PLC0415
-
-    from fcnkit import models  # noqa: PLC0415
-    from fcnkit.data.splits import load_split, load_val  # noqa: PLC0415
-    from fcnkit.training.patches import PatchTask  # noqa: PLC0415
-    from fcnkit.training.tasks import ImageTask  # noqa: PLC0415
-
     spec = models.get(model_name)
     if spec.framework != "torch":
         raise UserError(f"{spec.name} is a Caffe model; train it with `{spec.how_to_train()}`")
@@ -249,6 +243,4 @@ def _has_val(data: Path) -> bool:
 
 
 def _main_thread() -> bool:
-    import threading  # noqa: PLC0415
-
     return threading.current_thread() is threading.main_thread()

@@ -23,7 +23,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from fcnkit.errors import Interrupted
+from fcnkit.apps.serve.app import Limits, create_app
+from fcnkit.apps.serve.catalog import load_catalog
+from fcnkit.apps.serve.jobs import JobQueue
+from fcnkit.errors import Interrupted, UserError
+from fcnkit.io.atomic import remove_stale
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7860
 DEFAULT_WORKERS, DEFAULT_MAX_QUEUE = 2, 8
@@ -55,8 +59,6 @@ def is_loopback(host: str) -> bool:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    from fcnkit.errors import UserError  # noqa: PLC0415
-
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -75,10 +77,6 @@ def run_server(cfg: ServeConfig, log=print) -> int:
     """Bind, load the models, serve until Ctrl-C / SIGTERM; the temp folder is removed on the way out."""
     import uvicorn  # noqa: PLC0415
 
-    from fcnkit.apps.serve.app import Limits, create_app  # noqa: PLC0415
-    from fcnkit.apps.serve.catalog import load_catalog  # noqa: PLC0415
-    from fcnkit.apps.serve.jobs import JobQueue  # noqa: PLC0415
-    from fcnkit.io.atomic import remove_stale  # noqa: PLC0415
 
     sock = bind(cfg.host, cfg.port)  # first: a taken port fails before minutes of model loading
     tmp_root = Path(tempfile.gettempdir())

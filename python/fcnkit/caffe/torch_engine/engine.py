@@ -32,7 +32,7 @@ from fcnkit.caffe.torch_engine.solver import CaffeUpdate, check_solver_type
 from fcnkit.caffe.torch_engine.torch_net import TorchNet, check_types
 from fcnkit.errors import UserError
 from fcnkit.evaluation import metrics
-from fcnkit.io.caffe_schema import read_caffemodel
+from fcnkit.io.caffe_schema import filter_net, load_prototxt, read_caffemodel
 
 
 def torch_device(device: str | None) -> torch.device:
@@ -78,8 +78,6 @@ class PhaseNet:
 
 def check_net(path: str, phase: str):
     """The checks of the Caffe engine for one net, with the torch engine's layer set; the filtered net."""
-    from fcnkit.io.caffe_schema import filter_net, load_prototxt  # noqa: PLC0415
-
     check_types(filter_net(load_prototxt(path, "net"), phase), path)
     param = preflight.net_param(path, phase)
     preflight.data_sources(path, param)

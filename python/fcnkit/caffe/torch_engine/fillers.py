@@ -13,6 +13,7 @@ import numpy as np
 
 from fcnkit.caffe.surgery import bilinear_kernel
 from fcnkit.errors import UserError
+from fcnkit.io.caffe_schema import pb
 
 
 def _legacy(shape: tuple[int, ...], i: int) -> int:
@@ -57,8 +58,6 @@ def fill(filler, shape: tuple[int, ...], rng: np.random.Generator, where: str) -
 
 def layer_fillers(layer, n_blobs: int):
     """The FillerParameter for each of a layer's blobs, with Caffe's per-layer defaults."""
-    from fcnkit.io.caffe_schema import pb  # noqa: PLC0415
-
     t = layer.type
 
     def const(value: float):

@@ -20,9 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from fcnkit.caffenet.graph import build_graph
 from fcnkit.config.paths import in_project
 from fcnkit.errors import UserError
+from fcnkit.io import caffe_schema as schema
+from fcnkit.io.atomic import write_text_atomic
+from fcnkit.io.caffe_schema import read_caffemodel
 from fcnkit.io.download import download, file_digest
+from fcnkit.models.encoders.resnet import ResNetEncoder
+from fcnkit.models.encoders.vgg import VGGEncoder
 
 SUMS_FILE = "SHA256SUMS"
 
@@ -82,18 +90,13 @@ def get_release(name: str) -> Release:
 
 def build_encoder(kind: str, depth: int, width: float = 1.0):
     if kind == "vgg":
-        from fcnkit.models.encoders.vgg import VGGEncoder  # noqa: PLC0415
-
         return VGGEncoder(depth, width)
-    from fcnkit.models.encoders.resnet import ResNetEncoder  # noqa: PLC0415
 
     return ResNetEncoder(depth, width)
 
 
 def caffemodel_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """{layer: first blob's shape, size-1 axes dropped} of a caffemodel (V0/V1 or current; no pycaffe)."""
-    from fcnkit.io.caffe_schema import read_caffemodel  # noqa: PLC0415
-
     try:
         model = read_caffemodel(path)
     except UserError as exc:
@@ -104,8 +107,6 @@ def caffemodel_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 
 def expected_shapes(release: Release) -> dict[str, tuple[int, ...]]:
     """Every Caffe layer the encoder takes -> its first blob's shape (size-1 axes dropped)."""
-    import torch  # noqa: PLC0415
-
     with torch.device("meta"):
         enc = build_encoder(*release.encoder)
     state = enc.state_dict()
@@ -156,8 +157,6 @@ def fetch_release(release: Release, dest: str | Path | None = None, *, model_url
         model.unlink()  # never leave a file that training would trust
         raise
     if not digest:
-        from fcnkit.io.atomic import write_text_atomic  # noqa: PLC0415
-
         write_text_atomic(sums, f"{file_digest(model, 'sha256')}  {release.model_file}\n")
     sha256 = got if algo == "sha256" else file_digest(model, "sha256")
     return {"model": str(model), "deploy": str(deploy), "sha256": sha256, "algo": algo, "pinned": bool(digest)}
@@ -165,9 +164,6 @@ def fetch_release(release: Release, dest: str | Path | None = None, *, model_url
 
 def converted_tensors(deploy: Path, model: Path, layers: set[str]) -> dict[str, dict]:
     """{Caffe layer: {state key: float32 array}} of the wanted layers, by the project's converter."""
-    from fcnkit.caffenet.graph import build_graph  # noqa: PLC0415
-    from fcnkit.io import caffe_schema as schema  # noqa: PLC0415
-
     raw = schema.load_prototxt(deploy)
     net, _ = schema.upgrade_net(raw, str(deploy))
     net = schema.filter_net(net, "TEST")
@@ -179,8 +175,6 @@ def load_pretrained(encoder, release: Release | str, folder: str | Path | None =
     """Fill `encoder` (width 1) with a release's ImageNet weights, layer by Caffe layer name.
 
     A missing file names the fetch command; a missing layer or a shape mismatch names the layer."""
-    import torch  # noqa: PLC0415
-
     release = get_release(release) if isinstance(release, str) else release
     deploy, model = release.paths(folder)
     for p in (model, deploy):

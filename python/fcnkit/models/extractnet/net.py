@@ -20,6 +20,7 @@ from torch import nn
 
 from fcnkit.config.seeds import EXTRACTNET_AE_CHANNELS, EXTRACTNET_DECODER_CHANNELS
 from fcnkit.models.encoders import scaled
+from fcnkit.models.encoders.releases import build_encoder, load_pretrained
 from fcnkit.models.native import glorot_
 
 
@@ -64,7 +65,6 @@ class EncoderDecoder(nn.Module):
     def __init__(self, encoder: str = "resnet50", width: float = 1.0, batch_norm: bool = True,
                  activation: str = "relu"):
         super().__init__()
-        from fcnkit.models.encoders.releases import build_encoder  # noqa: PLC0415
 
         kind, depth = ("vgg", 19) if encoder == "vgg19" else ("resnet", int(encoder.removeprefix("resnet")))
         self.release = encoder
@@ -87,8 +87,6 @@ class EncoderDecoder(nn.Module):
         return self.decoder(deepest)
 
     def load_pretrained(self, folder=None) -> dict:
-        from fcnkit.models.encoders.releases import load_pretrained  # noqa: PLC0415
-
         return load_pretrained(self.encoder, self.release, folder)
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from fcnkit.config.seeds import LRN_REFINE_FILTERS
 from fcnkit.models.encoders import scaled
+from fcnkit.models.encoders.releases import load_pretrained
 from fcnkit.models.encoders.vgg import VGGEncoder
 from fcnkit.models.native import glorot_
 
@@ -64,8 +65,6 @@ class LRN(nn.Module):
         return self.supervised(x)[-1]
 
     def load_pretrained(self, folder=None) -> dict:
-        from fcnkit.models.encoders.releases import load_pretrained  # noqa: PLC0415
-
         return load_pretrained(self.encoder, "vgg16", folder)
 
 

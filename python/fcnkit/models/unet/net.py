@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fcnkit.models.encoders.releases import load_pretrained
 from fcnkit.models.encoders.vgg import VGGEncoder
 from fcnkit.models.native import glorot_
 
@@ -38,8 +39,6 @@ class UNet(nn.Module):
         return self.score(h)
 
     def load_pretrained(self, folder=None) -> dict:
-        from fcnkit.models.encoders.releases import load_pretrained  # noqa: PLC0415
-
         return load_pretrained(self.encoder, "vgg16", folder)
 
 
