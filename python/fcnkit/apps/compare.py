@@ -44,6 +44,7 @@ from fcnkit.inference.postprocess import finish_mask, postprocess_extractnet
 from fcnkit.inference.predict import to_mask
 from fcnkit.io.atomic import atomic_path, write_text_atomic
 from fcnkit.io.caffe_schema import read_caffemodel
+from fcnkit.io.figures import pyplot
 from fcnkit.models.encoders.releases import get_release
 from fcnkit.models.recipe import Recipe
 from fcnkit.training.trainer import train
@@ -387,10 +388,7 @@ def markdown(result: dict) -> str:
 
 def write_overlays(path: Path, samples, masks: dict[str, list[np.ndarray]], title: str) -> Path:
     """Rows: the same val images; columns: image, truth, then every method's mask over the image."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = pyplot()
 
 
     cols = ["image", "truth", *masks]

@@ -21,7 +21,7 @@ def load_caffe(gpu: int | None = None):
     if _caffe is None:
         os.environ.setdefault("GLOG_minloglevel", "2")
         try:
-            import caffe  # deferred: slow, and optional for some tools
+            import caffe  # noqa: PLC0415  (pycaffe: slow, built by make setup, optional for some tools)
         except ImportError as exc:
             raise UserError(f"pycaffe is not importable ({exc}); run `make setup` and use .venv/bin/python") from exc
         _caffe = caffe

@@ -202,7 +202,7 @@ def hed(width, size, classes=1):
     """HED-style edge detection: a VGG-16 trunk, a 1x1 side output per stage upsampled by Deconvolution and
     cropped to the input by layers that all share the name "crop" (as in the published HED prototxt), a
     fused output, sigmoids on every side output."""
-    from caffe.coord_map import crop
+    from caffe.coord_map import crop  # noqa: PLC0415  (pycaffe submodule; needs caffe loaded)
 
     b = _Builder(width, size)
     x = b.n.data

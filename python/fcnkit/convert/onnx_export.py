@@ -77,8 +77,8 @@ def _example(shape: tuple[int, ...], pre: dict, rng) -> np.ndarray:
 
 def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None, pre: dict | None = None) -> dict:
     """Write out_dir/model.onnx from out_dir/model.py + weights; returns what conversion.json records."""
-    import onnx
-    import onnxruntime as ort
+    import onnx  # noqa: PLC0415  (onnx and onnxruntime: heavy, only --onnx uses them)
+    import onnxruntime as ort  # noqa: PLC0415
 
 
     log = log or (lambda msg: None)
@@ -187,7 +187,7 @@ def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None, pre: 
 
 def onnx_outputs(out_dir: Path, feed: dict[str, np.ndarray], sess_cache: dict) -> dict[str, np.ndarray]:
     """Run out_dir/model.onnx in onnxruntime on a feed (by input blob name); outputs by blob name."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # noqa: PLC0415  (heavy: only --onnx uses it)
 
     key = str(out_dir)
     if key not in sess_cache:

@@ -81,7 +81,7 @@ class SizeReport:
 
 def _photo(name: str, shape: tuple[int, ...], pre: dict) -> np.ndarray:
     """One photo as a (C, H, W) float32 array in Caffe's convention (BGR, mean subtracted, scaled)."""
-    from skimage import data as skdata
+    from skimage import data as skdata  # noqa: PLC0415  (scikit-image: slow import, only --verify needs photos)
 
     c, h, w = shape[-3], shape[-2], shape[-1]
     img = getattr(skdata, name)()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from fcnkit.errors import UserError
 from fcnkit.io.atomic import atomic_path, ensure_writable
+from fcnkit.io.figures import pyplot
 
 _NUM = r"([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf|-nan))"
 OURS_TRAIN = re.compile(rf"^iter (\d+) loss {_NUM} lr {_NUM}")
@@ -110,10 +111,7 @@ def write_csv(stages: list[tuple[str, list[dict]]], path: Path) -> list[str]:
 
 
 def plot(stages: list[tuple[str, list[dict]]], path: Path, title: str | None = None) -> Path:
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = pyplot()
 
     fig, axes = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
     panels = [("loss", "training loss", False), ("lr", "learning rate", True), ("val", "val IoU", False)]

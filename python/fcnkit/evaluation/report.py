@@ -10,6 +10,7 @@ import numpy as np
 
 from fcnkit.data.datasets import Sample
 from fcnkit.io.atomic import atomic_path, write_text_atomic
+from fcnkit.io.figures import pyplot
 
 
 def _fmt(x: float, d: int = 4) -> str:
@@ -62,10 +63,7 @@ def to_json(result: dict) -> dict:
 
 def _overlay_grid(result: dict, samples: list[Sample], method: str, idx: list[int], path: Path, title: str):
     """Rows of (image, truth, prediction, difference): green = missed object, red = false object."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = pyplot()
 
     fig, axes = plt.subplots(len(idx), 4, figsize=(8, 2.1 * len(idx)), squeeze=False)
     per, preds = result["per_image"][method], result["predictions"][method]

@@ -41,7 +41,7 @@ MARKER = "coco.json"  # written last: its presence marks a complete `prep coco` 
 
 def load_coco(annotations: str | os.PathLike):
     """pycocotools' COCO index of an instances_*.json file; one clear line if it is not one."""
-    from pycocotools.coco import COCO  # noqa: PLC0415
+    from pycocotools.coco import COCO  # noqa: PLC0415  (only `prep coco` needs it)
 
     # pycocotools' mask decoding trips numpy 2's __array__ copy deprecation on every call; it is harmless
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="pycocotools")

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fcnkit.io.figures import pyplot
 from fcnkit.io.images import DEFAULT_MAX_PIXELS, mask_to_label, read_mask, read_rgb
 from fcnkit.prep.common import Pair
 
@@ -46,10 +47,7 @@ def preview_grid(
 ) -> Path:
     """Write a PNG grid. Each block is (heading, [(name, rgb, label), ...]); each example is one column
     with three rows: photo, mask (white = sneaker, grey = ignore), overlay."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     path = Path(path)
     ncols = max((len(ex) for _, ex in blocks), default=1) or 1

@@ -75,7 +75,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 def run_server(cfg: ServeConfig, log=print) -> int:
     """Bind, load the models, serve until Ctrl-C / SIGTERM; the temp folder is removed on the way out."""
-    import uvicorn  # noqa: PLC0415
+    import uvicorn  # noqa: PLC0415  (only `serve` runs a server)
 
 
     sock = bind(cfg.host, cfg.port)  # first: a taken port fails before minutes of model loading
