@@ -13,6 +13,7 @@ import sys
 
 from fcnkit.caffenet.registry import INPUT_TYPES, LAYERS, TRAINING_ONLY
 from fcnkit.convert.convert import convert
+from fcnkit.convert.tolerance import TOL
 from fcnkit.convert.verify import verify
 from fcnkit.errors import UserError, cli_entry
 
@@ -79,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--fp64", action="store_true",
                     help="--verify runs the converted module in float64, to tell converter errors from float32 "
                          "rounding (Caffe stays float32)")
-    ap.add_argument("--tol", type=float, default=1e-4,
-                    help="--verify tolerance: max abs diff / max |Caffe blob| (default 1e-4)")
+    ap.add_argument("--tol", type=float, default=TOL,
+                    help="--verify tolerance: max abs diff / max |Caffe blob| (default %(default)g)")
     ap.add_argument("--random", type=int, default=1, metavar="N",
                     help="random inputs per size for --verify, besides the sample photos (default 1)")
     ap.add_argument("--photos", type=int, default=2, metavar="N",

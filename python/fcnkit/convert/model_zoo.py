@@ -19,6 +19,7 @@ import numpy as np
 
 from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.convert.sample_nets import randomize
+from fcnkit.convert.tolerance import TOL
 from fcnkit.models.fcn import nets
 from fcnkit.models.fcn.nets import channels
 
@@ -37,7 +38,7 @@ class ZooNet:
     scale: float = 1.0
     # --verify tolerance for the random-weight copies. MobileNet-SSD's 47 convolutions with BatchNorm compound
     # Caffe's own float32 rounding to ~2e-4 of the last blobs (--fp64 shows the same divergence from Caffe).
-    tol: float = 1e-4
+    tol: float = TOL
 
 
 def _ch(full: int, width: float) -> int:

@@ -21,27 +21,9 @@ import torch
 
 from fcnkit.caffenet.graph import Graph, onnx_part
 from fcnkit.caffenet.model_folder import MODEL_FILE, WEIGHTS_FILE, load_generated
+from fcnkit.convert.tolerance import TOL, fraction_beyond, rel_diff
 
 OPSET = 17
-TOL = 1e-4  # max abs diff / max |PyTorch value|
-
-
-def _max_rel(ref: np.ndarray, out: np.ndarray) -> float:
-    if ref.shape != out.shape:
-        return float("inf")
-    scale = float(np.abs(ref).max()) if ref.size else 0.0
-    diff = float(np.abs(ref.astype(np.float64) - out).max()) if ref.size else 0.0
-    return diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
-
-
-def _beyond(ref: np.ndarray, out: np.ndarray) -> float:
-    """Fraction of the values that differ by more than TOL of the largest |value| (1.0 on a shape mismatch)."""
-    if ref.shape != out.shape:
-        return 1.0
-    scale = float(np.abs(ref).max()) if ref.size else 0.0
-    return float((np.abs(ref.astype(np.float64) - out) > TOL * scale).mean()) if ref.size else 0.0
-
-
 # A net that unpools by MAX-pooling masks routes values by argmax; two runtimes' float rounding breaks near-equal
 # maxima differently, and a few outputs then differ however right the graph is. Such nets pass the
 # onnxruntime-vs-PyTorch check when at most this fraction of values differs (a size rule fixed by the trace
@@ -157,8 +139,8 @@ def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None, pre: 
             worst, beyond = 0.0, 0.0
             for xs, ref in cases:
                 got = sess.run(outputs, dict(zip(in_names, xs, strict=True)))
-                worst = max([worst] + [_max_rel(r, g) for r, g in zip(ref, got, strict=True)])
-                beyond = max([beyond] + [_beyond(r, g) for r, g in zip(ref, got, strict=True)])
+                worst = max([worst] + [rel_diff(r, g) for r, g in zip(ref, got, strict=True)])
+                beyond = max([beyond] + [fraction_beyond(r, g) for r, g in zip(ref, got, strict=True)])
         except Exception as exc:  # exporter, checker or runtime refusing this candidate
             notes.append(f"{label}: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}")
             path.unlink(missing_ok=True)

@@ -31,6 +31,7 @@ from fcnkit.caffenet.model_folder import (
 )
 from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.convert.onnx_export import onnx_outputs
+from fcnkit.convert.tolerance import TOL, magnitude_and_diff, relative
 from fcnkit.errors import UserError
 from fcnkit.io.caffe_schema import read_caffemodel
 
@@ -51,17 +52,13 @@ class BlobStat:
             self.shape = tuple(ref.shape)
             return
         self.shape = tuple(ref.shape)
-        ref = ref.astype(np.float64, copy=False)
-        out = out.astype(np.float64, copy=False)
         bad_ref, bad_out = ref.size - int(np.isfinite(ref).sum()), out.size - int(np.isfinite(out).sum())
         if bad_ref or bad_out:
             # NaN == NaN on both sides is no agreement: a blob that is not finite is a finding
             self.problem = f"non-finite values (NaN/inf): Caffe {bad_ref}, converted {bad_out}"
             return
-        r, o = ref, out
-        scale = float(np.abs(r).max())
-        diff = float(np.abs(r - o).max())
-        rel = diff / scale if scale > 0 else (0.0 if diff == 0 else math.inf)
+        scale, diff = magnitude_and_diff(ref, out)
+        rel = relative(diff, scale)
         self.ref_max = max(self.ref_max, scale)
         self.max_abs = max(self.max_abs, diff)
         self.max_rel = max(self.max_rel, rel)
@@ -397,7 +394,7 @@ def _recurrent_state(info: dict) -> bool:
     return any(layer["type"] in ("LSTM", "RNN") for layer in info["layers"])
 
 
-def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = 1e-4, n_photos: int = 2,
+def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = TOL, n_photos: int = 2,
            n_random: int = 1, quiet: bool = False, seed: int = 0, fp64: bool = False, onnx: bool = False) -> bool:
     """Compare Caffe and the converted module blob by blob (and layer by layer, to name the first layer that
     diverges); with onnx also model.onnx's outputs in onnxruntime. Prints tables; True when all are
