@@ -105,7 +105,7 @@ def fcn(stride: int, flavour: str, *, num_classes: int = CLASSES, width: float =
         return layer
 
     def upsample(bottom, name, kernel):
-        """Fixed bilinear upsampling (weights set by fcnkit.surgery.interp, never learned)."""
+        """Fixed bilinear upsampling (weights set by fcnkit.caffe.surgery.interp, never learned)."""
         layer = L.Deconvolution(bottom, param=list(FROZEN), convolution_param=dict(
             num_output=num_classes, kernel_size=kernel, stride=kernel // 2, bias_term=False))
         setattr(n, name, layer)
