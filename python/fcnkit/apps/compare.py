@@ -32,6 +32,7 @@ import numpy as np
 from fcnkit import inference, models
 from fcnkit import models as registry
 from fcnkit.apps.demo import DEFAULT_SIZE, ensure_sample, train_chain
+from fcnkit.caffenet.model_folder import is_model_folder, read_info
 from fcnkit.config.paths import DEMO_RUN_DIR, in_project
 from fcnkit.config.seeds import EXTRACTNET_TABLE, LRN_TABLE
 from fcnkit.convert.convert import convert
@@ -127,8 +128,7 @@ def fcn_methods(name: str, out: Path, mode: str, *, log=print) -> list[Method]:
     params = _caffe_params(weights)
     # Its PyTorch copy: the demo's conversion if it is of these very weights, else convert now.
     folder = in_project(DEMO_RUN_DIR) / "torch" / spec.extra["stage"]
-    info = folder / "conversion.json"
-    if not (info.is_file() and Path(json.loads(info.read_text())["source"]["caffemodel"]).resolve()
+    if not (is_model_folder(folder) and Path(read_info(folder)["source"]["caffemodel"]).resolve()
             == Path(weights).resolve()):
         folder = out / "torch" / spec.extra["stage"]
         folder.parent.mkdir(parents=True, exist_ok=True)

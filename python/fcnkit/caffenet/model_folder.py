@@ -115,14 +115,21 @@ class ConvertedNet(nn.Module):
         return result[0] if len(result) == 1 else result
 
 
+def is_model_folder(path: str | Path) -> bool:
+    """Does `path` hold a converted model (its conversion.json)?"""
+    return (Path(path) / INFO_FILE).is_file()
+
+
 def read_info(folder: str | Path) -> dict:
+    """folder/conversion.json as a dict; one line naming the file when it is missing or unreadable."""
     path = Path(folder) / INFO_FILE
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise UserError(f"{Path(folder)}: not a converted model directory (no {INFO_FILE})") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"{path}: unreadable ({exc}); convert the net again") from None
+        raise UserError(f"{path}: unreadable ({exc}); convert the net again with `convert ... -o {folder}`"
+                        ) from None
 
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:

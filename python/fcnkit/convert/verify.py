@@ -10,7 +10,6 @@ exactly what was written.
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
@@ -22,12 +21,12 @@ import numpy as np
 import torch
 
 from fcnkit.caffenet.model_folder import (
-    INFO_FILE,
     MODEL_FILE,
     WEIGHTS_FILE,
     ConvertedNet,
     load_converted,
     load_generated,
+    read_info,
 )
 from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.convert.onnx_export import onnx_outputs
@@ -400,7 +399,7 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = TOL, n_pho
     diverges); with onnx also model.onnx's outputs in onnxruntime. Prints tables; True when all are
     within tol."""
     out_dir = Path(out_dir)
-    info = json.loads((out_dir / INFO_FILE).read_text())
+    info = read_info(out_dir)
     for size in (sizes or [None]):
         check_memory(info, size)  # before Caffe, which aborts on blobs over 2^31 values
     caffe = load_caffe()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fcnkit import models
+from fcnkit.caffenet.model_folder import is_model_folder, read_info
 from fcnkit.config.paths import DEMO_RUN_DIR, in_project
 from fcnkit.errors import UserError
 from fcnkit.models.registry import ModelSpec, Preprocessing
@@ -42,12 +43,7 @@ class ModelRef:
 
 
 def _converted(folder: Path, deploy=None, caffemodel=None, notes=None) -> ModelRef:
-    info_path = folder / "conversion.json"
-    try:
-        info = json.loads(info_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{info_path}: unreadable ({exc}); convert the net again with `convert ... -o {folder}`"
-                        ) from None
+    info = read_info(folder)
     src = info.get("source", {})
     deploy = Path(deploy) if deploy else _source_file(folder, src, "prototxt")
     caffemodel = Path(caffemodel) if caffemodel else _source_file(folder, src, "caffemodel")
@@ -106,12 +102,12 @@ def resolve(ref: str | os.PathLike | None = None, *, deploy=None, caffemodel=Non
     if ref is None:
         ref = in_project(DEFAULT_MODEL)
         notes.append(f"no --model given: using the model `make demo` trained and converted, {ref}")
-        if not (Path(ref) / "conversion.json").is_file():
+        if not is_model_folder(ref):
             raise UserError(f"{ref}: not a converted model directory (no conversion.json) (run `make demo` first)")
     text = str(ref)
     path = Path(text)
     if path.is_dir():
-        if (path / "conversion.json").is_file():
+        if is_model_folder(path):
             return _converted(path, deploy, caffemodel, notes)
         raise UserError(f"{path}: not a converted model directory (no conversion.json); convert a Caffe net "
                         "with `convert DEPLOY MODEL -o DIR`")
