@@ -221,7 +221,7 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
         spec = registry.get(n)
         if spec.framework != "torch":
             raise UserError(f"--models {n}: a Caffe model; the FCN rows come from --fcn")
-        release = spec.recipe.pretrained
+        release = spec.recipe.pretrained if spec.recipe else None
         if release:  # before any training: a missing download is a one-line error naming its command
             rel = get_release(release)
             for path in rel.paths():

@@ -50,7 +50,7 @@ class ModelSpec:
     build: Callable[..., Any] | None = None
     config: dict = field(default_factory=dict)
     checkpoint: str | None = None  # default checkpoint path, project-relative
-    recipe: Recipe | None = None   # how `fcnkit train` trains it (PyTorch models)
+    recipe: Recipe | None = None   # how `fcnkit train` trains it (PyTorch models; None: load-only)
     # -- the `fcnkit compare` presets that include it ("quick": CPU minutes on the sample data, "paper")
     presets: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
@@ -62,8 +62,8 @@ class ModelSpec:
             raise ValueError(f"{self.name}: output must be one of {OUTPUTS}")
         if self.framework == "caffe" and not self.deploy:
             raise ValueError(f"{self.name}: a Caffe model needs its deploy prototxt")
-        if self.framework == "torch" and (self.build is None or self.recipe is None):
-            raise ValueError(f"{self.name}: a PyTorch model needs a build function and a training recipe")
+        if self.framework == "torch" and self.build is None:
+            raise ValueError(f"{self.name}: a PyTorch model needs a build function")
 
     def find_weights(self) -> Path | None:
         """The trained weights on disk, if any: the highest-iteration snapshot (Caffe) or the checkpoint."""
