@@ -43,7 +43,7 @@ from fcnkit.io.images import (
     write_bytes,
 )
 from fcnkit.prep import common
-from fcnkit.prep.preview import preview_pairs
+from fcnkit.prep import preview as previews
 
 # Real photographs inside the scikit-image wheel (skimage/data); others there are fetched on first use.
 BUILTIN_BACKGROUNDS = (
@@ -393,7 +393,7 @@ def run_composite(
         }
         if preview:
             chosen = ok[:8]
-            preview_pairs(
+            previews.preview_pairs(
                 [common.Pair(str(staging / r["image"]), str(staging / r["mask"]), r["name"]) for r in chosen],
                 staging / "preview.png",
                 title=f"prep composite: {out_dir}",

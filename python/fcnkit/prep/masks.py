@@ -34,7 +34,7 @@ from fcnkit.config.paper import WHITE_TOLERANCE
 from fcnkit.errors import UserError
 from fcnkit.io.images import DEFAULT_MAX_PIXELS, ImageReadError, encode_png, read_image, write_bytes
 from fcnkit.prep import common
-from fcnkit.prep.preview import preview_pairs
+from fcnkit.prep import preview as previews
 
 
 @dataclass(frozen=True)
@@ -280,7 +280,7 @@ def run_masks(
         }
         if preview and ok:
             chosen = ok[:: max(1, len(ok) // 8)][:8]
-            preview_pairs(
+            previews.preview_pairs(
                 [
                     common.Pair(os.path.normpath(out_dir / r["image"]), str(staging / r["mask"]), r["name"])
                     for r in chosen

@@ -36,10 +36,10 @@ from fcnkit.config.stages import SAMPLE_IMAGES
 from fcnkit.errors import UserError
 from fcnkit.io.images import encode_jpeg, mask_to_label, read_mask, write_bytes
 from fcnkit.prep import common
+from fcnkit.prep import preview as previews
 from fcnkit.prep.composite import CompositeOptions, builtin_backgrounds, run_composite
 from fcnkit.prep.lmdb_build import build_lmdbs, split_pairs
 from fcnkit.prep.masks import MaskOptions, run_masks
-from fcnkit.prep.preview import load_examples, preview_grid
 
 SUPERSAMPLE = 2
 DATASET_JSON = "dataset.json"  # written last: its presence marks a complete dataset folder
@@ -512,17 +512,17 @@ def build_two_stage(
             "n_val": len(val_bgs),
         }
     if preview:
-        blocks = [("white background", load_examples((split["val"] or split["train"])[:6]))]
+        blocks = [("white background", previews.load_examples((split["val"] or split["train"])[:6]))]
         if n_composite:
             blocks.append(
                 (
                     "composite",
-                    load_examples(
+                    previews.load_examples(
                         common.pairs_from_manifest(comp / ("val_pairs" if n_val else "train_pairs"))[:6]
                     ),
                 )
             )
-        preview_grid(blocks, st / "preview.png", title=title)
+        previews.preview_grid(blocks, st / "preview.png", title=title)
         result["preview"] = str(root / "preview.png")
     return result
 
