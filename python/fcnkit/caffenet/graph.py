@@ -276,7 +276,8 @@ def build_graph(net, model: Caffemodel | None, prototxt: str, caffemodel: str,
 
         conv = L.LAYERS.get(t)
         if conv is None:
-            raise UserError(f"{prototxt}: layer '{layer.name}' has type '{t}', which the converter does not "
+            fork = f" (a layer of {L.FORK_TYPES[t]})" if t in L.FORK_TYPES else ""
+            raise UserError(f"{prototxt}: layer '{layer.name}' has type '{t}'{fork}, which the converter does not "
                             "support; remove it from the deploy net (or --skip it if its tops are unused), "
                             "see `convert --list-layers`")
         for top in tops:

@@ -36,7 +36,8 @@ def _shapes(graph: Graph, batch: int, grow: tuple[int, int]) -> list[tuple[int, 
     shapes = []
     for i in graph.inputs:
         s = list(i.shape)
-        s[0] = batch
+        if s[0] == graph.inputs[0].shape[0]:  # batch-first inputs (not a recurrent net's cont, (T, N))
+            s[0] = batch
         if len(s) == 4:
             s[2] += grow[0]
             s[3] += grow[1]
@@ -174,7 +175,7 @@ def _export(out_dir: Path, graph: Graph, opset: int, log, pre: dict | None, with
         checks = [base] + ([alt] if (vary_batch or vary_hw) else [])
         try:
             cases = [run_torch(shapes) for shapes in checks]
-        except RuntimeError as exc:  # the PyTorch module itself needs the conversion size there
+        except (RuntimeError, IndexError, ValueError) as exc:  # the PyTorch module itself needs the conversion size
             notes.append(f"{label}: the net's layers need the conversion input size "
                          f"({str(exc).splitlines()[0][:160]})")
             continue
