@@ -199,8 +199,8 @@ def input_shapes(layer) -> list[tuple[int, ...] | None]:
     if t in ("ImageData", "ImageSegData") or (t == "VideoData" and layer.image_data_param.new_length):
         p = layer.image_data_param
         c = 3 if p.is_color else 1
-        h = crop_h or p.new_height
-        w = crop_w or p.new_width
+        h = crop_h or p.crop_size or p.new_height  # image_data_param.crop_size: C3D's VideoData, old nets
+        w = crop_w or p.crop_size or p.new_width
         first = (p.batch_size, c, h, w) if h and w and p.batch_size else None
         if first is not None and t == "VideoData":  # C3D: clips of new_length frames, (N, C, L, H, W)
             first = (p.batch_size, c, p.new_length, h, w)
