@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from fcnkit.caffenet.model_folder import (
 )
 from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.convert.onnx_export import onnx_outputs
-from fcnkit.convert.tolerance import TOL, magnitude_and_diff, relative
+from fcnkit.convert.tolerance import TOL, magnitude_and_diff, rel_diff, relative
 from fcnkit.errors import UserError
 from fcnkit.io.caffe_schema import read_caffemodel
 
@@ -453,6 +454,7 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = TOL, n_pho
     reports = []
     onnx_reports = []
     first: Divergence | None = None
+    last_feed = None  # the input the backends table runs on (the first one that the converted net took)
     for size in (sizes or [None]):
         label = "prototxt input size" if size is None else f"{size[0]}x{size[1]} (WxH)"
         cases = make_inputs(info["inputs"], size, pre, n_photos, n_random, seed)
@@ -468,6 +470,8 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = TOL, n_pho
                 rep.error = f"the converted net rejects this size ({why}); not run in Caffe"
                 break
             tb = final_blobs(info, layer_outs, feed)
+            if last_feed is None:
+                last_feed = feed
             if fresh_net_per_case:
                 net_c = caffe_net(caffe, prototxt, caffemodel, True)
             div = caffe_layer_by_layer(net_c, feed, info, layer_outs, tol, f"{label}, {case}")
@@ -491,6 +495,9 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = TOL, n_pho
             onnx_rep.label = f"onnxruntime (model.onnx) vs Caffe, {label}"
             print_report(onnx_rep, tol, quiet)
             onnx_reports.append(onnx_rep)
+    if last_feed is not None and not fp64:
+        net_b = caffe_net(caffe, prototxt, caffemodel, True) if fresh_net_per_case else net_c
+        backends_report(prototxt, caffemodel, out_dir, info, last_feed, net_b, net_t, tol, onnx)
     ok = all(r.ok(tol) for r in reports + onnx_reports)
     worst = max((s.max_rel for r in reports for s in r.stats.values() if not s.ranked), default=0.0)
     n_blobs = len({b for r in reports for b in r.stats})
@@ -509,6 +516,106 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = TOL, n_pho
     print(f"\nverify: {verdict}: {n_blobs} blobs x {len(reports)} size(s), worst max rel diff {worst:.2e} "
           f"(tolerance {tol:g} of each blob's max |value|){precision}")
     return ok
+
+
+def _median_ms(fn, repeat: int = 3) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2] * 1000
+
+
+def opencv_outputs(prototxt, caffemodel, feed: dict[str, np.ndarray], names: list[str]):
+    """OpenCV dnn (cv2.dnn.readNetFromCaffe) on the same feed: (outputs by name, the net, its forward) or raises
+    cv2.error / ValueError when OpenCV cannot read or run the net."""
+    if not hasattr(cv2.dnn, "readNetFromCaffe"):
+        raise ValueError(f"OpenCV {cv2.__version__} has no Caffe importer (OpenCV 5 removed readNetFromCaffe); "
+                         "install opencv-python-headless<5 for this row")
+    net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
+    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    for blob, arr in feed.items():
+        net.setInput(np.ascontiguousarray(arr, np.float32), blob)
+
+    def run():
+        return net.forward(names)
+
+    return dict(zip(names, run(), strict=True)), run
+
+
+def backends_report(prototxt, caffemodel, out_dir: Path, info: dict, feed: dict[str, np.ndarray], net_c, net_t,
+                    tol: float, onnx: bool) -> list[str]:
+    """OpenCV dnn beside pycaffe, the converted module (PyTorch eager) and onnxruntime, on one input, same
+    threads: each one's net outputs against Caffe's and ms per forward. Where OpenCV and Caffe disagree, says
+    which one the converted net follows. Returns the printed lines."""
+    threads = torch.get_num_threads()
+    cv2.setNumThreads(threads)
+    # net outputs; a detection net on its raw heads (what DetectionOutput reads), not on its top-k list
+    det = [layer for layer in info["layers"] if layer["type"] == "DetectionOutput" and layer["kind"] == "module"]
+    ranked = {t for layer in det for t in layer["tops"]}
+    outs = [o["blob"] for o in info["outputs"] if o["blob"] not in ranked]
+    outs += [b for layer in det for b in layer["bottoms"] if b not in outs]
+    outs = [b for b in outs if b in net_c.blobs]
+    _set_inputs(net_c, feed)
+    net_c.forward()
+    ref = {b: net_c.blobs[b].data.copy() for b in outs}
+    rows: list[tuple[str, str, str]] = [("pycaffe", "reference", f"{_median_ms(net_c.forward):.1f}")]
+    xs = [torch.from_numpy(feed[i["blob"]]) for i in info["inputs"]]
+
+    def run_torch():
+        with torch.inference_mode():
+            return net_t(*xs)
+
+    t_out = final_blobs(info, torch_layer_outputs(net_t, info, feed), feed)
+    t_diff = {b: rel_diff(ref[b], t_out[b]) for b in outs if b in t_out and ref[b].shape == t_out[b].shape}
+    rows.append(("PyTorch eager (model.py)", _worst(t_diff), f"{_median_ms(run_torch):.1f}"))
+    cv_diff: dict[str, float] = {}
+    try:
+        cv_out, cv_run = opencv_outputs(prototxt, caffemodel, feed, outs)
+        for b in outs:
+            a = np.asarray(cv_out[b], np.float32)
+            cv_diff[b] = rel_diff(ref[b], a.reshape(ref[b].shape)) if a.size == ref[b].size else float("inf")
+        rows.append((f"OpenCV dnn {cv2.__version__}", _worst(cv_diff), f"{_median_ms(cv_run):.1f}"))
+    except (cv2.error, ValueError, KeyError) as exc:
+        why = str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else type(exc).__name__
+        rows.append((f"OpenCV dnn {cv2.__version__}", f"not run: {why}", "-"))
+    if onnx:
+        import onnxruntime as ort  # noqa: PLC0415  (heavy: only --onnx uses it)
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        sess = ort.InferenceSession(str(out_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        o_feed = {i.name: feed[i.name] for i in sess.get_inputs()}
+        o_names = [o.name for o in sess.get_outputs()]
+        try:
+            o_out = dict(zip(o_names, sess.run(o_names, o_feed), strict=True))
+            o_diff = {b: rel_diff(ref[b], o_out[b]) for b in o_names if b in ref and ref[b].shape == o_out[b].shape}
+            rows.append(("onnxruntime (model.onnx)", _worst(o_diff) + ("" if set(o_names) == set(outs) else
+                         f" (its outputs {o_names})"), f"{_median_ms(lambda: sess.run(o_names, o_feed)):.1f}"))
+        except Exception as exc:  # onnxruntime refusing this input size (a fixed-size model.onnx)
+            rows.append(("onnxruntime (model.onnx)", f"not run ({str(exc).strip().splitlines()[0][:100]})", "-"))
+    shape = ", ".join(f"{b} {_fmt_shape(a.shape)}" for b, a in feed.items())
+    heads = " (detection: the raw heads, not the top-k list)" if det else ""
+    lines = [f"\n== backends on one input ({shape}); {threads} thread(s); net outputs vs Caffe{heads} ==",
+             f"   {'backend':<28} {'max rel diff vs Caffe':<44} {'ms/forward':>10}"]
+    lines += [f"   {name:<28} {diff:<44} {ms:>10}" for name, diff, ms in rows]
+    disagree = [b for b, d in cv_diff.items() if d > tol]
+    if disagree:
+        follows = all(t_diff.get(b, float("inf")) <= tol for b in disagree)
+        lines.append(f"   OpenCV and Caffe disagree on {disagree}: the converted net follows "
+                     f"{'Caffe' if follows else 'neither (see the tables above)'}")
+    for line in lines:
+        print(line)
+    return lines
+
+
+def _worst(diffs: dict[str, float]) -> str:
+    if not diffs:
+        return "no common outputs"
+    blob = max(diffs, key=lambda b: diffs[b])
+    return f"{diffs[blob]:.2e} ({blob})"
 
 
 def _compare_onnx(out_dir: Path, onnx_info: dict, feed, cb, rep: SizeReport, cache: dict) -> None:
