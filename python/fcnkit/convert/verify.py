@@ -546,10 +546,10 @@ def opencv_outputs(prototxt, caffemodel, feed: dict[str, np.ndarray], names: lis
 
 
 def backends_report(prototxt, caffemodel, out_dir: Path, info: dict, feed: dict[str, np.ndarray], net_c, net_t,
-                    tol: float, onnx: bool) -> list[str]:
+                    tol: float, onnx: bool) -> dict:
     """OpenCV dnn beside pycaffe, the converted module (PyTorch eager) and onnxruntime, on one input, same
     threads: each one's net outputs against Caffe's and ms per forward. Where OpenCV and Caffe disagree, says
-    which one the converted net follows. Returns the printed lines."""
+    which one the converted net follows. Returns the printed lines and each backend's worst difference."""
     threads = torch.get_num_threads()
     cv2.setNumThreads(threads)
     # net outputs; a detection net on its raw heads (what DetectionOutput reads), not on its top-k list
@@ -608,7 +608,9 @@ def backends_report(prototxt, caffemodel, out_dir: Path, info: dict, feed: dict[
                      f"{'Caffe' if follows else 'neither (see the tables above)'}")
     for line in lines:
         print(line)
-    return lines
+    worst = {"torch": max(t_diff.values(), default=float("nan")),
+             "opencv": max(cv_diff.values(), default=float("nan"))}
+    return {"lines": lines, "worst": worst, "opencv_disagrees": disagree}
 
 
 def _worst(diffs: dict[str, float]) -> str:
