@@ -46,9 +46,16 @@ def test_output_read_only_by_silence_is_kept_and_verifies(tmp_path, capsys):
     proto, model = _net(tmp_path, text)
     out = tmp_path / "out"
     assert main([str(proto), str(model), "-o", str(out), "--verify", "-q"]) == 0, capsys.readouterr()
-    assert "verify: PASS" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "verify: PASS" in text
     info = json.loads((out / "conversion.json").read_text())
     assert [o["blob"] for o in info["outputs"]] == ["class8_ab"]
+    # the backends table: pycaffe, PyTorch and OpenCV dnn (a row that says why, where OpenCV >= 5 has no
+    # Caffe importer)
+    table = text.split("== backends on one input")[1]
+    assert "pycaffe" in table and "PyTorch eager (model.py)" in table and "OpenCV dnn" in table
+    torch_row = next(line for line in table.splitlines() if "PyTorch eager" in line)
+    assert float(torch_row.split()[3]) <= 1e-4, torch_row
 
 
 def test_all_outputs_silenced_inputs_is_one_line(tmp_path, capsys):
@@ -307,3 +314,77 @@ def test_c3d_video_data_layer_becomes_a_5d_input(tmp_path, capsys):
     info = json.loads((out / "conversion.json").read_text())
     assert info["inputs"][0]["shape"] == [2, 3, 4, 16, 16]
     assert info["outputs"] == [{"blob": "pool1", "position": 0, "shape": [2, 3, 4, 8, 8]}]
+
+
+FASTER_RCNN = """name: "faster_rcnn_test"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 32 dim: 48 }
+input: "im_info"
+input_shape { dim: 1 dim: 3 }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  convolution_param { num_output: 8 kernel_size: 3 pad: 1 } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "pool2" type: "Pooling" bottom: "pool1" top: "pool2"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "rpn_conv/3x3" type: "Convolution" bottom: "pool2" top: "rpn/output"
+  convolution_param { num_output: 8 kernel_size: 3 pad: 1 } }
+layer { name: "rpn_relu/3x3" type: "ReLU" bottom: "rpn/output" top: "rpn/output" }
+layer { name: "rpn_cls_score" type: "Convolution" bottom: "rpn/output" top: "rpn_cls_score"
+  convolution_param { num_output: 6 kernel_size: 1 } }
+layer { name: "rpn_bbox_pred" type: "Convolution" bottom: "rpn/output" top: "rpn_bbox_pred"
+  convolution_param { num_output: 12 kernel_size: 1 } }
+layer { name: "rpn_cls_score_reshape" type: "Reshape" bottom: "rpn_cls_score" top: "rpn_cls_score_reshape"
+  reshape_param { shape { dim: 0 dim: 2 dim: -1 dim: 0 } } }
+layer { name: "rpn_cls_prob" type: "Softmax" bottom: "rpn_cls_score_reshape" top: "rpn_cls_prob" }
+layer { name: "rpn_cls_prob_reshape" type: "Reshape" bottom: "rpn_cls_prob" top: "rpn_cls_prob_reshape"
+  reshape_param { shape { dim: 0 dim: 6 dim: -1 dim: 0 } } }
+layer { name: "proposal" type: "Python" bottom: "rpn_cls_prob_reshape" bottom: "rpn_bbox_pred" bottom: "im_info"
+  top: "rois" python_param { module: "rpn.proposal_layer" layer: "ProposalLayer" param_str: "'feat_stride': 4" } }
+layer { name: "roi_pool5" type: "ROIPooling" bottom: "pool2" bottom: "rois" top: "pool5"
+  roi_pooling_param { pooled_w: 3 pooled_h: 3 spatial_scale: 0.25 } }
+layer { name: "fc6" type: "InnerProduct" bottom: "pool5" top: "fc6" inner_product_param { num_output: 16 } }
+layer { name: "relu6" type: "ReLU" bottom: "fc6" top: "fc6" }
+layer { name: "cls_score" type: "InnerProduct" bottom: "fc6" top: "cls_score" inner_product_param { num_output: 3 } }
+layer { name: "bbox_pred" type: "InnerProduct" bottom: "fc6" top: "bbox_pred" inner_product_param { num_output: 12 } }
+layer { name: "cls_prob" type: "Softmax" bottom: "cls_score" top: "cls_prob" }
+"""
+
+
+def test_faster_rcnn_test_net_with_python_proposal_plugin_and_roi_pooling(tmp_path, capsys):
+    """py-faster-rcnn's test net pattern end to end: the Python proposal layer through --plugin, ROIPooling on
+    its RoIs, the classifier after it; model.onnx holds the backbone and RPN heads."""
+    from fcnkit.convert.verify import torch_layer_outputs
+
+    proto = tmp_path / "test.prototxt"
+    proto.write_text(FASTER_RCNN)
+    rng = np.random.default_rng(5)
+
+    def blobs(*shapes):
+        return [(rng.standard_normal(s) * 0.3).astype(np.float32) for s in shapes]
+
+    model = write_caffemodel(tmp_path / "frcnn.caffemodel", [
+        ("conv1", "Convolution", blobs((8, 3, 3, 3), (8,))), ("rpn_conv/3x3", "Convolution", blobs((8, 8, 3, 3), (8,))),
+        ("rpn_cls_score", "Convolution", blobs((6, 8, 1, 1), (6,))),
+        ("rpn_bbox_pred", "Convolution", blobs((12, 8, 1, 1), (12,))),
+        ("fc6", "InnerProduct", blobs((16, 72), (16,))), ("cls_score", "InnerProduct", blobs((3, 16), (3,))),
+        ("bbox_pred", "InnerProduct", blobs((12, 16), (12,)))])
+    out = tmp_path / "out"
+    assert main([str(proto), str(model), "-o", str(out), "--plugin", "torch_pylayers", "--onnx", "-q"]) == 0, \
+        _err(capsys)
+    info = json.loads((out / "conversion.json").read_text())
+    assert info["plugins"] == {"proposal": "torch_pylayers.ProposalLayer"}
+    assert set(info["onnx"]["left_out"]) == {"proposal", "roi_pool5", "fc6", "relu6", "cls_score", "bbox_pred",
+                                             "cls_prob"}
+    assert {"rpn_cls_prob_reshape", "rpn_bbox_pred", "pool2"} <= set(info["onnx"]["outputs"])
+    net = load_generated(out / "model.py").load_model()
+    feed = {"data": (rng.standard_normal((1, 3, 32, 48)) * 50).astype(np.float32),
+            "im_info": np.array([[32, 48, 1]], np.float32)}
+    outs = torch_layer_outputs(net, info, feed)
+    rois, pool5 = outs["proposal"][0], outs["roi_pool5"][0]
+    assert rois.shape[1] == 5 and pool5.shape == (rois.shape[0], 8, 3, 3)
+    np.testing.assert_array_equal(pool5, _roi_pool_reference(outs["pool2"][0], rois, 3, 3, 0.25))
+    with torch.inference_mode():
+        bbox, prob = net(*(torch.from_numpy(feed[k]) for k in ("data", "im_info")))
+    assert bbox.shape == (rois.shape[0], 12) and torch.allclose(prob.sum(1), torch.ones(rois.shape[0]))

@@ -392,8 +392,9 @@ def onnx_part(graph: Graph, plugins: bool = True) -> tuple[list[Node], list[str]
         else:
             kept.append(n)
     outputs = [o for o in graph.outputs if o not in tainted]
+    inputs = {i.blob for i in graph.inputs}  # a left-out layer reading a net input (im_info) takes it from the caller
     for n in left_out:
         for b in n.bottoms:
-            if b not in tainted and b not in outputs:
+            if b not in tainted and b not in outputs and b not in inputs:
                 outputs.append(b)
     return kept, outputs, left_out

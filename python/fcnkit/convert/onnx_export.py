@@ -99,11 +99,11 @@ class _Part(torch.nn.Module):
     """The exported part of the net, run from the graph plan: the converted net's own submodules, called in
     Caffe's order (what forward()/forward_onnx() do), returning `outputs`."""
 
-    def __init__(self, net, graph: Graph, kept, outputs: list[str]):
+    def __init__(self, net, inputs: list[str], kept, outputs: list[str]):
         super().__init__()
         self.net = net
         self.kept = [(n.module, n.spec, n.bottoms, n.tops) for n in kept]
-        self.inputs = [i.blob for i in graph.inputs]
+        self.inputs = inputs
         self.outputs = outputs
 
     def forward(self, *xs):
@@ -135,8 +135,10 @@ def _export(out_dir: Path, graph: Graph, opset: int, log, pre: dict | None, with
     import onnxruntime as ort  # noqa: PLC0415
 
     kept, outputs, left_out = onnx_part(graph, plugins=with_plugins)
+    read = {b for n in kept for b in n.bottoms} | set(outputs)
+    used = [k for k, i in enumerate(graph.inputs) if i.blob in read]  # only left-out layers read the others
     info: dict = {"file": "model.onnx", "opset": opset, "exporter": "torch.onnx (TorchScript tracing)",
-                  "inputs": [i.blob for i in graph.inputs], "outputs": outputs}
+                  "inputs": [graph.inputs[k].blob for k in used], "outputs": outputs}
     if left_out:
         info["left_out"] = {n.name: n.type for n in left_out}
         info["left_out_note"] = ("data-dependent post-processing cannot be traced into a fixed ONNX graph; "
@@ -150,11 +152,11 @@ def _export(out_dir: Path, graph: Graph, opset: int, log, pre: dict | None, with
         return info
     module = load_generated(out_dir / MODEL_FILE)
     net = module.load_model(str(out_dir / WEIGHTS_FILE))
-    wrapper = _Part(net, graph, kept, outputs).eval()
-    in_names = [i.blob for i in graph.inputs]
+    in_names = [graph.inputs[k].blob for k in used]
+    wrapper = _Part(net, in_names, kept, outputs).eval()
     tmp_in = [f"in_{k}" for k in range(len(in_names))]
     tmp_out = [f"out_{k}" for k in range(len(outputs))]
-    base = _shapes(graph, graph.inputs[0].shape[0], (0, 0))
+    base = [_shapes(graph, graph.inputs[0].shape[0], (0, 0))[k] for k in used]
     rng = np.random.default_rng(0)
 
     def run_torch(shapes):
@@ -163,7 +165,7 @@ def _export(out_dir: Path, graph: Graph, opset: int, log, pre: dict | None, with
             outs = wrapper(*[torch.from_numpy(x) for x in xs])
         return xs, [o.numpy() for o in outs]
 
-    spatial = [k for k, i in enumerate(graph.inputs) if len(i.shape) == 4]
+    spatial = [j for j, k in enumerate(used) if len(graph.inputs[k].shape) == 4]
     tie_sensitive = any(n.spec.cls in TIE_SENSITIVE for n in kept)
     candidates = [("batch, height, width", True, True), ("batch", True, False), ("none", False, False)]
     path = out_dir / "model.onnx"
@@ -171,7 +173,8 @@ def _export(out_dir: Path, graph: Graph, opset: int, log, pre: dict | None, with
     for label, vary_batch, vary_hw in candidates:
         if vary_hw and not spatial:
             continue
-        alt = _shapes(graph, 2 if vary_batch else base[0][0], (32, 64) if vary_hw else (0, 0))
+        alt = [_shapes(graph, 2 if vary_batch else graph.inputs[0].shape[0], (32, 64) if vary_hw else (0, 0))[k]
+               for k in used]
         checks = [base] + ([alt] if (vary_batch or vary_hw) else [])
         try:
             cases = [run_torch(shapes) for shapes in checks]
