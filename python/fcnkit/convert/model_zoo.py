@@ -235,6 +235,38 @@ def hed(width, size, classes=1):
     return proto
 
 
+def _ssd_heads(b, feats, heads, classes, kernel, detection):
+    """SSD's heads: per feature map a loc and a conf convolution -> Permute -> Flatten, and a PriorBox (min size,
+    optional max size, each aspect ratio and its flip, optional step); the three Concats, the conf Reshape /
+    Softmax / Flatten and DetectionOutput. heads: (feature blob, min_size, max_size or None, ratios, step or
+    None)."""
+    locs, confs, priors = [], [], []
+    for name, min_size, max_size, ratios, step in heads:
+        f = feats[name]
+        n_priors = (1 if max_size is None else 2) + 2 * len(ratios)  # min, max, each ratio and its flip
+        for kind, per in (("loc", 4), ("conf", classes)):
+            h = b.add(f"{name}_mbox_{kind}", b.L.Convolution(f, num_output=n_priors * per, kernel_size=kernel,
+                                                             **({"pad": kernel // 2} if kernel > 1 else {}), **GAUSS))
+            h = b.add(f"{name}_mbox_{kind}_perm", b.L.Permute(h, permute_param=dict(order=[0, 2, 3, 1])))
+            h = b.add(f"{name}_mbox_{kind}_flat", b.L.Flatten(h, flatten_param=dict(axis=1)))
+            (locs if kind == "loc" else confs).append(h)
+        pb = dict(min_size=float(min_size), aspect_ratio=ratios, flip=True, clip=False,
+                  variance=[0.1, 0.1, 0.2, 0.2], offset=0.5)
+        if max_size is not None:
+            pb["max_size"] = float(max_size)
+        if step is not None:
+            pb["step"] = float(step)
+        priors.append(b.add(f"{name}_mbox_priorbox", b.L.PriorBox(f, b.n.data, prior_box_param=pb)))
+    loc = b.add("mbox_loc", b.L.Concat(*locs, concat_param=dict(axis=1)))
+    conf = b.add("mbox_conf", b.L.Concat(*confs, concat_param=dict(axis=1)))
+    prior = b.add("mbox_priorbox", b.L.Concat(*priors, concat_param=dict(axis=2)))
+    c = b.add("mbox_conf_reshape", b.L.Reshape(conf, reshape_param=dict(shape=dict(dim=[0, -1, classes]))))
+    c = b.add("mbox_conf_softmax", b.L.Softmax(c, softmax_param=dict(axis=2)))
+    c = b.add("mbox_conf_flatten", b.L.Flatten(c, flatten_param=dict(axis=1)))
+    b.add("detection_out", b.L.DetectionOutput(loc, c, prior, detection_output_param=dict(
+        num_classes=classes, share_location=True, background_label_id=0, code_type=2, **detection)))
+
+
 MOBILENET = ((32, 2), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1),
              (512, 1), (512, 1), (1024, 2), (1024, 1))  # (output channels, stride) of conv0..conv13
 
@@ -267,29 +299,9 @@ def mobilenet_ssd(width, size, classes=21):
     heads = (("conv11", 60, None, [2.0]), ("conv13", 105, 150, [2.0, 3.0]), ("conv14_2", 150, 195, [2.0, 3.0]),
              ("conv15_2", 195, 240, [2.0, 3.0]), ("conv16_2", 240, 285, [2.0, 3.0]),
              ("conv17_2", 285, 300, [2.0, 3.0]))
-    locs, confs, priors = [], [], []
-    for name, min_size, max_size, ratios in heads:
-        f = feats[name]
-        n_priors = (1 if max_size is None else 2) + 2 * len(ratios)  # min, max, each ratio and its flip
-        for kind, per in (("loc", 4), ("conf", classes)):
-            h = b.add(f"{name}_mbox_{kind}", b.L.Convolution(f, num_output=n_priors * per, kernel_size=1, **GAUSS))
-            h = b.add(f"{name}_mbox_{kind}_perm", b.L.Permute(h, permute_param=dict(order=[0, 2, 3, 1])))
-            h = b.add(f"{name}_mbox_{kind}_flat", b.L.Flatten(h, flatten_param=dict(axis=1)))
-            (locs if kind == "loc" else confs).append(h)
-        pb = dict(min_size=float(min_size), aspect_ratio=ratios, flip=True, clip=False,
-                  variance=[0.1, 0.1, 0.2, 0.2], offset=0.5)
-        if max_size is not None:
-            pb["max_size"] = float(max_size)
-        priors.append(b.add(f"{name}_mbox_priorbox", b.L.PriorBox(f, b.n.data, prior_box_param=pb)))
-    loc = b.add("mbox_loc", b.L.Concat(*locs, concat_param=dict(axis=1)))
-    conf = b.add("mbox_conf", b.L.Concat(*confs, concat_param=dict(axis=1)))
-    prior = b.add("mbox_priorbox", b.L.Concat(*priors, concat_param=dict(axis=2)))
-    c = b.add("mbox_conf_reshape", b.L.Reshape(conf, reshape_param=dict(shape=dict(dim=[0, -1, classes]))))
-    c = b.add("mbox_conf_softmax", b.L.Softmax(c, softmax_param=dict(axis=2)))
-    c = b.add("mbox_conf_flatten", b.L.Flatten(c, flatten_param=dict(axis=1)))
-    b.add("detection_out", b.L.DetectionOutput(loc, c, prior, detection_output_param=dict(
-        num_classes=classes, share_location=True, background_label_id=0, code_type=2, keep_top_k=100,
-        confidence_threshold=0.25, nms_param=dict(nms_threshold=0.45, top_k=100))))
+    _ssd_heads(b, feats, [(name, mn, mx, r, None) for name, mn, mx, r in heads], classes, kernel=1,
+               detection=dict(keep_top_k=100, confidence_threshold=0.25, nms_param=dict(nms_threshold=0.45,
+                                                                                         top_k=100)))
     return b.proto("MobileNet-SSD")
 
 
@@ -356,28 +368,8 @@ def ssd300(width, size, classes=21):
     heads = (("conv4_3_norm", 30, 60, [2.0], 8), ("fc7", 60, 111, [2.0, 3.0], 16),
              ("conv6_2", 111, 162, [2.0, 3.0], 32), ("conv7_2", 162, 213, [2.0, 3.0], 64),
              ("conv8_2", 213, 264, [2.0], 100), ("conv9_2", 264, 315, [2.0], 300))
-    locs, confs, priors = [], [], []
-    for name, min_size, max_size, ratios, step in heads:
-        f = feats[name]
-        n_priors = 2 + 2 * len(ratios)
-        for kind, per in (("loc", 4), ("conf", classes)):
-            h = b.add(f"{name}_mbox_{kind}", b.L.Convolution(f, num_output=n_priors * per, kernel_size=3, pad=1,
-                                                             **GAUSS))
-            h = b.add(f"{name}_mbox_{kind}_perm", b.L.Permute(h, permute_param=dict(order=[0, 2, 3, 1])))
-            h = b.add(f"{name}_mbox_{kind}_flat", b.L.Flatten(h, flatten_param=dict(axis=1)))
-            (locs if kind == "loc" else confs).append(h)
-        priors.append(b.add(f"{name}_mbox_priorbox", b.L.PriorBox(f, b.n.data, prior_box_param=dict(
-            min_size=float(min_size), max_size=float(max_size), aspect_ratio=ratios, flip=True, clip=False,
-            variance=[0.1, 0.1, 0.2, 0.2], step=float(step), offset=0.5))))
-    loc = b.add("mbox_loc", b.L.Concat(*locs, concat_param=dict(axis=1)))
-    conf = b.add("mbox_conf", b.L.Concat(*confs, concat_param=dict(axis=1)))
-    prior = b.add("mbox_priorbox", b.L.Concat(*priors, concat_param=dict(axis=2)))
-    c = b.add("mbox_conf_reshape", b.L.Reshape(conf, reshape_param=dict(shape=dict(dim=[0, -1, classes]))))
-    c = b.add("mbox_conf_softmax", b.L.Softmax(c, softmax_param=dict(axis=2)))
-    c = b.add("mbox_conf_flatten", b.L.Flatten(c, flatten_param=dict(axis=1)))
-    b.add("detection_out", b.L.DetectionOutput(loc, c, prior, detection_output_param=dict(
-        num_classes=classes, share_location=True, background_label_id=0, code_type=2, keep_top_k=200,
-        confidence_threshold=0.01, nms_param=dict(nms_threshold=0.45, top_k=400))))
+    _ssd_heads(b, feats, heads, classes, kernel=3, detection=dict(
+        keep_top_k=200, confidence_threshold=0.01, nms_param=dict(nms_threshold=0.45, top_k=400)))
     return b.proto("VGG_VOC0712_SSD_300x300_deploy")
 
 
