@@ -136,7 +136,8 @@ def worker_torch(args) -> dict:
 
 
 def _feed(prototxt: str, seed: int = 0) -> dict:
-    """Random inputs (image-like values) for every Input layer of a deploy prototxt."""
+    """Random inputs (image-like values) for every Input layer of a deploy prototxt; a 2-D input (an LSTM's
+    `cont`) is the indicator of one sequence."""
     import numpy as np
     from fcnkit.io import caffe_schema as schema
 
@@ -147,6 +148,9 @@ def _feed(prototxt: str, seed: int = 0) -> dict:
         if layer.type == "Input":
             for top, shape in zip(layer.top, layer.input_param.shape, strict=False):
                 feed[top] = (rng.standard_normal(tuple(shape.dim)) * 60).astype(np.float32)
+                if len(shape.dim) == 2:  # a recurrent net's sequence indicator `cont` (T, N): 0 at t = 0, then 1
+                    feed[top] = np.ones(tuple(shape.dim), np.float32)
+                    feed[top][0] = 0
     return feed
 
 

@@ -388,3 +388,19 @@ def test_faster_rcnn_test_net_with_python_proposal_plugin_and_roi_pooling(tmp_pa
     with torch.inference_mode():
         bbox, prob = net(*(torch.from_numpy(feed[k]) for k in ("data", "im_info")))
     assert bbox.shape == (rois.shape[0], 12) and torch.allclose(prob.sum(1), torch.ones(rois.shape[0]))
+
+
+def test_detection_top_k_list_is_judged_on_its_raw_heads():
+    """NMS/top-k reorder boxes whose scores tie within float32: a DetectionOutput top that differs while the
+    heads it reads agree is reported, not failed; if a head differs too, it fails."""
+    from fcnkit.convert.verify import BlobStat, SizeReport, judge_on_raw_heads
+
+    info = {"layers": [{"name": "detection_out", "type": "DetectionOutput", "kind": "module",
+                        "bottoms": ["mbox_loc", "mbox_conf_flatten", "mbox_priorbox"], "tops": ["detection_out"]}]}
+    for head_diff, ok in ((1e-6, True), (1e-2, False)):
+        rep = SizeReport("s", ["c"], {b: BlobStat(max_rel=head_diff if b == "mbox_loc" else 1e-6)
+                                      for b in ("mbox_loc", "mbox_conf_flatten", "mbox_priorbox")})
+        rep.stats["detection_out"] = BlobStat(max_rel=0.9)
+        judge_on_raw_heads(rep, info, 1e-4)
+        assert rep.ok(1e-4) is ok
+        assert bool(rep.stats["detection_out"].ranked) is ok
