@@ -211,6 +211,9 @@ def pooling3d(ctx: LayerCtx) -> ModuleSpec:
         ctx.fail("C3D pads only AVE pooling (its own CHECK); remove pad")
     if p.pad >= k:
         ctx.fail(f"pad {p.pad} must be smaller than kernel_size {k}")
+    if s > k or ts > kd:  # C3D would pool windows that start past the input (empty: -FLT_MAX or 0/-n)
+        ctx.fail(f"strides ({ts}, {s}) larger than the window ({kd}, {k}) are not supported (C3D pools empty "
+                 "windows past the input there)")
     kw: dict[str, Any] = {"kernel_size": (kd, k, k), "stride": (ts, s, s)}
     if p.pad:
         kw["pad"] = p.pad

@@ -91,7 +91,15 @@ class CaffePool3d(nn.Module):
         out_l = -((kd - length) // ts) + 1  # ceil((length - kd) / ts) + 1
         out_h = -((k - h - 2 * p) // s) + 1
         out_w = -((k - w - 2 * p) // s) + 1
-        # pad the far ends so every (clipped) window is whole; the padding never wins a max / adds to a sum
+        # every window starts inside the (padded) input: torch's ceil_mode is then C3D's rule, its divisor the
+        # window clipped to the padded input (count_include_pad), as C3D's
+        fits = (out_l - 1) * ts < length and (out_h - 1) * s < h + p and (out_w - 1) * s < w + p
+        if fits and 2 * p <= k:
+            if self.method == "max":  # C3D pads AVE only
+                return torch.nn.functional.max_pool3d(x, self.kernel_size, self.stride, ceil_mode=True)
+            return torch.nn.functional.avg_pool3d(x, self.kernel_size, self.stride, padding=(0, p, p), ceil_mode=True,
+                                                  count_include_pad=True)
+        # otherwise pad the far ends so every (clipped) window is whole; the padding never wins a max / adds to a sum
         need_l = max((out_l - 1) * ts + kd - length, 0)
         need_h = max((out_h - 1) * s + k - h - p, 0)
         need_w = max((out_w - 1) * s + k - w - p, 0)
