@@ -12,10 +12,11 @@ import argparse
 import math
 import sys
 
+from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.caffenet.registry import INPUT_TYPES, LAYERS, TRAINING_ONLY
 from fcnkit.convert.convert import convert
 from fcnkit.convert.tolerance import TOL
-from fcnkit.convert.verify import verify
+from fcnkit.convert.verify import check_caffe_runs, verify
 from fcnkit.errors import UserError, cli_entry
 
 
@@ -120,6 +121,8 @@ def main(argv=None) -> int:
         if not args.quiet:
             print(msg, flush=True)
 
+    if args.verify:  # before writing anything: Caffe aborts on a fork's fields or layer types
+        check_caffe_runs(load_caffe(), args.prototxt)
     shapes: dict[str, tuple[int, ...]] = {}
     for name, shape in args.input_shape:
         shapes[name] = shape

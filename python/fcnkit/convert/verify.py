@@ -33,6 +33,7 @@ from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.convert.onnx_export import onnx_outputs
 from fcnkit.convert.tolerance import TOL, magnitude_and_diff, rel_diff, relative
 from fcnkit.errors import UserError
+from fcnkit.io import caffe_schema as schema
 from fcnkit.io.caffe_schema import read_caffemodel
 
 PHOTOS = ("astronaut", "chelsea", "coffee")
@@ -359,6 +360,27 @@ def _caffe_reads(prototxt, caffemodel) -> bool:
     return r.returncode == 0
 
 
+def check_caffe_runs(caffe, prototxt) -> None:
+    """Caffe aborts the process on a prototxt it cannot parse or a layer type it lacks (a fork's: Interp,
+    ROIPooling, C3D's Convolution3D): say so in one line before handing it the file."""
+    from caffe.proto import caffe_pb2  # noqa: PLC0415  (pycaffe's schema: what Caffe itself will parse)
+    from google.protobuf import text_format  # noqa: PLC0415  (with pycaffe's own schema, only --verify needs it)
+
+    fix = ("convert without --verify (the fork's layers are checked by fcnkit's tests against the fork's rules), "
+           "or verify the same net written in this Caffe's layers")
+    try:
+        text_format.Parse(Path(prototxt).read_text(), caffe_pb2.NetParameter())
+    except text_format.ParseError as exc:
+        raise UserError(f"--verify: this Caffe cannot parse {prototxt} ({str(exc).splitlines()[0]}), it uses a "
+                        f"fork's fields; {fix}") from exc
+    known = set(caffe.layer_type_list())
+    net = schema.filter_net(schema.upgrade_net(schema.load_prototxt(prototxt), str(prototxt))[0], "TEST")
+    for layer in net.layer:
+        if layer.type not in known:
+            raise UserError(f"--verify: this Caffe has no layer type '{layer.type}' (layer '{layer.name}' of "
+                            f"{prototxt}); {fix}")
+
+
 def caffe_net(caffe, prototxt, caffemodel, quiet: bool = False):
     """caffe.Net for TEST with the caffemodel's weights, read by Caffe itself when it can; otherwise the
     weights are copied in blob by blob from this package's reader (with a note saying so)."""
@@ -433,6 +455,7 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = TOL, n_pho
     for size in (sizes or [None]):
         check_memory(info, size)  # before Caffe, which aborts on blobs over 2^31 values
     caffe = load_caffe()
+    check_caffe_runs(caffe, prototxt)
     module = load_generated(out_dir / MODEL_FILE)
     net_t = module.load_model(str(out_dir / WEIGHTS_FILE))
     # what inference runs: conversion.json as data, not model.py (plugin layers exist only in model.py)
