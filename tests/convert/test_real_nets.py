@@ -314,6 +314,11 @@ def test_c3d_video_data_layer_becomes_a_5d_input(tmp_path, capsys):
     info = json.loads((out / "conversion.json").read_text())
     assert info["inputs"][0]["shape"] == [2, 3, 4, 16, 16]
     assert info["outputs"] == [{"blob": "pool1", "position": 0, "shape": [2, 3, 4, 8, 8]}]
+    # --verify would hand Caffe a prototxt it aborts on: refused in one line, before anything is written
+    assert main([str(proto), str(model), "-o", str(tmp_path / "v"), "--verify", "-q"]) == 2
+    err = _err(capsys)
+    assert len(err.splitlines()) == 1 and "cannot parse" in err and "without --verify" in err, err
+    assert not (tmp_path / "v").exists()
 
 
 FASTER_RCNN = """name: "faster_rcnn_test"
