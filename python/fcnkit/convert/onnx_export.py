@@ -178,7 +178,9 @@ def _export(out_dir: Path, graph: Graph, opset: int, log, pre: dict | None, with
         checks = [base] + ([alt] if (vary_batch or vary_hw) else [])
         try:
             cases = [run_torch(shapes) for shapes in checks]
-        except (RuntimeError, IndexError, ValueError) as exc:  # the PyTorch module itself needs the conversion size
+        except Exception as exc:  # the module (or a --plugin's code) needs the conversion size: no traceback
+            if isinstance(exc, MemoryError):
+                raise
             notes.append(f"{label}: the net's layers need the conversion input size "
                          f"({str(exc).splitlines()[0][:160]})")
             continue
