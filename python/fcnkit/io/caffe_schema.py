@@ -35,7 +35,8 @@ def pb():
     except ImportError as exc:
         raise UserError(f"the Caffe protobuf schema module fcnkit_caffe_pb2 is missing ({exc}); "
                         "run `make setup`") from exc
-    if "interp_param" not in fcnkit_caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name:
+    fields = fcnkit_caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name
+    if "interp_param" not in fields or "continuation_indicator_param" not in fields:  # the newest fork fields
         raise UserError("the installed Caffe schema (fcnkit_caffe_pb2) predates the forks' fields; run `make setup` "
                         "to rebuild it")
     return fcnkit_caffe_pb2
