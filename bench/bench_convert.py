@@ -17,8 +17,11 @@ Reports
 conversion seconds (`convert` process wall time including imports, and inside convert()), peak RSS against
 the caffemodel size (the whole process -- for a 5 MB SqueezeNet the interpreter with torch alone is ~70x the
 file -- and "added": the peak above that of converting a one-layer net, i.e. what the model itself costs),
-and ms per forward for pycaffe, PyTorch eager and onnxruntime (model.onnx) at the same thread count: wall
-time and CPU time (on a shared machine the CPU time is the figure to compare). Floors: conversion < 15 s,
+parity (max rel diff of the net outputs against Caffe on one random input -- a detection net on its raw heads
+-- for the converted net and for OpenCV dnn), and ms per forward for pycaffe, OpenCV dnn (cv2.dnn.readNetFromCaffe,
+which needs OpenCV < 5), PyTorch eager and onnxruntime (model.onnx) at the same thread count: wall time and CPU
+time (on a shared machine the CPU time is the figure to compare). Where OpenCV and Caffe disagree the row says
+so; the converted net follows Caffe. Floors: conversion < 15 s,
 added RSS < 3x the caffemodel, PyTorch eager at least as fast as pycaffe (CPU time).
 
 Each measurement runs in its own subprocess (clean RSS, thread settings applied before import).
@@ -133,7 +136,8 @@ def worker_torch(args) -> dict:
 
 
 def _feed(prototxt: str, seed: int = 0) -> dict:
-    """Random inputs (image-like values) for every Input layer of a deploy prototxt."""
+    """Random inputs (image-like values) for every Input layer of a deploy prototxt; a 2-D input (an LSTM's
+    `cont`) is the indicator of one sequence."""
     import numpy as np
     from fcnkit.io import caffe_schema as schema
 
@@ -144,6 +148,9 @@ def _feed(prototxt: str, seed: int = 0) -> dict:
         if layer.type == "Input":
             for top, shape in zip(layer.top, layer.input_param.shape, strict=False):
                 feed[top] = (rng.standard_normal(tuple(shape.dim)) * 60).astype(np.float32)
+                if len(shape.dim) == 2:  # a recurrent net's sequence indicator `cont` (T, N): 0 at t = 0, then 1
+                    feed[top] = np.ones(tuple(shape.dim), np.float32)
+                    feed[top][0] = 0
     return feed
 
 
@@ -168,7 +175,7 @@ def worker_zoo(args) -> dict:
         from fcnkit.caffenet.pycaffe import load_caffe
 
         caffe = load_caffe()
-        net = caffe.Net(args.prototxt, args.caffemodel, caffe.TEST)
+        net = caffe.Net(args.caffe_prototxt or args.prototxt, args.caffemodel, caffe.TEST)
         for name, arr in feed.items():
             net.blobs[name].data[...] = arr
         return _timed(net.forward, args.repeat)
@@ -185,6 +192,35 @@ def worker_zoo(args) -> dict:
             with torch.inference_mode():
                 net(*xs)
         return _timed(run, args.repeat)
+    if backend == "opencv":
+        import cv2
+
+        cv2.setNumThreads(args.threads)
+        if not hasattr(cv2.dnn, "readNetFromCaffe"):
+            return {"error": f"OpenCV {cv2.__version__} has no Caffe importer (removed in OpenCV 5)"}
+        try:
+            net = cv2.dnn.readNetFromCaffe(args.caffe_prototxt or args.prototxt, args.caffemodel)
+            for name, arr in feed.items():
+                net.setInput(arr, name)
+            net.forward()
+        except cv2.error as exc:
+            return {"error": str(exc).strip().splitlines()[-1][:120]}
+        return _timed(net.forward, args.repeat)
+    if backend == "parity":  # outputs of PyTorch and OpenCV against Caffe's, on one random input
+        import torch
+        from fcnkit.caffenet.model_folder import load_generated, read_info
+        from fcnkit.caffenet.pycaffe import load_caffe
+        from fcnkit.convert.verify import backends_report
+
+        torch.set_num_threads(args.threads)
+        caffe = load_caffe()
+        out = Path(args.out)
+        info = read_info(out)
+        net_c = caffe.Net(args.caffe_prototxt or args.prototxt, args.caffemodel, caffe.TEST)
+        net_t = load_generated(out / "model.py").load_model()
+        rep = backends_report(args.caffe_prototxt or args.prototxt, args.caffemodel, out, info, feed, net_c, net_t,
+                              1e-4, False)
+        return {"worst": rep["worst"], "opencv_disagrees": rep["opencv_disagrees"]}
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -239,19 +275,26 @@ def zoo_bench(args, threads_env: dict) -> int:
         if r.returncode != 0:
             sys.exit(f"bench: convert --onnx {name} failed: {r.stderr.strip()}")
         onnx_info = json.loads((out / "conversion.json").read_text())["onnx"]
+        twin = d / f"{name}_{size[0]}x{size[1]}_caffe.prototxt"  # a fork net (C3D): what Caffe/OpenCV run
         args.prototxt, args.caffemodel, args.out = str(proto), str(model), str(out)
-        ms = {}
-        for backend in ("caffe", "torch", "ort"):
+        args.caffe_prototxt = str(twin if twin.exists() else proto)
+        ms, notes = {}, []
+        for backend in ("caffe", "opencv", "torch", "ort"):
             if backend == "ort" and not onnx_info.get("exported"):
                 continue
             res = worker_cmd(f"zoo-{backend}", args, threads_env)
+            if "error" in res:
+                notes.append(f"{backend}: {res['error']}")
+                continue
             ms[backend] = statistics.median(res["forward_s"]) * 1000
             ms[f"{backend}_cpu"] = statistics.median(res["forward_cpu_s"]) * 1000
+        parity = worker_cmd("zoo-parity", args, threads_env)
         rows.append({"net": name, "input": f"{size[1]}x{size[0]}", "caffemodel_bytes": model.stat().st_size,
                      "convert_s": wall, "convert_inside_s": inside, "convert_onnx_s": onnx_wall,
                      "peak_rss_bytes": rss,
                      "baseline_rss_bytes": base_rss, "ms": ms, "onnx_dynamic": onnx_info.get("dynamic"),
-                     "onnx_left_out": sorted(onnx_info.get("left_out", {}))})
+                     "onnx_left_out": sorted(onnx_info.get("left_out", {})), "parity": parity["worst"],
+                     "opencv_disagrees": parity["opencv_disagrees"], "notes": notes})
         _print_zoo_row(rows[-1], header=len(rows) == 1, threads=args.threads)
     fails = _zoo_floors(rows)
     print(f"\nmachine load average (1, 5, 15 min) at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
@@ -267,7 +310,8 @@ def _print_zoo_row(row: dict, header: bool, threads: int) -> None:
         print(f"\n== model zoo, full width, random weights; {threads} thread(s); ms per forward: median wall "
               "(median CPU time) ==")
         print(f"   {'net':<14} {'input':>8} {'model MiB':>9} {'convert s':>9} {'inside s':>8} {'+onnx s':>7} "
-              f"{'RSS/model':>9} {'added/model':>11} {'pycaffe':>15} {'torch':>15} {'ort':>15} {'caffe/torch':>11}")
+              f"{'RSS/model':>9} {'added/model':>11} {'parity':>8} {'OpenCV':>8} {'pycaffe':>15} {'OpenCV':>15} "
+              f"{'torch':>15} {'ort':>15} {'caffe/torch':>11}")
     mb = row["caffemodel_bytes"]
     ms = row["ms"]
 
@@ -280,8 +324,11 @@ def _print_zoo_row(row: dict, header: bool, threads: int) -> None:
     added = max(row["peak_rss_bytes"] - row["baseline_rss_bytes"], 0) / mb
     print(f"   {row['net']:<14} {row['input']:>8} {mb / 2**20:9.1f} {row['convert_s']:9.2f} "
           f"{row['convert_inside_s']:8.2f} {row['convert_onnx_s']:7.1f} {row['peak_rss_bytes'] / mb:9.2f} "
-          f"{added:11.2f} {cell('caffe')} {cell('torch')} {cell('ort')} {speed:10.2f}x", flush=True)
-    notes = []
+          f"{added:11.2f} {row['parity']['torch']:8.1e} {row['parity']['opencv']:8.1e} {cell('caffe')} "
+          f"{cell('opencv')} {cell('torch')} {cell('ort')} {speed:10.2f}x", flush=True)
+    notes = list(row["notes"])
+    if row["opencv_disagrees"]:
+        notes.append(f"OpenCV differs from Caffe on {row['opencv_disagrees']}; the converted net follows Caffe")
     if row["onnx_left_out"]:
         notes.append(f"onnxruntime runs without {', '.join(row['onnx_left_out'])} (left out of model.onnx)")
     if row["onnx_dynamic"]:
@@ -321,6 +368,8 @@ def worker_cmd(kind: str, args, extra_env: dict | None = None) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, "--prototxt", str(args.prototxt),
            "--caffemodel", str(args.caffemodel), "--out", str(args.out), "--size", str(args.size),
            "--repeat", str(args.repeat), "--threads", str(args.threads)]
+    if getattr(args, "caffe_prototxt", None):
+        cmd += ["--caffe-prototxt", str(args.caffe_prototxt)]
     env = dict(os.environ, **(extra_env or {}))
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
@@ -338,11 +387,13 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     ap.add_argument("--zoo", nargs="*", metavar="NAME",
                     help="benchmark the model zoo (all nets, or the named ones) instead of FCN-8s")
-    ap.add_argument("--worker", choices=["caffe", "torch", "zoo-caffe", "zoo-torch", "zoo-ort"],
+    ap.add_argument("--worker", choices=["caffe", "torch", "zoo-caffe", "zoo-torch", "zoo-ort", "zoo-opencv",
+                                         "zoo-parity"],
                     help=argparse.SUPPRESS)
     ap.add_argument("--prototxt", help=argparse.SUPPRESS)
     ap.add_argument("--caffemodel", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--caffe-prototxt", help=argparse.SUPPRESS)  # what Caffe and OpenCV run (a fork net's twin)
     args = ap.parse_args()
 
     if args.worker:

@@ -102,12 +102,12 @@ def test_layer_missing_from_caffemodel(tmp_path, capsys):
 
 
 def test_unsupported_layer_type(tmp_path, capsys):
-    extra = 'layer { name: "roi" type: "ROIPooling" bottom: "pool" top: "roi" }\n'
+    extra = 'layer { name: "crf" type: "DenseCRF" bottom: "pool" top: "crf" }\n'
     proto, model = _small_net(tmp_path)
-    with_roi = tmp_path / "roi.prototxt"
-    with_roi.write_text(proto.read_text() + extra)
-    _fails(capsys, [str(with_roi), str(model), "-o", str(tmp_path / "out")], out=tmp_path / "out",
-           expect=["layer 'roi'", "type 'ROIPooling'", "--list-layers"])
+    with_crf = tmp_path / "crf.prototxt"
+    with_crf.write_text(proto.read_text() + extra)
+    _fails(capsys, [str(with_crf), str(model), "-o", str(tmp_path / "out")], out=tmp_path / "out",
+           expect=["layer 'crf'", "type 'DenseCRF'", "DeepLab", "--list-layers"])
 
 
 def test_prototxt_passed_as_caffemodel(tmp_path, capsys):

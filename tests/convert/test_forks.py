@@ -13,7 +13,9 @@ import pytest
 from convert_helpers import assert_blob_close, convert_fork_net
 from fcnkit.caffenet.pycaffe import load_caffe
 
-FORK_TYPES = ("Interp", "BN", "ShuffleChannel", "ConvolutionDepthwise", "DepthwiseConvolution", "Axpy")
+FORK_TYPES = ("Interp", "BN", "ShuffleChannel", "ConvolutionDepthwise", "DepthwiseConvolution", "Axpy",
+              # checked in test_real_nets.py (C3D also against real Caffe in test_zoo.py)
+              "ROIPooling", "Convolution3D", "Pooling3D", "ContinuationIndicator")
 RULE_TYPES = ("PSROIPooling",)  # and Pooling with pool: STOCHASTIC
 F32 = np.float32
 

@@ -203,7 +203,7 @@ def test_forks_prototxt_parses_with_protobuf_alone(tmp_path):
 
 
 @pytest.mark.parametrize("field,layer,fork", [
-    ('roi_pooling_param { pooled_w: 7 pooled_h: 7 spatial_scale: 0.0625 }', "roi_pool5", "py-faster-rcnn"),
+    ('box_annotator_ohem_param { roi_per_img: 128 }', "ohem", "R-FCN"),
     ('margin_inner_product_param { num_output: 10 type: QUADRUPLE }', "fc6", "SphereFace"),
     ('some_new_param { x: 1 }', "mystery", "not in BVLC Caffe, SSD or the forks fcnkit reads"),
 ])

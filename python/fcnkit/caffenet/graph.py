@@ -239,16 +239,27 @@ def build_graph(net, model: Caffemodel | None, prototxt: str, caffemodel: str,
 
         # ---------------------------------------------------------- skipped layers
         if t in L.TRAINING_ONLY or layer.name in skip or python_unused:
-            for b in bottoms:
-                if b not in shapes and b not in unknown and b not in skipped_tops:
-                    fail(layer, f"bottom '{b}' is not produced by any earlier layer")
             why = ("training-only layer" if t in L.TRAINING_ONLY else "skipped by --skip" if layer.name in skip
                    else "Python layer whose tops no later layer reads (e.g. a metric): left out")
             node = Node(layer.name, t, bottoms, tops, "skipped", notes=[why])
+            # A deploy net may keep a metric fed by `label`, which it no longer has: Caffe's TEST phase with
+            # such a net would not build, but nothing the converted net computes depends on the layer.
+            absent = [b for b in bottoms if b not in shapes and b not in unknown and b not in skipped_tops]
+            if absent:
+                node.notes.append(f"its bottom(s) {absent} are produced by no earlier layer (absent from this "
+                                  "deploy net), so it is left out")
             for top in tops:
                 skipped_tops[top] = layer.name
-            if t == "Silence":  # Silence consumes its bottoms, so they are no net outputs (as in Caffe)
-                available[:] = [a for a in available if a not in bottoms]
+            if t == "Silence":
+                # Caffe runs every layer, so what a Silence layer swallows is still computed (Zhang et al.'s
+                # colorization net reads its result `class8_ab` from net.blobs, the net lists no output):
+                # a blob a converted layer produced stays an output of the converted net; data-layer tops
+                # (labels) do not.
+                kept = [b for b in bottoms if b in available and b in var_names and b not in {i.blob for i in inputs}]
+                available[:] = [a for a in available if a not in bottoms or a in kept]
+                if kept:
+                    node.notes.append(f"{kept}: read only by this Silence layer, kept as output(s) of the converted "
+                                      "net (Caffe computes them; read them from net.blobs there)")
             nodes.append(node)
             continue
 
@@ -265,7 +276,8 @@ def build_graph(net, model: Caffemodel | None, prototxt: str, caffemodel: str,
 
         conv = L.LAYERS.get(t)
         if conv is None:
-            raise UserError(f"{prototxt}: layer '{layer.name}' has type '{t}', which the converter does not "
+            fork = f" (a layer of {L.FORK_TYPES[t]})" if t in L.FORK_TYPES else ""
+            raise UserError(f"{prototxt}: layer '{layer.name}' has type '{t}'{fork}, which the converter does not "
                             "support; remove it from the deploy net (or --skip it if its tops are unused), "
                             "see `convert --list-layers`")
         for top in tops:
@@ -351,6 +363,9 @@ def build_graph(net, model: Caffemodel | None, prototxt: str, caffemodel: str,
     if not inputs:
         raise UserError(f"{prototxt}: the converted net has no inputs")
     outputs = sorted(available)  # Caffe lists net outputs in std::set (sorted) order
+    if not outputs:
+        raise UserError(f"{prototxt}: the converted net has no outputs (every blob is consumed by a layer that is "
+                        "left out); remove the Silence or training-only layers that read its last blobs")
     unused = []
     if model is not None:
         unused = [n for n in model.order if model.layers[n].blobs and n not in used_weight_layers]
@@ -358,22 +373,28 @@ def build_graph(net, model: Caffemodel | None, prototxt: str, caffemodel: str,
                  var_names=var_names, unused_weights=unused)
 
 
-def onnx_part(graph: Graph) -> tuple[list[Node], list[str], list[Node]]:
+def onnx_part(graph: Graph, plugins: bool = True) -> tuple[list[Node], list[str], list[Node]]:
     """The part of the net model.onnx holds: every module except data-dependent post-processing
     (ModuleSpec.onnx_exportable False) and what depends on it. Returns (kept module nodes, their outputs:
-    the net outputs they produce, then the blobs the left-out layers read, left-out module nodes)."""
+    the net outputs they produce, then the blobs the left-out layers read, left-out module nodes).
+
+    plugins: --plugin layers are torch modules the exporter may trace (YOLOv3's Python upsampling layer sits
+    in the middle of the net), unless their class says `onnx_exportable = False` (a proposal layer); False
+    leaves every plugin layer out, for plugins that turn out not to trace."""
     tainted: set[str] = set()
     kept: list[Node] = []
     left_out: list[Node] = []
     for n in graph.modules():
-        if not n.spec.onnx_exportable or any(b in tainted for b in n.bottoms):
+        exportable = n.spec.onnx_exportable and (plugins or n.spec.plugin is None)
+        if not exportable or any(b in tainted for b in n.bottoms):
             left_out.append(n)
             tainted.update(n.tops)
         else:
             kept.append(n)
     outputs = [o for o in graph.outputs if o not in tainted]
+    inputs = {i.blob for i in graph.inputs}  # a left-out layer reading a net input (im_info) takes it from the caller
     for n in left_out:
         for b in n.bottoms:
-            if b not in tainted and b not in outputs:
+            if b not in tainted and b not in outputs and b not in inputs:
                 outputs.append(b)
     return kept, outputs, left_out

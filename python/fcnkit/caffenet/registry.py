@@ -196,12 +196,14 @@ def input_shapes(layer) -> list[tuple[int, ...] | None]:
     tp = layer.transform_param
     crop_h = tp.crop_h or tp.crop_size
     crop_w = tp.crop_w or tp.crop_size
-    if t == "ImageData":
+    if t in ("ImageData", "ImageSegData") or (t == "VideoData" and layer.image_data_param.new_length):
         p = layer.image_data_param
         c = 3 if p.is_color else 1
-        h = crop_h or p.new_height
-        w = crop_w or p.new_width
+        h = crop_h or p.crop_size or p.new_height  # image_data_param.crop_size: C3D's VideoData, old nets
+        w = crop_w or p.crop_size or p.new_width
         first = (p.batch_size, c, h, w) if h and w and p.batch_size else None
+        if first is not None and t == "VideoData":  # C3D: clips of new_length frames, (N, C, L, H, W)
+            first = (p.batch_size, c, p.new_length, h, w)
         return [first] + [None] * (n - 1)
     return [None] * n
 
@@ -212,7 +214,20 @@ INPUT_TYPES = {"Input", "Data", "ImageData", "MemoryData", "DummyData", "HDF5Dat
 
 TRAINING_ONLY = {"SoftmaxWithLoss", "EuclideanLoss", "SigmoidCrossEntropyLoss", "HingeLoss", "InfogainLoss",
                  "MultinomialLogisticLoss", "ContrastiveLoss", "Accuracy", "HDF5Output", "Silence",
-                 "MultiBoxLoss", "SmoothL1Loss", "DetectionEvaluate", "SegAccuracy"}
+                 "MultiBoxLoss", "SmoothL1Loss", "DetectionEvaluate", "SegAccuracy", "MatWrite"}
+
+
+# Compute layers of forks that the converter does not convert -> the fork (said when a net uses one).
+FORK_TYPES = {
+    "DenseCRF": "DeepLab's Caffe (CRF post-processing: run it on the converted net's output instead)",
+    "DomainTransform": "DeepLab's Caffe (domain-transform post-processing)",
+    "BiasChannel": "DeepLab's Caffe (weakly-supervised training)", "AdaptiveBiasChannel": "DeepLab's Caffe",
+    "UniqueLabel": "DeepLab's Caffe (training)", "Reorg": "a YOLO port of Caffe", "Region": "a YOLO port of Caffe",
+    "Yolov3DetectionOutput": "MobileNet-YOLO's Caffe", "Correlation": "FlowNet's Caffe",
+    "FlowWarp": "FlowNet 2's Caffe", "DeformableConvolution": "Deformable ConvNets' Caffe",
+    "MarginInnerProduct": "SphereFace's Caffe", "Deconvolution3D": "C3D's Caffe", "Reverse": "a CRNN port of Caffe",
+    "Crf": "CRF-RNN's Caffe", "MultiStageMeanfield": "CRF-RNN's Caffe",
+}
 
 
 def supported_types() -> list[str]:

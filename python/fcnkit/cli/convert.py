@@ -2,7 +2,8 @@
 
     convert DEPLOY.prototxt MODEL.caffemodel -o OUT_DIR [--verify [--sizes 224x224,500x375]]
 
-Exit status: 0 success; 1 --verify found a blob above tolerance; 2 bad input (one line on stderr).
+Exit status: 0 success; 1 --verify found a blob above tolerance, or --onnx could not write model.onnx (the
+reason on stderr); 2 bad input (one line on stderr).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import argparse
 import math
 import sys
 
+from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.caffenet.registry import INPUT_TYPES, LAYERS, TRAINING_ONLY
 from fcnkit.convert.convert import convert
 from fcnkit.convert.tolerance import TOL
-from fcnkit.convert.verify import verify
+from fcnkit.convert.verify import check_caffe_runs, verify
 from fcnkit.errors import UserError, cli_entry
 
 
@@ -51,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="convert",
         description="Convert a Caffe net (deploy prototxt + caffemodel) to a standalone PyTorch model.py, "
                     "weights.safetensors and conversion.json. Needs no pycaffe (except --verify).",
-        epilog="Exit status: 0 ok, 1 --verify above tolerance, 2 bad input.")
+        epilog="Exit status: 0 ok, 1 --verify above tolerance or model.onnx not written, 2 bad input.")
     ap.add_argument("prototxt", nargs="?", help="deploy .prototxt (V0/V1 formats are upgraded)")
     ap.add_argument("caffemodel", nargs="?", help="trained .caffemodel")
     ap.add_argument("-o", "--out", metavar="OUT_DIR", help="output directory (created; see --force)")
@@ -119,6 +121,8 @@ def main(argv=None) -> int:
         if not args.quiet:
             print(msg, flush=True)
 
+    if args.verify:  # before writing anything: Caffe aborts on a fork's fields or layer types
+        check_caffe_runs(load_caffe(), args.prototxt)
     shapes: dict[str, tuple[int, ...]] = {}
     for name, shape in args.input_shape:
         shapes[name] = shape
@@ -135,16 +139,20 @@ def main(argv=None) -> int:
     for k, v in res.info["scriptability"].items():
         log(f"{k}: {v}")
     onnx_info = res.info.get("onnx")
-    if onnx_info is not None and not onnx_info.get("exported"):
-        print(f"note: model.onnx not written: {onnx_info.get('why')}", flush=True)
+    onnx_failed = onnx_info is not None and not onnx_info.get("exported")
+    if onnx_failed:  # asked for and not written: never exit 0
+        why = onnx_info.get("why")
+        why = "; ".join(why) if isinstance(why, list) else str(why)
+        print(f"convert: error: --onnx: model.onnx was not written ({why}); {res.out_dir} holds model.py and the "
+              "weights, conversion.json[\"onnx\"] says why each export failed", file=sys.stderr, flush=True)
     if not res.info["preprocessing"].get("known"):
         log("note: preprocessing unknown; see conversion.json (or pass --preprocess-from TRAIN_VAL.prototxt)")
     if args.verify:
         ok = verify(args.prototxt, args.caffemodel, res.out_dir, sizes=args.sizes, tol=args.tol,
                     n_photos=args.photos, n_random=args.random, quiet=args.quiet, fp64=args.fp64,
                     onnx=bool(onnx_info and onnx_info.get("exported")))
-        return 0 if ok else 1
-    return 0
+        return 0 if ok and not onnx_failed else 1
+    return 1 if onnx_failed else 0
 
 
 def _param_counts(info: dict):

@@ -139,7 +139,7 @@ def render(graph: Graph, *, prototxt: str, caffemodel: str, preprocessing_lines:
     ret_type = _ret_type(outs)
     onnx_method = ""
     kept, onnx_outs, left_out = onnx_part(graph)
-    if left_out:
+    if left_out and onnx_outs:  # nothing to return: no forward_onnx (model.onnx is not written either)
         names = ", ".join(f'"{n.name}"' for n in left_out)
         onnx_method = (f"\n\n    def forward_onnx(self, {args}) -> {_ret_type(onnx_outs)}:\n"
                        f'        """forward() without the data-dependent post-processing ({names}): returns the '

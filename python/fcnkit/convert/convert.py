@@ -225,8 +225,13 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
     cls = class_name or codegen.class_name(raw.name)
     if not cls.isidentifier():
         raise UserError(f"--class-name {cls!r} is not a Python identifier")
-    source = codegen.render(graph, prototxt=str(prototxt), caffemodel=str(caffemodel),
-                            preprocessing_lines=preprocessing_lines(pre), cls_name=cls)
+    try:
+        source = codegen.render(graph, prototxt=str(prototxt), caffemodel=str(caffemodel),
+                                preprocessing_lines=preprocessing_lines(pre), cls_name=cls)
+    except (SyntaxError, TypeError, ValueError) as exc:  # a generator bug must not reach the user as a traceback
+        raise UserError(f"{prototxt}: generating model.py failed ({type(exc).__name__}: {exc}); this is a "
+                        "converter bug, please report it with the prototxt (--skip the layer named in it as a "
+                        "workaround)") from exc
     tensors = graph.state_tensors()
     bad = non_finite_weights(graph)
     if bad:

@@ -39,6 +39,9 @@ class ZooNet:
     # --verify tolerance for the random-weight copies. MobileNet-SSD's 47 convolutions with BatchNorm compound
     # Caffe's own float32 rounding to ~2e-4 of the last blobs (--fp64 shows the same divergence from Caffe).
     tol: float = TOL
+    # the net uses a fork's layer types (C3D): real Caffe runs the same net written in its own layers
+    # (`build(..., fork=False)`), and the caffemodel is saved from that one
+    fork: bool = False
 
 
 def _ch(full: int, width: float) -> int:
@@ -46,11 +49,12 @@ def _ch(full: int, width: float) -> int:
 
 
 class _Builder:
-    def __init__(self, width: float, size: tuple[int, int], batch: int = 1):
+    def __init__(self, width: float, size: tuple[int, int], batch: int = 1, channels: int = 3,
+                 shape: list[int] | None = None):
         caffe = load_caffe()
         self.L, self.P = caffe.layers, caffe.params
         self.n = caffe.NetSpec()
-        self.n.data = self.L.Input(shape=dict(dim=[batch, 3, size[0], size[1]]))
+        self.n.data = self.L.Input(shape=dict(dim=shape or [batch, channels, size[0], size[1]]))
         self.width = width
 
     def add(self, name: str, layer):
@@ -231,6 +235,38 @@ def hed(width, size, classes=1):
     return proto
 
 
+def _ssd_heads(b, feats, heads, classes, kernel, detection):
+    """SSD's heads: per feature map a loc and a conf convolution -> Permute -> Flatten, and a PriorBox (min size,
+    optional max size, each aspect ratio and its flip, optional step); the three Concats, the conf Reshape /
+    Softmax / Flatten and DetectionOutput. heads: (feature blob, min_size, max_size or None, ratios, step or
+    None)."""
+    locs, confs, priors = [], [], []
+    for name, min_size, max_size, ratios, step in heads:
+        f = feats[name]
+        n_priors = (1 if max_size is None else 2) + 2 * len(ratios)  # min, max, each ratio and its flip
+        for kind, per in (("loc", 4), ("conf", classes)):
+            h = b.add(f"{name}_mbox_{kind}", b.L.Convolution(f, num_output=n_priors * per, kernel_size=kernel,
+                                                             **({"pad": kernel // 2} if kernel > 1 else {}), **GAUSS))
+            h = b.add(f"{name}_mbox_{kind}_perm", b.L.Permute(h, permute_param=dict(order=[0, 2, 3, 1])))
+            h = b.add(f"{name}_mbox_{kind}_flat", b.L.Flatten(h, flatten_param=dict(axis=1)))
+            (locs if kind == "loc" else confs).append(h)
+        pb = dict(min_size=float(min_size), aspect_ratio=ratios, flip=True, clip=False,
+                  variance=[0.1, 0.1, 0.2, 0.2], offset=0.5)
+        if max_size is not None:
+            pb["max_size"] = float(max_size)
+        if step is not None:
+            pb["step"] = float(step)
+        priors.append(b.add(f"{name}_mbox_priorbox", b.L.PriorBox(f, b.n.data, prior_box_param=pb)))
+    loc = b.add("mbox_loc", b.L.Concat(*locs, concat_param=dict(axis=1)))
+    conf = b.add("mbox_conf", b.L.Concat(*confs, concat_param=dict(axis=1)))
+    prior = b.add("mbox_priorbox", b.L.Concat(*priors, concat_param=dict(axis=2)))
+    c = b.add("mbox_conf_reshape", b.L.Reshape(conf, reshape_param=dict(shape=dict(dim=[0, -1, classes]))))
+    c = b.add("mbox_conf_softmax", b.L.Softmax(c, softmax_param=dict(axis=2)))
+    c = b.add("mbox_conf_flatten", b.L.Flatten(c, flatten_param=dict(axis=1)))
+    b.add("detection_out", b.L.DetectionOutput(loc, c, prior, detection_output_param=dict(
+        num_classes=classes, share_location=True, background_label_id=0, code_type=2, **detection)))
+
+
 MOBILENET = ((32, 2), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1),
              (512, 1), (512, 1), (1024, 2), (1024, 1))  # (output channels, stride) of conv0..conv13
 
@@ -263,30 +299,185 @@ def mobilenet_ssd(width, size, classes=21):
     heads = (("conv11", 60, None, [2.0]), ("conv13", 105, 150, [2.0, 3.0]), ("conv14_2", 150, 195, [2.0, 3.0]),
              ("conv15_2", 195, 240, [2.0, 3.0]), ("conv16_2", 240, 285, [2.0, 3.0]),
              ("conv17_2", 285, 300, [2.0, 3.0]))
-    locs, confs, priors = [], [], []
-    for name, min_size, max_size, ratios in heads:
-        f = feats[name]
-        n_priors = (1 if max_size is None else 2) + 2 * len(ratios)  # min, max, each ratio and its flip
-        for kind, per in (("loc", 4), ("conf", classes)):
-            h = b.add(f"{name}_mbox_{kind}", b.L.Convolution(f, num_output=n_priors * per, kernel_size=1, **GAUSS))
-            h = b.add(f"{name}_mbox_{kind}_perm", b.L.Permute(h, permute_param=dict(order=[0, 2, 3, 1])))
-            h = b.add(f"{name}_mbox_{kind}_flat", b.L.Flatten(h, flatten_param=dict(axis=1)))
-            (locs if kind == "loc" else confs).append(h)
-        pb = dict(min_size=float(min_size), aspect_ratio=ratios, flip=True, clip=False,
-                  variance=[0.1, 0.1, 0.2, 0.2], offset=0.5)
-        if max_size is not None:
-            pb["max_size"] = float(max_size)
-        priors.append(b.add(f"{name}_mbox_priorbox", b.L.PriorBox(f, b.n.data, prior_box_param=pb)))
-    loc = b.add("mbox_loc", b.L.Concat(*locs, concat_param=dict(axis=1)))
-    conf = b.add("mbox_conf", b.L.Concat(*confs, concat_param=dict(axis=1)))
-    prior = b.add("mbox_priorbox", b.L.Concat(*priors, concat_param=dict(axis=2)))
-    c = b.add("mbox_conf_reshape", b.L.Reshape(conf, reshape_param=dict(shape=dict(dim=[0, -1, classes]))))
-    c = b.add("mbox_conf_softmax", b.L.Softmax(c, softmax_param=dict(axis=2)))
-    c = b.add("mbox_conf_flatten", b.L.Flatten(c, flatten_param=dict(axis=1)))
-    b.add("detection_out", b.L.DetectionOutput(loc, c, prior, detection_output_param=dict(
-        num_classes=classes, share_location=True, background_label_id=0, code_type=2, keep_top_k=100,
-        confidence_threshold=0.25, nms_param=dict(nms_threshold=0.45, top_k=100))))
+    _ssd_heads(b, feats, [(name, mn, mx, r, None) for name, mn, mx, r in heads], classes, kernel=1,
+               detection=dict(keep_top_k=100, confidence_threshold=0.25, nms_param=dict(nms_threshold=0.45,
+                                                                                         top_k=100)))
     return b.proto("MobileNet-SSD")
+
+
+# Zhang et al. 2016 (colorization_deploy_v2): blocks of (channels, convs, stride of the last, dilation)
+COLORIZATION = (
+    (64, 2, 2, 1), (128, 2, 2, 1), (256, 3, 2, 1), (512, 3, 1, 1), (512, 3, 1, 2), (512, 3, 1, 2), (512, 3, 1, 1))
+
+
+def colorization(width, size, classes=313):
+    """Zhang et al.'s colorization net: L channel in, conv blocks each ending in a BatchNorm without Scale,
+    dilated blocks 5 and 6, a Deconvolution, 313 colour bins (1x1 conv), a Scale by the softmax temperature,
+    Softmax, the 1x1 conv to ab, and a Silence layer on the result (which Caffe still computes)."""
+    b = _Builder(width, size, channels=1)
+    x = b.n.data
+    for k, (full, reps, stride, dil) in enumerate(COLORIZATION, start=1):
+        for i in range(1, reps + 1):
+            s = stride if i == reps else 1
+            name = f"conv{k}_{i}"
+            x = b.add(name, b.L.Convolution(x, num_output=_ch(full, width), kernel_size=3, stride=s, pad=dil,
+                                            dilation=dil, **GAUSS))
+            b.add(f"relu{k}_{i}", b.L.ReLU(x, in_place=True))
+        x = b.add(f"conv{k}_{reps}norm", b.L.BatchNorm(x))
+    x = b.add("conv8_1", b.L.Deconvolution(x, convolution_param=dict(num_output=_ch(256, width), kernel_size=4,
+                                                                     stride=2, pad=1, **GAUSS)))
+    b.add("relu8_1", b.L.ReLU(x, in_place=True))
+    for i in (2, 3):
+        x = b.conv(f"conv8_{i}", x, 256, 3, p=1)
+    x = b.add("conv8_313", b.L.Convolution(x, num_output=classes, kernel_size=1, **GAUSS))
+    x = b.add("conv8_313_rh", b.L.Scale(x, bias_term=False, filler=dict(type="constant", value=2.606)))
+    x = b.add("class8_313_rh", b.L.Softmax(x))
+    x = b.add("class8_ab", b.L.Convolution(x, num_output=2, kernel_size=1, bias_term=False,
+                                           weight_filler=dict(type="gaussian", std=1.0)))
+    b.add("Silence", b.L.Silence(x, ntop=0))
+    return b.proto("LtoAB")
+
+
+SSD300_VGG = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
+
+
+def ssd300(width, size, classes=21):
+    """SSD300 (VGG-16): conv1-5 with pool5 3x3/1, dilated fc6 and 1x1 fc7 as convolutions, extra layers
+    conv6-9, Normalize on conv4_3 (learned per-channel scale, initially 20), six heads with PriorBox steps
+    8-300, Concat, conf Reshape/Softmax/Flatten, DetectionOutput."""
+    b = _Builder(width, size)
+    x = b.n.data
+    feats = {}
+    for stage, (full, reps) in enumerate(SSD300_VGG, start=1):
+        for i in range(1, reps + 1):
+            x = b.conv(f"conv{stage}_{i}", x, full, 3, p=1)
+        feats[f"conv{stage}_{reps}"] = x
+        pool = dict(kernel_size=3, stride=1, pad=1) if stage == 5 else dict(kernel_size=2, stride=2)
+        x = b.add(f"pool{stage}", b.L.Pooling(x, pool=b.P.Pooling.MAX, **pool))
+    x = b.add("fc6", b.L.Convolution(x, num_output=_ch(1024, width), kernel_size=3, pad=6, dilation=6, **GAUSS))
+    b.add("relu6", b.L.ReLU(x, in_place=True))
+    x = b.conv("fc7", x, 1024, 1)
+    feats["fc7"] = x
+    for i, (mid, out, s, p) in enumerate(((256, 512, 2, 1), (128, 256, 2, 1), (128, 256, 1, 0), (128, 256, 1, 0)),
+                                         start=6):
+        y = b.conv(f"conv{i}_1", x, mid, 1)
+        x = b.conv(f"conv{i}_2", y, out, 3, s=s, p=p)
+        feats[f"conv{i}_2"] = x
+    feats["conv4_3_norm"] = b.add("conv4_3_norm", b.L.Normalize(feats["conv4_3"], norm_param=dict(
+        across_spatial=False, channel_shared=False, scale_filler=dict(type="constant", value=20.0))))
+    heads = (("conv4_3_norm", 30, 60, [2.0], 8), ("fc7", 60, 111, [2.0, 3.0], 16),
+             ("conv6_2", 111, 162, [2.0, 3.0], 32), ("conv7_2", 162, 213, [2.0, 3.0], 64),
+             ("conv8_2", 213, 264, [2.0], 100), ("conv9_2", 264, 315, [2.0], 300))
+    _ssd_heads(b, feats, heads, classes, kernel=3, detection=dict(
+        keep_top_k=200, confidence_threshold=0.01, nms_param=dict(nms_threshold=0.45, top_k=400)))
+    return b.proto("VGG_VOC0712_SSD_300x300_deploy")
+
+
+def crnn(width, size, classes=37):
+    """CRNN-style text recogniser: a VGG-like conv stack with BatchNorm and (2, 1) poolings down to height 1,
+    Permute + Reshape to a (T, N, C) sequence, two stacked LSTMs with the sequence-start indicator `cont`
+    (T, N) -- an input here, ContinuationIndicator in the CRNN ports (see tests) -- and a per-step
+    InnerProduct (axis 2) + Softmax over the characters."""
+    b = _Builder(width, size, channels=1)
+    x = b.n.data
+    steps = size[1] // 4 - 1  # two 2x2 poolings, then conv7's 2x2 kernel
+    b.n.cont = b.L.Input(shape=dict(dim=[steps, 1]))
+    plan = ((64, "pool"), (128, "pool"), (256, None), (256, "pool21"), (512, "bn"), (512, "pool21bn"))
+    for i, (full, after) in enumerate(plan, start=1):
+        x = b.conv(f"conv{i}", x, full, 3, p=1, relu="bn" not in after if after else True)
+        if after and "bn" in after:
+            x = b.bn_scale_relu(f"conv{i}", x)
+        if after and after.startswith("pool21"):
+            x = b.add(f"pool{i}", b.L.Pooling(x, pool=b.P.Pooling.MAX, kernel_h=2, kernel_w=1, stride_h=2,
+                                              stride_w=1))
+        elif after == "pool":
+            x = b.add(f"pool{i}", b.L.Pooling(x, pool=b.P.Pooling.MAX, kernel_size=2, stride=2))
+    x = b.conv("conv7", x, 512, 2, relu=True)  # height 2 -> 1
+    x = b.add("permuted", b.L.Permute(x, permute_param=dict(order=[3, 0, 1, 2])))  # (W, N, C, 1)
+    x = b.add("seq", b.L.Reshape(x, reshape_param=dict(shape=dict(dim=[0, 0, -1]))))
+    for i in (1, 2):
+        x = b.add(f"lstm{i}", b.L.LSTM(x, b.n.cont, recurrent_param=dict(num_output=_ch(256, width), **GAUSS)))
+    x = b.add("fc", b.L.InnerProduct(x, num_output=classes, axis=2, **GAUSS))
+    b.add("probs", b.L.Softmax(x, softmax_param=dict(axis=2)))
+    return b.proto("CRNN")
+
+
+C3D = ((64, 1, (1, 2)), (128, 1, (2, 2)), (256, 2, (2, 2)), (512, 2, (2, 2)), (512, 2, (2, 2)))  # out, convs, pool
+
+
+def c3d(width, size, classes=487, fork: bool = True):
+    """C3D (Tran et al., Sports-1M): 16-frame 112x112 clips, 3x3x3 convolutions (pad 1), Pooling3D 1x2x2 then
+    2x2x2, fc6/fc7 with dropout, fc8 and softmax. fork=True writes C3D's own layer types (Convolution3D,
+    Pooling3D with kernel_depth/temporal_stride/temporal_pad); fork=False the same net in this Caffe's
+    layers, which is what real Caffe runs for the comparison: N-d Convolution, and each Pooling3D as
+    Reshape + 2-D Pooling (time, then space), which is C3D's rule exactly for pad 0."""
+    frames = 16
+    fork_pools: dict[str, int] = {}
+    b = _Builder(width, size, shape=[1, 3, frames, size[0], size[1]])
+    x = b.n.data
+    length, h, w = frames, size[0], size[1]
+    stage_names = "abc"
+    for stage, (full, reps, (kd, k)) in enumerate(C3D, start=1):
+        for i in range(reps):
+            name = f"conv{stage}{stage_names[i]}"
+            out = _ch(full, width)
+            if fork:  # made C3D's below, in the text (pycaffe's schema has no kernel_depth)
+                conv = b.L.Convolution(x, num_output=out, kernel_size=3, pad=1, **GAUSS)
+            else:  # constant fillers: this Caffe's msra filler reads num(), which 5-D weights refuse (randomized later)
+                conv = b.L.Convolution(x, num_output=out, kernel_size=[3, 3, 3], pad=[1, 1, 1],
+                                       weight_filler=dict(type="constant"), bias_filler=dict(type="constant"))
+            x = b.add(name, conv)
+            b.add(f"relu{stage}{stage_names[i]}", b.L.ReLU(x, in_place=True))
+        c = _ch(full, width)
+        if fork:
+            x = b.add(f"pool{stage}", b.L.Pooling(x, pool=b.P.Pooling.MAX, kernel_size=k, stride=k))
+            fork_pools[f"pool{stage}"] = kd
+        else:
+            if kd > 1:  # time: (N, C, L, H*W) pooled (kd, 1)
+                t = b.add(f"pool{stage}_t_in", b.L.Reshape(x, reshape_param=dict(shape=dict(dim=[0, c, length, -1]))))
+                t = b.add(f"pool{stage}_t", b.L.Pooling(t, pool=b.P.Pooling.MAX, kernel_h=kd, kernel_w=1,
+                                                        stride_h=kd, stride_w=1))
+                length = -(-(length - kd) // kd) + 1
+                x = t
+            s = b.add(f"pool{stage}_s_in", b.L.Reshape(x, reshape_param=dict(shape=dict(dim=[0, c * length, h, w]))))
+            s = b.add(f"pool{stage}_s", b.L.Pooling(s, pool=b.P.Pooling.MAX, kernel_size=k, stride=k))
+            h, w = -(-(h - k) // k) + 1, -(-(w - k) // k) + 1
+            x = b.add(f"pool{stage}", b.L.Reshape(s, reshape_param=dict(shape=dict(dim=[0, c, length, h, w]))))
+        if fork:
+            length = -(-(length - kd) // kd) + 1
+            h, w = -(-(h - k) // k) + 1, -(-(w - k) // k) + 1
+    for i in (6, 7):
+        x = b.add(f"fc{i}", b.L.InnerProduct(x, num_output=_ch(4096, width), **GAUSS))
+        b.add(f"relu{i}", b.L.ReLU(x, in_place=True))
+        b.add(f"drop{i}", b.L.Dropout(x, in_place=True, dropout_ratio=0.5))
+    x = b.add("fc8", b.L.InnerProduct(x, num_output=classes, **GAUSS))
+    b.add("prob", b.L.Softmax(x))
+    proto = b.proto("C3D" if fork else "C3D-in-BVLC-layers")
+    return _C3DText(str(proto), fork_pools) if fork else proto
+
+
+class _C3DText:
+    """The C3D net's prototxt text with C3D's own layer types and temporal fields, which pycaffe's schema (and so
+    NetSpec) cannot hold: str() gives the text."""
+
+    def __init__(self, text: str, pools: dict[str, int]):
+        layers = text.split("layer {")
+        for k, block in enumerate(layers):
+            if 'type: "Convolution"' in block:
+                block = block.replace('type: "Convolution"', 'type: "Convolution3D"')
+                block = block.replace("convolution_param {", "convolution_param {\n    kernel_depth: 3\n"
+                                                              "    temporal_pad: 1")
+            name = re.search(r'name: "([^"]+)"', block)
+            if 'type: "Pooling"' in block and name and name.group(1) in pools:
+                kd = pools[name.group(1)]
+                block = block.replace('type: "Pooling"', 'type: "Pooling3D"')
+                block = block.replace("pooling_param {", f"pooling_param {{\n    kernel_depth: {kd}\n"
+                                                          f"    temporal_stride: {kd}")
+            layers[k] = block
+        self.text = "layer {".join(layers)
+
+    def __str__(self) -> str:
+        return self.text
 
 
 SEGNET = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))  # encoder stages: channels, convolutions
@@ -341,44 +532,61 @@ ZOO = {
                                             (127.5, 127.5, 127.5), 0.007843, 1e-3)),
     "segnet": (segnet, ZooNet("segnet", "pooling masks + MaxUnPool, BatchNorm + Scale", (360, 480),
                               ((64, 96), (96, 64)), False, 12)),
+    "colorization": (colorization, ZooNet("colorization", "L -> ab: dilated convs, BatchNorm without Scale, "
+                                          "Deconvolution, Softmax, Silence on the output", (224, 224),
+                                          ((64, 64), (96, 80)), True, 313, (50.0,), 1.0)),
+    "ssd300": (ssd300, ZooNet("ssd300", "VGG-16 SSD: Normalize, dilated fc6, PriorBox steps, DetectionOutput",
+                              (300, 300), ((300, 300), (320, 352)), True, 21)),
+    "crnn": (crnn, ZooNet("crnn", "conv + BatchNorm, (2,1) pooling, Permute/Reshape, stacked LSTM, "
+                          "InnerProduct axis 2", (32, 100), ((32, 100), (32, 128)), False, 37, (127.5,), 0.0078125)),
+    "c3d": (c3d, ZooNet("c3d", "C3D: Convolution3D 3x3x3, Pooling3D, fc6-8 on 16-frame clips", (112, 112),
+                        ((64, 64), (64, 64)), False, 487, fork=True)),
 }
 
 
-def build(name: str, width: float = 1.0, size: tuple[int, int] | None = None):
+def build(name: str, width: float = 1.0, size: tuple[int, int] | None = None, fork: bool = True):
     """The named zoo net as a NetParameter (deploy: an Input layer of batch 1 at `size`, default the
-    published input size)."""
+    published input size). fork=False: a fork net (C3D) written in this Caffe's own layers."""
     fn, meta = ZOO[name]
+    if meta.fork:
+        return fn(width, size or meta.size, meta.classes, fork=fork)
     return fn(width, size or meta.size, meta.classes)
 
 
 def write(name: str, out_dir: str | os.PathLike, *, width: float = 1.0, sizes=None, seed: int = 0) -> dict:
     """Write the net's deploy prototxt(s) and one caffemodel with random weights (saved by Caffe). A net that
     is not size-agnostic (SegNet's unpooling sizes) gets one prototxt per size; the weights fit them all.
-    Returns {"caffemodel": path, "prototxts": {(h, w): path}}."""
+    Returns {"caffemodel": path, "prototxts": {(h, w): path}, "caffe_prototxts": the same, or for a fork net
+    the twins real Caffe runs}."""
     caffe = load_caffe()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _, meta = ZOO[name]
     sizes = list(sizes or [meta.size])
-    protos = {}
+    protos, twins = {}, {}
     for size in sizes:
-        path = out_dir / f"{name}_{size[0]}x{size[1]}.prototxt"
-        text = str(build(name, width, size))
-        if width != 1:
-            text = re.sub(r'^name: "([^"]*)"', rf'name: "\1-width{width:g}"', text, count=1, flags=re.M)
-        path.write_text(text)
-        protos[size] = path
+        for fork, suffix, into in ((True, "", protos), (False, "_caffe", twins)):
+            if not fork and not meta.fork:
+                continue
+            path = out_dir / f"{name}_{size[0]}x{size[1]}{suffix}.prototxt"
+            text = str(build(name, width, size, fork=fork))
+            if width != 1:
+                text = re.sub(r'^name: "([^"]*)"', rf'name: "\1-width{width:g}"', text, count=1, flags=re.M)
+            path.write_text(text)
+            into[size] = path
     model = out_dir / f"{name}.caffemodel"
-    net = caffe.Net(str(protos[sizes[0]]), caffe.TEST)
+    net = caffe.Net(str((twins or protos)[sizes[0]]), caffe.TEST)
     randomize(net, seed)
     for layer_name, blobs in net.params.items():
         if net.layer_dict[layer_name].type == "Scale":  # near 1, as in trained nets
             blobs[0].data[...] += 1.0
         if layer_name.endswith("_mbox_loc"):  # box offsets of a trained SSD are small
             blobs[0].data[...] *= 0.1
+        if name == "ssd300" and layer_name.endswith("_mbox_conf"):  # and its class logits moderate
+            blobs[0].data[...] *= 0.1
     calibrate_batchnorm(net, meta, seed)
     net.save(str(model))
-    return {"caffemodel": model, "prototxts": protos}
+    return {"caffemodel": model, "prototxts": protos, "caffe_prototxts": twins or protos}
 
 
 def calibrate_batchnorm(net, meta: ZooNet, seed: int = 0) -> None:
@@ -386,11 +594,16 @@ def calibrate_batchnorm(net, meta: ZooNet, seed: int = 0) -> None:
     preprocessing (as training would), so that activations stay O(1) through deep random nets instead of
     vanishing or exploding."""
     rng = np.random.default_rng(seed)
+    if not any(layer.type == "BatchNorm" for layer in net.layers):
+        return
     data = net.blobs["data"]
     shape = data.data.shape
     data.reshape(8, *shape[1:])  # a batch, so that 1x1 maps deep in the net still have a spread
+    cont = net.blobs["cont"].data.shape if "cont" in net.blobs else None
+    if cont is not None:  # a recurrent net's sequence indicator (T, N) follows the batch
+        net.blobs["cont"].reshape(cont[0], 8)
     net.reshape()
-    mean = np.asarray(meta.mean, np.float32).reshape(1, -1, 1, 1)
+    mean = np.asarray(meta.mean, np.float32).reshape(1, -1, *([1] * (len(shape) - 2)))
     data.data[...] = (rng.uniform(0, 255, data.data.shape) - mean) * meta.scale
     names = list(net._layer_names)
     start = 0  # earlier layers keep their outputs: rerun only from the last calibrated BatchNorm's producer
@@ -408,4 +621,6 @@ def calibrate_batchnorm(net, meta: ZooNet, seed: int = 0) -> None:
         layer.blobs[1].data[...] = var.mean() + 1e-3  # one variance per layer: no channel amplified on its own
         layer.blobs[2].data[...] = 1.0
     data.reshape(*shape)
+    if cont is not None:
+        net.blobs["cont"].reshape(*cont)
     net.reshape()

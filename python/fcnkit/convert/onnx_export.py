@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fcnkit.caffenet.graph import Graph, onnx_part
+from fcnkit.caffenet.graph import Graph, call_module, onnx_part
 from fcnkit.caffenet.model_folder import MODEL_FILE, WEIGHTS_FILE, load_generated
 from fcnkit.convert.tolerance import TOL, fraction_beyond, rel_diff
 
@@ -36,7 +36,8 @@ def _shapes(graph: Graph, batch: int, grow: tuple[int, int]) -> list[tuple[int, 
     shapes = []
     for i in graph.inputs:
         s = list(i.shape)
-        s[0] = batch
+        if s[0] == graph.inputs[0].shape[0]:  # batch-first inputs (not a recurrent net's cont, (T, N))
+            s[0] = batch
         if len(s) == 4:
             s[2] += grow[0]
             s[3] += grow[1]
@@ -57,41 +58,105 @@ def _example(shape: tuple[int, ...], pre: dict, rng) -> np.ndarray:
     return rng.standard_normal(shape).astype(np.float32)
 
 
+def rename_values(model, names: dict[str, str]) -> None:
+    """Give the graph's inputs and outputs their Caffe blob names (names: exported name -> Caffe name).
+
+    The model is exported with placeholder names (`in_0`, `out_0`, ...) because the TorchScript exporter
+    refuses names it uses itself: an all-digit blob name ('123') is refused as invalid, and an input named
+    like one of its own values (`label`) comes out as `label.1`. Any other value already named like a Caffe
+    blob is renamed out of the way first."""
+    graph = model.graph
+    taken = {v for n in graph.node for v in (*n.input, *n.output)} | {i.name for i in graph.initializer}
+    taken |= {i.name for i in graph.input} | {o.name for o in graph.output}
+    clash = {new for old, new in names.items() if new in taken and new != old}
+    moved = {}
+    for name in clash:  # an internal value that has a Caffe blob's name
+        k = 0
+        while f"{name}__{k}" in taken:
+            k += 1
+        moved[name] = f"{name}__{k}"
+        taken.add(moved[name])
+    mapping = {**moved, **names}
+
+    def fix(seq):
+        for k, v in enumerate(seq):
+            if v in mapping:
+                seq[k] = mapping[v]
+
+    for n in graph.node:
+        fix(n.input)
+        fix(n.output)
+    for coll in (graph.input, graph.output, graph.value_info):
+        for v in coll:
+            if v.name in mapping:
+                v.name = mapping[v.name]
+    for init in graph.initializer:
+        if init.name in mapping:
+            init.name = mapping[init.name]
+
+
+class _Part(torch.nn.Module):
+    """The exported part of the net, run from the graph plan: the converted net's own submodules, called in
+    Caffe's order (what forward()/forward_onnx() do), returning `outputs`."""
+
+    def __init__(self, net, inputs: list[str], kept, outputs: list[str]):
+        super().__init__()
+        self.net = net
+        self.kept = [(n.module, n.spec, n.bottoms, n.tops) for n in kept]
+        self.inputs = inputs
+        self.outputs = outputs
+
+    def forward(self, *xs):
+        env = dict(zip(self.inputs, xs, strict=True))
+        for module, spec, bottoms, tops in self.kept:
+            outs = call_module(getattr(self.net, module), spec, [env[b] for b in bottoms])
+            env.update(zip(tops, outs, strict=False))  # a multi-top module may give more than the tops used
+        return tuple(env[o] for o in self.outputs)
+
+
 def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None, pre: dict | None = None) -> dict:
-    """Write out_dir/model.onnx from out_dir/model.py + weights; returns what conversion.json records."""
+    """Write out_dir/model.onnx from out_dir/model.py + weights; returns what conversion.json records.
+    --plugin layers are exported with the rest when they trace; when no candidate works with them, they are
+    left out like data-dependent post-processing."""
+    log = log or (lambda msg: None)
+    info: dict = {}
+    has_plugins = any(n.spec.plugin is not None for n in graph.modules())
+    for with_plugins in ((True, False) if has_plugins else (True,)):
+        info = _export(out_dir, graph, opset, log, pre, with_plugins)
+        if info.get("exported"):
+            return info
+        if has_plugins and with_plugins:
+            log("model.onnx: no export with the --plugin layers inside worked; trying with them left out")
+    return info
+
+
+def _export(out_dir: Path, graph: Graph, opset: int, log, pre: dict | None, with_plugins: bool) -> dict:
     import onnx  # noqa: PLC0415  (onnx and onnxruntime: heavy, only --onnx uses them)
     import onnxruntime as ort  # noqa: PLC0415
 
-
-    log = log or (lambda msg: None)
-    kept, outputs, left_out = onnx_part(graph)
+    kept, outputs, left_out = onnx_part(graph, plugins=with_plugins)
+    read = {b for n in kept for b in n.bottoms} | set(outputs)
+    used = [k for k, i in enumerate(graph.inputs) if i.blob in read]  # only left-out layers read the others
     info: dict = {"file": "model.onnx", "opset": opset, "exporter": "torch.onnx (TorchScript tracing)",
-                  "inputs": [i.blob for i in graph.inputs], "outputs": outputs}
+                  "inputs": [graph.inputs[k].blob for k in used], "outputs": outputs}
     if left_out:
         info["left_out"] = {n.name: n.type for n in left_out}
         info["left_out_note"] = ("data-dependent post-processing cannot be traced into a fixed ONNX graph; "
                                  "model.onnx returns the blobs these layers read: run them with model.py "
                                  "(forward_onnx, then the layers' modules) or your own code")
+        if not with_plugins:
+            info["left_out_note"] += "; the --plugin layers did not trace, so they are left out too"
     if not kept:
         info["exported"] = False
         info["why"] = "no layer of this net can be expressed in ONNX"
         return info
     module = load_generated(out_dir / MODEL_FILE)
     net = module.load_model(str(out_dir / WEIGHTS_FILE))
-    fn = net.forward_onnx if left_out else net.forward
-
-    class Export(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = net
-
-        def forward(self, *xs):
-            out = fn(*xs)
-            return out if isinstance(out, tuple) else (out,)
-
-    wrapper = Export().eval()
-    in_names = [i.blob for i in graph.inputs]
-    base = _shapes(graph, graph.inputs[0].shape[0], (0, 0))
+    in_names = [graph.inputs[k].blob for k in used]
+    wrapper = _Part(net, in_names, kept, outputs).eval()
+    tmp_in = [f"in_{k}" for k in range(len(in_names))]
+    tmp_out = [f"out_{k}" for k in range(len(outputs))]
+    base = [_shapes(graph, graph.inputs[0].shape[0], (0, 0))[k] for k in used]
     rng = np.random.default_rng(0)
 
     def run_torch(shapes):
@@ -100,7 +165,7 @@ def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None, pre: 
             outs = wrapper(*[torch.from_numpy(x) for x in xs])
         return xs, [o.numpy() for o in outs]
 
-    spatial = [k for k, i in enumerate(graph.inputs) if len(i.shape) == 4]
+    spatial = [j for j, k in enumerate(used) if len(graph.inputs[k].shape) == 4]
     tie_sensitive = any(n.spec.cls in TIE_SENSITIVE for n in kept)
     candidates = [("batch, height, width", True, True), ("batch", True, False), ("none", False, False)]
     path = out_dir / "model.onnx"
@@ -108,32 +173,38 @@ def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None, pre: 
     for label, vary_batch, vary_hw in candidates:
         if vary_hw and not spatial:
             continue
-        alt = _shapes(graph, 2 if vary_batch else base[0][0], (32, 64) if vary_hw else (0, 0))
+        alt = [_shapes(graph, 2 if vary_batch else graph.inputs[0].shape[0], (32, 64) if vary_hw else (0, 0))[k]
+               for k in used]
         checks = [base] + ([alt] if (vary_batch or vary_hw) else [])
         try:
             cases = [run_torch(shapes) for shapes in checks]
-        except RuntimeError as exc:  # the PyTorch module itself needs the conversion size there
+        except Exception as exc:  # the module (or a --plugin's code) needs the conversion size: no traceback
+            if isinstance(exc, MemoryError):
+                raise
             notes.append(f"{label}: the net's layers need the conversion input size "
                          f"({str(exc).splitlines()[0][:160]})")
             continue
         axes = {}
-        for k, name in enumerate(in_names):
+        for k, name in enumerate(tmp_in):
             a = {0: "batch"} if vary_batch else {}
             if vary_hw and k in spatial:
                 a |= {2: "height", 3: "width"}
             if a:
                 axes[name] = a
-        for k, name in enumerate(outputs):
+        for k, name in enumerate(tmp_out):
             if vary_batch or vary_hw:
-                axes[name] = {d: f"{name}_dim{d}" for d in range(len(cases[-1][1][k].shape))}
+                axes[name] = {d: f"{outputs[k]}_dim{d}" for d in range(len(cases[-1][1][k].shape))}
         try:
             # a refused candidate prints its whole TorchScript graph: keep it out of the user's console
             quiet = io.StringIO()
             with warnings.catch_warnings(), contextlib.redirect_stderr(quiet), contextlib.redirect_stdout(quiet):
                 warnings.simplefilter("ignore")
                 torch.onnx.export(wrapper, tuple(torch.from_numpy(x) for x in cases[0][0]), str(path),
-                                  dynamo=False, opset_version=opset, input_names=in_names, output_names=outputs,
+                                  dynamo=False, opset_version=opset, input_names=tmp_in, output_names=tmp_out,
                                   dynamic_axes=axes or None, do_constant_folding=True)
+            proto = onnx.load(str(path))
+            rename_values(proto, dict(zip(tmp_in + tmp_out, in_names + outputs, strict=True)))
+            onnx.save(proto, str(path))
             onnx.checker.check_model(str(path))
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             worst, beyond = 0.0, 0.0
@@ -153,8 +224,10 @@ def export_onnx(out_dir: Path, graph: Graph, opset: int = OPSET, log=None, pre: 
         if worst > TOL:
             info["argmax_ties"] = (f"{beyond:.3%} of the output values differ between onnxruntime and PyTorch: "
                                    "MAX-pooling masks break near-equal maxima by float rounding (see README)")
+        named = dict(zip(tmp_in, in_names, strict=True))
         info.update({"exported": True, "checker": "ok", "dynamic": label,
-                     "dynamic_axes": {k: {str(d): n for d, n in v.items()} for k, v in axes.items() if k in in_names},
+                     "dynamic_axes": {named[k]: {str(d): n for d, n in v.items()} for k, v in axes.items()
+                                      if k in named},
                      "onnxruntime_vs_pytorch_max_rel_diff": float(f"{worst:.3g}"),
                      "checked_input_shapes": [[list(s) for s in shapes] for shapes in checks]})
         if notes:

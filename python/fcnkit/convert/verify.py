@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +31,9 @@ from fcnkit.caffenet.model_folder import (
 )
 from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.convert.onnx_export import onnx_outputs
-from fcnkit.convert.tolerance import TOL, magnitude_and_diff, relative
+from fcnkit.convert.tolerance import TOL, magnitude_and_diff, rel_diff, relative
 from fcnkit.errors import UserError
+from fcnkit.io import caffe_schema as schema
 from fcnkit.io.caffe_schema import read_caffemodel
 
 PHOTOS = ("astronaut", "chelsea", "coffee")
@@ -44,6 +46,9 @@ class BlobStat:
     max_abs: float = 0.0
     max_rel: float = 0.0
     problem: str = ""
+    # a detection net's top-k list (DetectionOutput): not judged when the raw heads it ranks agree, since NMS
+    # and top-k flip between boxes whose scores tie within float32 rounding
+    ranked: str = ""
 
     def update(self, ref: np.ndarray, out: np.ndarray) -> None:
         if ref.shape != out.shape:
@@ -72,7 +77,25 @@ class SizeReport:
     note: str = ""    # why nothing was compared, when that is expected (not a failure)
 
     def ok(self, tol: float) -> bool:
-        return not self.error and all(not s.problem and s.max_rel <= tol for s in self.stats.values())
+        return not self.error and all(s.ranked or (not s.problem and s.max_rel <= tol) for s in self.stats.values())
+
+
+def judge_on_raw_heads(rep: SizeReport, info: dict, tol: float) -> None:
+    """A DetectionOutput top that differs from Caffe's while every blob it reads (locations, confidences,
+    priors) agrees is reported, not judged: its top-k list reorders boxes whose scores tie within float32."""
+    for layer in info["layers"]:
+        if layer["type"] != "DetectionOutput" or layer["kind"] != "module":
+            continue
+        heads = [rep.stats.get(b) for b in layer["bottoms"]]
+        if not all(h is not None and not h.problem and h.max_rel <= tol for h in heads):
+            continue
+        for top in layer["tops"]:
+            stat = rep.stats.get(top)
+            if stat is not None and (stat.problem or stat.max_rel > tol):
+                extra = f"; {stat.problem}" if stat.problem else ""
+                stat.ranked = (f"the top-k list differs (max rel diff {stat.max_rel:.2e}{extra}) "
+                               f"while the raw heads {layer['bottoms']} agree: not judged (ties within float32 "
+                               "reorder NMS/top-k)")
 
 
 def _photo(name: str, shape: tuple[int, ...], pre: dict) -> np.ndarray:
@@ -284,6 +307,8 @@ def caffe_layer_by_layer(net, feed: dict[str, np.ndarray], info: dict, torch_out
         if first is not None or k >= len(entries):
             continue
         entry = entries[k]
+        if entry["type"] == "DetectionOutput":  # judged on its raw heads (judge_on_raw_heads)
+            continue
         outs = torch_outputs.get(entry["module"])
         tops = [net._blob_names[j] for j in net._top_ids(i)]
         if outs is None or len(outs) != len(tops):
@@ -335,6 +360,27 @@ def _caffe_reads(prototxt, caffemodel) -> bool:
     return r.returncode == 0
 
 
+def check_caffe_runs(caffe, prototxt) -> None:
+    """Caffe aborts the process on a prototxt it cannot parse or a layer type it lacks (a fork's: Interp,
+    ROIPooling, C3D's Convolution3D): say so in one line before handing it the file."""
+    from caffe.proto import caffe_pb2  # noqa: PLC0415  (pycaffe's schema: what Caffe itself will parse)
+    from google.protobuf import text_format  # noqa: PLC0415  (with pycaffe's own schema, only --verify needs it)
+
+    fix = ("convert without --verify (the fork's layers are checked by fcnkit's tests against the fork's rules), "
+           "or verify the same net written in this Caffe's layers")
+    try:
+        text_format.Parse(Path(prototxt).read_text(), caffe_pb2.NetParameter())
+    except text_format.ParseError as exc:
+        raise UserError(f"--verify: this Caffe cannot parse {prototxt} ({str(exc).splitlines()[0]}), it uses a "
+                        f"fork's fields; {fix}") from exc
+    known = set(caffe.layer_type_list())
+    net = schema.filter_net(schema.upgrade_net(schema.load_prototxt(prototxt), str(prototxt))[0], "TEST")
+    for layer in net.layer:
+        if layer.type not in known:
+            raise UserError(f"--verify: this Caffe has no layer type '{layer.type}' (layer '{layer.name}' of "
+                            f"{prototxt}); {fix}")
+
+
 def caffe_net(caffe, prototxt, caffemodel, quiet: bool = False):
     """caffe.Net for TEST with the caffemodel's weights, read by Caffe itself when it can; otherwise the
     weights are copied in blob by blob from this package's reader (with a note saying so)."""
@@ -371,8 +417,11 @@ def print_report(rep: SizeReport, tol: float, quiet: bool) -> None:
         print(f"   not compared: {rep.note}")
         return
     if quiet:
-        bad = [b for b, s in rep.stats.items() if s.problem or s.max_rel > tol]
-        worst = max((s.max_rel for s in rep.stats.values()), default=0.0)
+        bad = [b for b, s in rep.stats.items() if not s.ranked and (s.problem or s.max_rel > tol)]
+        for b, s in rep.stats.items():
+            if s.ranked:
+                print(f"   {b}: {s.ranked}")
+        worst = max((s.max_rel for s in rep.stats.values() if not s.ranked), default=0.0)
         failing = f", FAILING: {bad}" if bad else ""
         print(f"   {len(rep.stats)} blobs, worst max rel diff {worst:.2e}{failing}")
         return
@@ -380,6 +429,9 @@ def print_report(rep: SizeReport, tol: float, quiet: bool) -> None:
     print(f"   {'blob':<{width}}  {'shape':<18} {'max|caffe|':>11} {'max abs diff':>13} "
           f"{'max rel diff':>13}  ok")
     for blob, s in rep.stats.items():
+        if s.ranked:
+            print(f"   {blob:<{width}}  {_fmt_shape(s.shape):<18} {'':>39}  info: {s.ranked}")
+            continue
         if s.problem:
             print(f"   {blob:<{width}}  {_fmt_shape(s.shape):<18} {'':>39}  NO: {s.problem}")
             continue
@@ -403,6 +455,7 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = TOL, n_pho
     for size in (sizes or [None]):
         check_memory(info, size)  # before Caffe, which aborts on blobs over 2^31 values
     caffe = load_caffe()
+    check_caffe_runs(caffe, prototxt)
     module = load_generated(out_dir / MODEL_FILE)
     net_t = module.load_model(str(out_dir / WEIGHTS_FILE))
     # what inference runs: conversion.json as data, not model.py (plugin layers exist only in model.py)
@@ -424,6 +477,7 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = TOL, n_pho
     reports = []
     onnx_reports = []
     first: Divergence | None = None
+    last_feed = None  # the input the backends table runs on (the first one that the converted net took)
     for size in (sizes or [None]):
         label = "prototxt input size" if size is None else f"{size[0]}x{size[1]} (WxH)"
         cases = make_inputs(info["inputs"], size, pre, n_photos, n_random, seed)
@@ -439,6 +493,8 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = TOL, n_pho
                 rep.error = f"the converted net rejects this size ({why}); not run in Caffe"
                 break
             tb = final_blobs(info, layer_outs, feed)
+            if last_feed is None:
+                last_feed = feed
             if fresh_net_per_case:
                 net_c = caffe_net(caffe, prototxt, caffemodel, True)
             div = caffe_layer_by_layer(net_c, feed, info, layer_outs, tol, f"{label}, {case}")
@@ -455,14 +511,18 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = TOL, n_pho
                 stat.update(cb[blob], tb[blob])
             if onnx:
                 _compare_onnx(out_dir, onnx_info, feed, cb, onnx_rep, ort_cache)
+        judge_on_raw_heads(rep, info, tol)
         print_report(rep, tol, quiet)
         reports.append(rep)
         if onnx:
             onnx_rep.label = f"onnxruntime (model.onnx) vs Caffe, {label}"
             print_report(onnx_rep, tol, quiet)
             onnx_reports.append(onnx_rep)
+    if last_feed is not None and not fp64:
+        net_b = caffe_net(caffe, prototxt, caffemodel, True) if fresh_net_per_case else net_c
+        backends_report(prototxt, caffemodel, out_dir, info, last_feed, net_b, net_t, tol, onnx)
     ok = all(r.ok(tol) for r in reports + onnx_reports)
-    worst = max((s.max_rel for r in reports for s in r.stats.values()), default=0.0)
+    worst = max((s.max_rel for r in reports for s in r.stats.values() if not s.ranked), default=0.0)
     n_blobs = len({b for r in reports for b in r.stats})
     precision = " (converted module in float64)" if fp64 else ""
     if first is not None:
@@ -479,6 +539,108 @@ def verify(prototxt, caffemodel, out_dir, *, sizes=None, tol: float = TOL, n_pho
     print(f"\nverify: {verdict}: {n_blobs} blobs x {len(reports)} size(s), worst max rel diff {worst:.2e} "
           f"(tolerance {tol:g} of each blob's max |value|){precision}")
     return ok
+
+
+def _median_ms(fn, repeat: int = 3) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2] * 1000
+
+
+def opencv_outputs(prototxt, caffemodel, feed: dict[str, np.ndarray], names: list[str]):
+    """OpenCV dnn (cv2.dnn.readNetFromCaffe) on the same feed: (outputs by name, the net, its forward) or raises
+    cv2.error / ValueError when OpenCV cannot read or run the net."""
+    if not hasattr(cv2.dnn, "readNetFromCaffe"):
+        raise ValueError(f"OpenCV {cv2.__version__} has no Caffe importer (OpenCV 5 removed readNetFromCaffe); "
+                         "install opencv-python-headless<5 for this row")
+    net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
+    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    for blob, arr in feed.items():
+        net.setInput(np.ascontiguousarray(arr, np.float32), blob)
+
+    def run():
+        return net.forward(names)
+
+    return dict(zip(names, run(), strict=True)), run
+
+
+def backends_report(prototxt, caffemodel, out_dir: Path, info: dict, feed: dict[str, np.ndarray], net_c, net_t,
+                    tol: float, onnx: bool) -> dict:
+    """OpenCV dnn beside pycaffe, the converted module (PyTorch eager) and onnxruntime, on one input, same
+    threads: each one's net outputs against Caffe's and ms per forward. Where OpenCV and Caffe disagree, says
+    which one the converted net follows. Returns the printed lines and each backend's worst difference."""
+    threads = torch.get_num_threads()
+    cv2.setNumThreads(threads)
+    # net outputs; a detection net on its raw heads (what DetectionOutput reads), not on its top-k list
+    det = [layer for layer in info["layers"] if layer["type"] == "DetectionOutput" and layer["kind"] == "module"]
+    ranked = {t for layer in det for t in layer["tops"]}
+    outs = [o["blob"] for o in info["outputs"] if o["blob"] not in ranked]
+    outs += [b for layer in det for b in layer["bottoms"] if b not in outs]
+    outs = [b for b in outs if b in net_c.blobs]
+    _set_inputs(net_c, feed)
+    net_c.forward()
+    ref = {b: net_c.blobs[b].data.copy() for b in outs}
+    rows: list[tuple[str, str, str]] = [("pycaffe", "reference", f"{_median_ms(net_c.forward):.1f}")]
+    xs = [torch.from_numpy(feed[i["blob"]]) for i in info["inputs"]]
+
+    def run_torch():
+        with torch.inference_mode():
+            return net_t(*xs)
+
+    t_out = final_blobs(info, torch_layer_outputs(net_t, info, feed), feed)
+    t_diff = {b: rel_diff(ref[b], t_out[b]) for b in outs if b in t_out and ref[b].shape == t_out[b].shape}
+    rows.append(("PyTorch eager (model.py)", _worst(t_diff), f"{_median_ms(run_torch):.1f}"))
+    cv_diff: dict[str, float] = {}
+    try:
+        cv_out, cv_run = opencv_outputs(prototxt, caffemodel, feed, outs)
+        for b in outs:
+            a = np.asarray(cv_out[b], np.float32)
+            cv_diff[b] = rel_diff(ref[b], a.reshape(ref[b].shape)) if a.size == ref[b].size else float("inf")
+        rows.append((f"OpenCV dnn {cv2.__version__}", _worst(cv_diff), f"{_median_ms(cv_run):.1f}"))
+    except (cv2.error, ValueError, KeyError) as exc:
+        why = str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else type(exc).__name__
+        rows.append((f"OpenCV dnn {cv2.__version__}", f"not run: {why}", "-"))
+    if onnx:
+        import onnxruntime as ort  # noqa: PLC0415  (heavy: only --onnx uses it)
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        sess = ort.InferenceSession(str(out_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        o_feed = {i.name: feed[i.name] for i in sess.get_inputs()}
+        o_names = [o.name for o in sess.get_outputs()]
+        try:
+            o_out = dict(zip(o_names, sess.run(o_names, o_feed), strict=True))
+            o_diff = {b: rel_diff(ref[b], o_out[b]) for b in o_names if b in ref and ref[b].shape == o_out[b].shape}
+            rows.append(("onnxruntime (model.onnx)", _worst(o_diff) + ("" if set(o_names) == set(outs) else
+                         f" (its outputs {o_names})"), f"{_median_ms(lambda: sess.run(o_names, o_feed)):.1f}"))
+        except Exception as exc:  # onnxruntime refusing this input size (a fixed-size model.onnx)
+            rows.append(("onnxruntime (model.onnx)", f"not run ({str(exc).strip().splitlines()[0][:100]})", "-"))
+    shape = ", ".join(f"{b} {_fmt_shape(a.shape)}" for b, a in feed.items())
+    heads = " (detection: the raw heads, not the top-k list)" if det else ""
+    lines = [f"\n== backends on one input ({shape}); {threads} thread(s); net outputs vs Caffe{heads} ==",
+             f"   {'backend':<28} {'max rel diff vs Caffe':<44} {'ms/forward':>10}"]
+    lines += [f"   {name:<28} {diff:<44} {ms:>10}" for name, diff, ms in rows]
+    disagree = [b for b, d in cv_diff.items() if d > tol]
+    if disagree:
+        follows = all(t_diff.get(b, float("inf")) <= tol for b in disagree)
+        lines.append(f"   OpenCV and Caffe disagree on {disagree}: the converted net follows "
+                     f"{'Caffe' if follows else 'neither (see the tables above)'}")
+    for line in lines:
+        print(line)
+    worst = {"torch": max(t_diff.values(), default=float("nan")),
+             "opencv": max(cv_diff.values(), default=float("nan"))}
+    return {"lines": lines, "worst": worst, "opencv_disagrees": disagree}
+
+
+def _worst(diffs: dict[str, float]) -> str:
+    if not diffs:
+        return "no common outputs"
+    blob = max(diffs, key=lambda b: diffs[b])
+    return f"{diffs[blob]:.2e} ({blob})"
 
 
 def _compare_onnx(out_dir: Path, onnx_info: dict, feed, cb, rep: SizeReport, cache: dict) -> None:

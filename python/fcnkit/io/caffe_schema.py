@@ -35,7 +35,8 @@ def pb():
     except ImportError as exc:
         raise UserError(f"the Caffe protobuf schema module fcnkit_caffe_pb2 is missing ({exc}); "
                         "run `make setup`") from exc
-    if "interp_param" not in fcnkit_caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name:
+    fields = fcnkit_caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name
+    if "interp_param" not in fields or "continuation_indicator_param" not in fields:  # the newest fork fields
         raise UserError("the installed Caffe schema (fcnkit_caffe_pb2) predates the forks' fields; run `make setup` "
                         "to rebuild it")
     return fcnkit_caffe_pb2
@@ -68,7 +69,6 @@ def _layer_at(text: str, line: int, col: int) -> str:
 # Fields of forks that fcnkit's schema does not include -> the fork they come from. A prototxt using one of
 # them fails to parse with one line naming the field, the layer and this fork.
 FORK_FIELDS = {
-    "roi_pooling_param": "py-faster-rcnn's Caffe (ROIPooling)",
     "smooth_l1_loss_param": "py-faster-rcnn's Caffe",
     "box_annotator_ohem_param": "R-FCN's Caffe",
     "region_param": "a YOLO port of Caffe",
@@ -88,9 +88,6 @@ FORK_FIELDS = {
     "augmentation_param": "FlowNet's Caffe",
     "normalize_bbox_param": "an early SSD fork",
     "seg_data_param": "DeepLab's Caffe",
-    "mat_read_param": "DeepLab's Caffe",
-    "unique_label_param": "DeepLab's Caffe",
-    "adaptive_bias_channel_param": "DeepLab's Caffe",
     "spatial_dropout_param": "Intel's Caffe",
     "multinode": "Intel's Caffe",
     "mn_activation_param": "Intel's Caffe",
@@ -117,8 +114,8 @@ def _parse_error_message(exc, path: Path, text: str, what: str) -> str:
         in_layer = f" in layer '{layer}'" if layer else ""
         fork = guess_fork(fieldname)
         origin = (f"it comes from {fork}, a Caffe fork fcnkit does not read" if fork else
-                  "it is not in BVLC Caffe, SSD or the forks fcnkit reads (DeepLab/PSPNet, SegNet, ShuffleNet, "
-                  "MobileNet, SENet)")
+                  "it is not in BVLC Caffe, SSD or the forks fcnkit reads (DeepLab v2/PSPNet, SegNet, ShuffleNet, "
+                  "MobileNet, SENet, py-faster-rcnn ROIPooling, C3D, CRNN ContinuationIndicator)")
         return (f"{where}: unknown field '{fieldname}' of caffe.{message}{in_layer}: {origin}; remove the field or "
                 "the layer if inference does not need it")
     return f"{where}: {what} does not parse: {msg} (fix the text there; field names follow Caffe's caffe.proto)"

@@ -217,3 +217,23 @@ def psroi_pooling(ctx: LayerCtx) -> ModuleSpec:
                       top_shapes=[(rois[0], dim, g, g)], onnx_exportable=False)
     spec.notes.append("rule of R-FCN's CUDA kernel: this Caffe's CPU build has no PSROIPooling forward")
     return spec
+
+
+@register("ROIPooling")
+def roi_pooling(ctx: LayerCtx) -> ModuleSpec:
+    """py-faster-rcnn's ROIPooling (Fast/Faster R-CNN's roi_pool5); see CaffeROIPooling. Its second top (the
+    argmax, for training) is not produced."""
+    ctx.bottoms(2)
+    ctx.tops(1)
+    p = ctx.layer.roi_pooling_param
+    if p.pooled_h <= 0 or p.pooled_w <= 0:
+        ctx.fail("roi_pooling_param needs positive pooled_h and pooled_w")
+    if len(ctx.x) != 4:
+        ctx.fail(f"the feature map must be 4-D (N, C, H, W), got {ctx.x}")
+    rois = ctx.bottom_shapes[1]
+    if math.prod(rois[1:]) != 5:
+        ctx.fail(f"RoIs must be (R, 5) = (batch index, x1, y1, x2, y2), got {rois}")
+    spec = ModuleSpec("CaffeROIPooling", (int(p.pooled_h), int(p.pooled_w), float(p.spatial_scale)), call="args",
+                      top_shapes=[(rois[0], ctx.x[1], int(p.pooled_h), int(p.pooled_w))], onnx_exportable=False)
+    spec.notes.append("py-faster-rcnn ROIPooling (roi_pooling_layer.cpp; this Caffe has no ROIPooling)")
+    return spec

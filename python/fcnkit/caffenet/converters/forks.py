@@ -155,3 +155,68 @@ def axpy(ctx: LayerCtx) -> ModuleSpec:
     if tuple(x) != tuple(y) or len(x) < 2 or tuple(a[:2]) != tuple(x[:2]) or any(d != 1 for d in a[2:]):
         ctx.fail(f"needs a (N, C, 1, 1) scale and two equal (N, C, ...) blobs, got {a}, {x}, {y}")
     return ModuleSpec("CaffeAxpy", call="args")
+
+
+@register("Convolution3D")
+def convolution3d(ctx: LayerCtx) -> ModuleSpec:
+    """C3D's Convolution3D (facebook/C3D convolution3d_layer.cpp): a plain 3-D convolution of an
+    (N, C, L, H, W) blob, kernel kernel_depth x kernel_size x kernel_size, temporal_stride/stride,
+    temporal_pad/pad; weights (num_output, C, kd, k, k), bias (num_output). filter_group only splits the
+    outputs' computation (every group sees all input channels), so it changes nothing here."""
+    p = ctx.layer.convolution_param
+    ctx.unary()
+    if len(ctx.x) != 5:
+        ctx.fail(f"needs a 5-D bottom (N, C, L, H, W), got {ctx.x}; C3D nets take clips, e.g. "
+                 "--input-shape data=1,3,16,112,112")
+    k = p.kernel_size[0] if len(p.kernel_size) else 0
+    kd, s = p.kernel_depth, p.stride[0] if len(p.stride) else 1
+    pad = p.pad[0] if len(p.pad) else 0
+    if len(p.kernel_size) > 1 or len(p.stride) > 1 or len(p.pad) > 1 or p.group != 1:
+        ctx.fail("C3D's Convolution3D takes one kernel_size/stride/pad (spatial) plus kernel_depth, "
+                 "temporal_stride, temporal_pad, and no group")
+    if k <= 0 or kd <= 0 or s <= 0 or p.temporal_stride <= 0 or p.num_output <= 0:
+        ctx.fail("convolution_param needs positive num_output, kernel_size, kernel_depth and strides")
+    if p.num_output % max(p.filter_group, 1):
+        ctx.fail(f"filter_group {p.filter_group} must divide num_output {p.num_output} (C3D's check)")
+    cin, cout = ctx.x[1], p.num_output
+    kernel = (kd, k, k)
+    expected = [("weight", (cout, cin) + kernel)] + ([("bias", (cout,))] if p.bias_term else [])
+    blobs = ctx.blobs(expected)
+    kw = {"kernel_size": kernel, **tuple_kw("stride", (p.temporal_stride, s, s), 1),
+          **tuple_kw("padding", (p.temporal_pad, pad, pad), 0)}
+    if not p.bias_term:
+        kw["bias"] = False
+    params = {"weight": blobs[0]} | ({"bias": blobs[1]} if p.bias_term else {})
+    spec = ModuleSpec("nn.Conv3d", (cin, cout), kw, params)
+    spec.notes.append("C3D Convolution3D (facebook/C3D): a 3-D convolution")
+    return spec
+
+
+@register("Pooling3D")
+def pooling3d(ctx: LayerCtx) -> ModuleSpec:
+    """C3D's Pooling3D (facebook/C3D pool3d_layer.cpp), see CaffePool3d."""
+    p = ctx.layer.pooling_param
+    ctx.unary()
+    if len(ctx.x) != 5:
+        ctx.fail(f"needs a 5-D bottom (N, C, L, H, W), got {ctx.x}")
+    method = {0: "max", 1: "ave"}.get(p.pool)
+    if method is None:
+        ctx.fail("C3D's Pooling3D has MAX and AVE only (STOCHASTIC is NOT_IMPLEMENTED there)")
+    if p.HasField("kernel_h") or p.HasField("pad_h") or p.HasField("stride_h") or p.global_pooling:
+        ctx.fail("C3D's Pooling3D takes kernel_size, stride, pad, kernel_depth, temporal_stride only")
+    k, kd, s, ts = p.kernel_size, p.kernel_depth, p.stride, p.temporal_stride
+    if k <= 0 or kd <= 0 or s <= 0 or ts <= 0:
+        ctx.fail("pooling_param needs positive kernel_size, kernel_depth, stride and temporal_stride")
+    if p.pad and method == "max":
+        ctx.fail("C3D pads only AVE pooling (its own CHECK); remove pad")
+    if p.pad >= k:
+        ctx.fail(f"pad {p.pad} must be smaller than kernel_size {k}")
+    if s > k or ts > kd:  # C3D would pool windows that start past the input (empty: -FLT_MAX or 0/-n)
+        ctx.fail(f"strides ({ts}, {s}) larger than the window ({kd}, {k}) are not supported (C3D pools empty "
+                 "windows past the input there)")
+    kw: dict[str, Any] = {"kernel_size": (kd, k, k), "stride": (ts, s, s)}
+    if p.pad:
+        kw["pad"] = p.pad
+    spec = ModuleSpec("CaffePool3d", (method,), kw)
+    spec.notes.append("C3D Pooling3D (facebook/C3D): ceil size rule, windows clipped to the input")
+    return spec

@@ -23,7 +23,9 @@ def python_layer(ctx: LayerCtx) -> ModuleSpec:
         ctx.fail(f"has {len(ctx.weights.blobs)} blob(s) in the caffemodel; plugin layers with weights are not "
                  "supported")
     spec = ModuleSpec(f"{plugin_alias(module.__name__)}.{p.layer}", (), {"param_str": p.param_str}, call="args",
-                      multi_top=len(ctx.layer.top) > 1, plugin=(module.__name__, p.layer), onnx_exportable=False)
+                      multi_top=len(ctx.layer.top) > 1, plugin=(module.__name__, p.layer),
+                      # data-dependent plugins (a proposal layer) say so with a class attribute
+                      onnx_exportable=bool(getattr(getattr(module, p.layer), "onnx_exportable", True)))
     spec.notes.append(f"Python layer {p.module}.{p.layer} converted by plugin {module.__name__}.{p.layer}")
     return spec
 

@@ -63,3 +63,18 @@ def lstm_unit(ctx: LayerCtx) -> ModuleSpec:
         ctx.fail(f"needs c_prev (1, N, H), gates (1, N, 4H) and cont (1, N); got {c}, {gates}, {cont}")
     return ModuleSpec("CaffeLSTMUnit", call="args", multi_top=True)
 
+
+
+@register("ContinuationIndicator")
+def continuation_indicator(ctx: LayerCtx) -> ModuleSpec:
+    """The CRNN-style ports' ContinuationIndicator (not in this Caffe): the LSTM's `cont` blob
+    (time_step, batch_size), 0 at t = 0 and 1 after."""
+    p = ctx.layer.continuation_indicator_param
+    ctx.bottoms(0, 1)
+    ctx.tops(1)
+    if p.time_step <= 0 or p.batch_size <= 0:
+        ctx.fail("continuation_indicator_param needs a positive time_step (and batch_size, default 1)")
+    spec = ModuleSpec("CaffeContinuationIndicator", (), {"time_step": int(p.time_step),
+                                                          "batch_size": int(p.batch_size)}, call="list")
+    spec.notes.append("ContinuationIndicator (CRNN-style Caffe ports): cont = 0 at t = 0, 1 after")
+    return spec

@@ -47,8 +47,9 @@ from fcnkit.caffenet.modules.detection import (
     CaffePriorBox,
     CaffeProposal,
     CaffePSROIPooling,
+    CaffeROIPooling,
 )
-from fcnkit.caffenet.modules.forks import CaffeAxpy, CaffeBN, CaffeShuffleChannel
+from fcnkit.caffenet.modules.forks import CaffeAxpy, CaffeBN, CaffePool3d, CaffeShuffleChannel
 from fcnkit.caffenet.modules.normalization import (
     CaffeBatchNorm,
     CaffeBias,
@@ -58,7 +59,7 @@ from fcnkit.caffenet.modules.normalization import (
     CaffeScale,
     CaffeScaleByBlob,
 )
-from fcnkit.caffenet.modules.recurrent import CaffeLSTM, CaffeLSTMUnit, CaffeRNN
+from fcnkit.caffenet.modules.recurrent import CaffeContinuationIndicator, CaffeLSTM, CaffeLSTMUnit, CaffeRNN
 from fcnkit.caffenet.modules.spatial import (
     CaffeCrop,
     CaffeIm2col,
@@ -126,6 +127,9 @@ __all__ = [
     "CaffeDetectionOutput",
     "CaffeProposal",
     "CaffePSROIPooling",
+    "CaffeROIPooling",
+    "CaffePool3d",
+    "CaffeContinuationIndicator",
 ]
 
 SUBMODULES = (spatial, normalization, activations, blobs, recurrent, forks, detection)

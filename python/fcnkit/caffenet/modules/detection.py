@@ -457,3 +457,51 @@ class CaffePSROIPooling(nn.Module):
             outs.append(torch.where(area > 0, total / area.clamp(min=1.0), torch.zeros_like(total)))
         return torch.stack(outs, 0).to(x.dtype)
 
+
+
+class CaffeROIPooling(nn.Module):
+    """py-faster-rcnn's ROIPooling (roi_pooling_layer.cpp): each RoI (batch, x1, y1, x2, y2) is rounded (C
+    round) and scaled by spatial_scale, its size is end - start + 1 (at least 1), and it is cut into
+    pooled_h x pooled_w bins with floor/ceil edges, shifted by the RoI start and clipped to the map; a bin
+    is the max of its values, 0 when empty."""
+
+    def __init__(self, pooled_h: int, pooled_w: int, spatial_scale: float):
+        super().__init__()
+        self.pooled_h = pooled_h
+        self.pooled_w = pooled_w
+        self.spatial_scale = spatial_scale
+
+    def extra_repr(self) -> str:
+        return f"pooled_h={self.pooled_h}, pooled_w={self.pooled_w}, spatial_scale={self.spatial_scale}"
+
+    def forward(self, x: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[2], x.shape[3]
+        r = rois.reshape(-1, 5).to(torch.float32)
+        ss = torch.tensor(self.spatial_scale, dtype=torch.float32)
+        x1 = _round_half_away(r[:, 1] * ss)
+        y1 = _round_half_away(r[:, 2] * ss)
+        x2 = _round_half_away(r[:, 3] * ss)
+        y2 = _round_half_away(r[:, 4] * ss)
+        bin_h = torch.clamp(y2 - y1 + 1.0, min=1.0) / float(self.pooled_h)
+        bin_w = torch.clamp(x2 - x1 + 1.0, min=1.0) / float(self.pooled_w)
+        sh = torch.arange(self.pooled_h, dtype=torch.float32, device=x.device)
+        sw = torch.arange(self.pooled_w, dtype=torch.float32, device=x.device)
+        hs = torch.clamp(torch.floor(sh[None, :] * bin_h[:, None]) + y1[:, None], 0, h).to(torch.int64)
+        he = torch.clamp(torch.ceil((sh[None, :] + 1) * bin_h[:, None]) + y1[:, None], 0, h).to(torch.int64)
+        ws = torch.clamp(torch.floor(sw[None, :] * bin_w[:, None]) + x1[:, None], 0, w).to(torch.int64)
+        we = torch.clamp(torch.ceil((sw[None, :] + 1) * bin_w[:, None]) + x1[:, None], 0, w).to(torch.int64)
+        rows = torch.arange(h, device=x.device)
+        cols = torch.arange(w, device=x.device)
+        outs: list[torch.Tensor] = []
+        for k in range(r.shape[0]):
+            plane = x[int(r[k, 0].item())]  # (C, H, W)
+            mh = (rows[None, :] >= hs[k][:, None]) & (rows[None, :] < he[k][:, None])  # (ph, H)
+            mw = (cols[None, :] >= ws[k][:, None]) & (cols[None, :] < we[k][:, None])  # (pw, W)
+            # max over each bin's columns, then over its rows
+            by_col = torch.where(mw[None, None, :, :], plane[:, :, None, :], float("-inf")).amax(3)  # (C, H, pw)
+            by_bin = torch.where(mh[None, :, :, None], by_col[:, None, :, :], float("-inf")).amax(2)  # (C, ph, pw)
+            empty = ~(mh.any(1)[:, None] & mw.any(1)[None, :])
+            outs.append(torch.where(empty[None], torch.zeros_like(by_bin), by_bin))
+        if len(outs) == 0:
+            return x.new_zeros((0, x.shape[1], self.pooled_h, self.pooled_w))
+        return torch.stack(outs, 0)

@@ -130,3 +130,24 @@ class CaffeLSTMUnit(nn.Module):
         c, h = _lstm_unit(c_prev, gates, cont.unsqueeze(-1).to(gates.dtype))
         return [c, h]
 
+
+
+class CaffeContinuationIndicator(nn.Module):
+    """The ContinuationIndicator of the CRNN-style Caffe ports: the `cont` input of LSTM/RNN for one sequence
+    per item, shape (time_step, batch_size): 0 at t = 0 (a sequence starts), 1 after. Its bottom (where
+    the prototxt gives one) only orders the layer after the data."""
+
+    def __init__(self, time_step: int, batch_size: int):
+        super().__init__()
+        self.time_step = time_step
+        self.batch_size = batch_size
+
+    def extra_repr(self) -> str:
+        return f"time_step={self.time_step}, batch_size={self.batch_size}"
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        device = xs[0].device if len(xs) > 0 else torch.device("cpu")
+        dtype = xs[0].dtype if len(xs) > 0 else torch.float32
+        cont = torch.ones(self.time_step, self.batch_size, dtype=dtype, device=device)
+        cont[0] = 0.0
+        return cont
