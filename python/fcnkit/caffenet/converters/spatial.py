@@ -64,17 +64,23 @@ def tuple_kw(name: str, val: tuple, default: int) -> dict:
     return {} if all(v == default for v in val) else {name: val}
 
 
-@register("Convolution")
-def convolution(ctx: LayerCtx) -> ModuleSpec:
-    nsp, cin, cout, kernel, stride, pad, dilation, group, bias = _conv_geometry(ctx)
-    expected = [("weight", (cout, cin // group) + kernel)] + ([("bias", (cout,))] if bias else [])
-    blobs = ctx.blobs(expected)
+def _conv_kwargs(kernel, stride, pad, dilation, group: int, bias: bool) -> dict:
+    """torch ConvNd / ConvTransposeNd keyword arguments, defaults left out (model.py stays short)."""
     kw = {"kernel_size": kernel, **tuple_kw("stride", stride, 1), **tuple_kw("padding", pad, 0),
           **tuple_kw("dilation", dilation, 1)}
     if group != 1:
         kw["groups"] = group
     if not bias:
         kw["bias"] = False
+    return kw
+
+
+@register("Convolution")
+def convolution(ctx: LayerCtx) -> ModuleSpec:
+    nsp, cin, cout, kernel, stride, pad, dilation, group, bias = _conv_geometry(ctx)
+    expected = [("weight", (cout, cin // group) + kernel)] + ([("bias", (cout,))] if bias else [])
+    blobs = ctx.blobs(expected)
+    kw = _conv_kwargs(kernel, stride, pad, dilation, group, bias)
     params = {"weight": blobs[0]} | ({"bias": blobs[1]} if bias else {})
     # Large kernels (5x5 and up, e.g. FCN's fc6) run faster on CPU as one matrix multiply when the output
     # is small; Conv2dGemm decides per call and is an nn.Conv2d otherwise.
@@ -88,12 +94,7 @@ def deconvolution(ctx: LayerCtx) -> ModuleSpec:
     # Caffe's deconvolution weight is (C_in, num_output / group, k...): the ConvTranspose layout.
     expected = [("weight", (cin, cout // group) + kernel)] + ([("bias", (cout,))] if bias else [])
     blobs = ctx.blobs(expected)
-    kw = {"kernel_size": kernel, **tuple_kw("stride", stride, 1), **tuple_kw("padding", pad, 0),
-          **tuple_kw("dilation", dilation, 1)}
-    if group != 1:
-        kw["groups"] = group
-    if not bias:
-        kw["bias"] = False
+    kw = _conv_kwargs(kernel, stride, pad, dilation, group, bias)
     params = {"weight": blobs[0]} | ({"bias": blobs[1]} if bias else {})
     return ModuleSpec(f"nn.ConvTranspose{nsp}d", (cin, cout), kw, params)
 
