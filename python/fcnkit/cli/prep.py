@@ -8,6 +8,8 @@
     prep fetch    voc2012 --dest data/voc  |  prep fetch coco2014 --dest data/coco
     prep coco     ANNOTATIONS.json IMAGES_DIR --out data/coco/train [--lmdb] [--limit N]
     prep ingest   SNEAKERS_DIR --out data/mine [--backgrounds data/voc/VOCdevkit/VOC2012]
+    prep import   ROOT --out OUT [--images NAME --masks NAME] [--label-list FILE --foreground 'label > 0']
+                  [--threshold T] [--max-side N] [--lmdb [S]] [--limit N]
 
 Bad inputs are skipped with their reason in the step's manifest; the exit status is 2 when nothing
 usable remains (or, with --strict, when anything was skipped), 130 when interrupted. Outputs appear
@@ -27,6 +29,7 @@ from fcnkit.prep import common
 from fcnkit.prep.coco import run_coco
 from fcnkit.prep.composite import CompositeOptions, resolve_backgrounds, run_composite
 from fcnkit.prep.fetch import fetch
+from fcnkit.prep.folders import import_folder
 from fcnkit.prep.ingest import ingest_folder
 from fcnkit.prep.lmdb_build import build_lmdbs, verify_lmdbs
 from fcnkit.prep.masks import MaskOptions, run_masks
@@ -322,6 +325,52 @@ def _ingest(a) -> int:
           + f"; white {w['train']['count']}+{w['val']['count']} (train+val)"
           + (f", composite {c['train']['count']}+{c['val']['count']}" if c else "")
           + f" at {r['size']}x{r['size']}; preview {r.get('preview')}")
+    return 0
+
+
+def _import_args(p):
+    p.add_argument("root", help="dataset folder: ROOT/{train,test}/{images,masks} or ROOT/{images,masks} "
+                   "(or photos + labels with a label_list.txt)")
+    p.add_argument("--out", required=True, help="output: {train,val,test}/ (images + masks/ + boxes.json), "
+                   "manifest.jsonl, dataset.json [, lmdb/]")
+    p.add_argument("--images", help="name of the image folder (default: the first of images, photos, imgs, "
+                   "JPEGImages)")
+    p.add_argument("--masks", help="name of the mask folder (default: the first of masks, labels, gt, "
+                   "SegmentationClass)")
+    p.add_argument("--label-list", help="the masks are label maps; this file names their ids (default: "
+                   "ROOT/label_list.txt when present)")
+    p.add_argument("--foreground", help="label maps: which ids are foreground, e.g. 'label > 0', 'label != 41', "
+                   "'label in 1,2', 'label not in null,hair' (default 'label > 0')")
+    p.add_argument("--threshold", type=int, help="binarise soft masks: value >= T is foreground (default: "
+                   "masks must be 0/255 or 0/1)")
+    p.add_argument("--max-side", type=int, help="shrink images and masks so their longer side is at most N")
+    p.add_argument("--val-fraction", type=float, default=default(import_folder, "val_fraction"),
+                   help="val share drawn from train when the source has no val split (default %(default)s)")
+    p.add_argument("--test-fraction", type=float, help="test share drawn first when the source has no test "
+                   "split (default 0.2 for a single pool, none for train-only split folders)")
+    p.add_argument("--seed", type=int, default=default(import_folder, "seed"))
+    p.add_argument("--limit", type=int, help="only the first N images of each source split (tests, trials)")
+    p.add_argument("--lmdb", type=int, nargs="?", const=224, metavar="S",
+                   help="also write S x S train/val/test LMDB pairs in OUT/lmdb (S default 224)")
+    p.add_argument("--max-bad", type=float, default=default(import_folder, "max_bad"),
+                   help="fail when more than this share of pairs is unusable (default %(default)s; "
+                   "fewer are skipped and listed in manifest.jsonl)")
+    p.add_argument("--strict", action="store_true", help="fail (write nothing) if any pair is unusable")
+    _add_common(p)
+
+
+@step("import", "image + mask (or label map) folders -> split photo folders, boxes, LMDBs", _import_args)
+def _import(a) -> int:
+    r = import_folder(a.root, a.out, images=a.images, masks=a.masks, label_list=a.label_list,
+                      foreground=a.foreground, threshold=a.threshold, max_side=a.max_side,
+                      val_fraction=a.val_fraction, test_fraction=a.test_fraction, seed=a.seed, limit=a.limit,
+                      lmdb=a.lmdb, max_bad=a.max_bad, strict=a.strict, workers=a.workers, force=a.force,
+                      quiet=a.quiet, max_pixels=a.max_pixels)
+    print(f"prep import: {a.out}: " + ", ".join(f"{s} {n}" for s, n in r["splits"].items())
+          + f" pairs; masks: {r['masks']}"
+          + (f"; {r['skipped']} skipped ({r['skipped_by_reason']}; reasons in {Path(a.out) / 'manifest.jsonl'})"
+             if r["skipped"] else "")
+          + (f"; LMDBs {r['lmdb']['size']}x{r['lmdb']['size']} in {Path(a.out) / 'lmdb'}" if r["lmdb"] else ""))
     return 0
 
 

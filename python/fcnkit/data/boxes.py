@@ -6,14 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from fcnkit.config.seeds import PATCH_BORDER
+from fcnkit.io.boxes import box_of, read_boxes
 
-
-def box_of(label: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(x, y, w, h) bounding box of the foreground (label 1), None if there is none."""
-    ys, xs = np.nonzero(label == 1)
-    if ys.size == 0:
-        return None
-    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+__all__ = ["box_of", "read_boxes", "box_label_map", "tagfree_label_map"]
 
 
 def box_label_map(shape: tuple[int, int], box: tuple[int, int, int, int] | None) -> np.ndarray:

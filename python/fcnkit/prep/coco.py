@@ -14,6 +14,8 @@ in OUT/lmdb (what `fcnkit train` and `evaluate` read). A missing image file is s
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import warnings
@@ -58,7 +60,8 @@ def load_coco(annotations: str | os.PathLike):
                         "annotations/instances_train2014.json or instances_val2014.json")
     coco = COCO()
     coco.dataset = data
-    coco.createIndex()
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints "creating index..." to stdout
+        coco.createIndex()
     return coco
 
 

@@ -3,6 +3,7 @@
 Layout under OUT (the contract with the training code):
 
     OUT/train_image_lmdb  OUT/train_label_lmdb  OUT/val_image_lmdb  OUT/val_label_lmdb  OUT/manifest.json
+    (+ OUT/test_image_lmdb  OUT/test_label_lmdb when a held-out test split is given: `prep import`)
 
 * image Datum: 3 x S x S uint8, BGR, CHW (what Caffe's Data layer and `caffe.io` expect);
 * label Datum: 1 x S x S uint8 class ids: 0 background, 1 sneaker, 255 ignore;
@@ -45,7 +46,14 @@ from fcnkit.io.lmdb_io import LMDBWriter, check_lmdb, decode_datum, encode_datum
 from fcnkit.prep import common
 
 SPLITS = ("train", "val")
-LMDB_NAMES = tuple(f"{s}_{k}_lmdb" for s in SPLITS for k in ("image", "label"))
+ALL_SPLITS = (*SPLITS, "test")  # test: only when given (`test_pairs`), never drawn from the pairs
+
+
+def lmdb_names(splits=SPLITS) -> tuple[str, ...]:
+    return tuple(f"{s}_{k}_lmdb" for s in splits for k in ("image", "label"))
+
+
+LMDB_NAMES = lmdb_names()
 LMDB_MANIFEST = "manifest.json"
 FORMAT = "fcnkit-lmdb-pairs/1"
 
@@ -133,11 +141,13 @@ def build_lmdbs(
     sources: list[str] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     val_pairs: list[common.Pair] | None = None,
+    test_pairs: list[common.Pair] | None = None,
     on_record=None,
 ) -> dict:
     """Write the four LMDBs and manifest.json under `out_dir`; returns the manifest dict.
 
     With `val_pairs`, those form the val split as given and all of `pairs` (shuffled) the train split.
+    With `test_pairs`, a third pair of LMDBs (test_*_lmdb) holds them in the order given.
     `on_record(n_written)` is called after each record (progress hooks, tests that interrupt a run).
     """
     out_dir = Path(out_dir)
@@ -152,7 +162,10 @@ def build_lmdbs(
     else:
         splits = {"train": split_pairs(pairs, 0.0, seed)["train"], "val": list(val_pairs)}
         val_fraction = round(len(val_pairs) / max(1, len(val_pairs) + len(pairs)), 4)
-    tasks = [(s, p.image, p.mask, p.name) for s in SPLITS for p in splits[s]]
+    if test_pairs:
+        splits["test"] = list(test_pairs)
+    names = lmdb_names(splits)
+    tasks = [(s, p.image, p.mask, p.name) for s in splits for p in splits[s]]
     old = out_dir / LMDB_MANIFEST
     if old.is_file():
         try:
@@ -168,12 +181,12 @@ def build_lmdbs(
     staging.mkdir()
     t0 = time.perf_counter()
     try:
-        writers = {name: LMDBWriter(staging / name) for name in LMDB_NAMES}
+        writers = {name: LMDBWriter(staging / name) for name in names}
         for w in writers.values():
             w.__enter__()
-        counts = dict.fromkeys(SPLITS, 0)
-        fg = dict.fromkeys(SPLITS, 0)
-        ignore = dict.fromkeys(SPLITS, 0)
+        counts = dict.fromkeys(splits, 0)
+        fg = dict.fromkeys(splits, 0)
+        ignore = dict.fromkeys(splits, 0)
         bgr_sum = np.zeros(3, np.float64)
         skipped = []
         exc_info = (None, None, None)
@@ -209,7 +222,7 @@ def build_lmdbs(
         finally:
             for w in writers.values():
                 w.__exit__(*exc_info)
-        total = counts["train"] + counts["val"]
+        total = sum(counts.values())
         if total == 0:
             raise UserError(
                 f"no usable image/mask pair: all {len(tasks)} skipped "
@@ -221,7 +234,7 @@ def build_lmdbs(
                 f"({common.summarize_skips(skipped)}): {common.first_reasons(skipped, 3)}"
             )
         expected_empty = {"val"} if not splits["val"] else set()
-        for split in SPLITS:
+        for split in splits:
             if counts[split] == 0 and split not in expected_empty:
                 lost = [r for r in skipped if r["split"] == split]
                 raise UserError(
@@ -245,7 +258,7 @@ def build_lmdbs(
                     "sneaker_fraction": round(fg[s] / max(1, counts[s] * px), 5),
                     "ignore_fraction": round(ignore[s] / max(1, counts[s] * px), 5),
                 }
-                for s in SPLITS
+                for s in splits
             },
             "mean_bgr": [round(v / max(1, counts["train"] * px), 3) for v in bgr_sum],
             "keys": "8-digit zero-padded, identical and in the same order in a split's image and label LMDB",
@@ -263,8 +276,10 @@ def build_lmdbs(
         }
         # Swap in: old manifest first (its absence marks the set incomplete), then the LMDBs, manifest last.
         (out_dir / LMDB_MANIFEST).unlink(missing_ok=True)
-        for name in LMDB_NAMES:
+        for name in names:
             atomic.replace_path(staging / name, out_dir / name)
+        for name in set(lmdb_names(ALL_SPLITS)) - set(names):  # a test split of an earlier build
+            shutil.rmtree(out_dir / name, ignore_errors=True)
         atomic.write_text_atomic(out_dir / LMDB_MANIFEST, json.dumps(manifest, indent=1) + "\n")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -294,7 +309,7 @@ def verify_lmdbs(out_dir: str | os.PathLike, *, quiet: bool = False) -> dict:
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{mpath}: unreadable manifest ({exc}); rebuild with `prep lmdb`") from exc
     report = {}
-    for split in SPLITS:
+    for split in [s for s in ALL_SPLITS if s in SPLITS or s in manifest.get("splits", {})]:
         ip, lp = out_dir / f"{split}_image_lmdb", out_dir / f"{split}_label_lmdb"
         ienv, lenv = _open_env(ip), _open_env(lp)
         try:
