@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import struct
 import tarfile
 import zlib
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from fcnkit.prep.composite import builtin_backgrounds
 from fcnkit.prep.sample import render_sneaker
 from PIL import Image
@@ -141,3 +143,18 @@ def write_voc_tar(path, evil=False):
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def realdata(sub: str = "") -> Path:
+    """A folder of the real-photo datasets (`../shared/realdata`, or $FCNKIT_REALDATA): the test is skipped where
+    it is absent (a user's machine), and fails instead under CI=true, where the data must be present."""
+    root = Path(__file__).resolve().parents[2]
+    candidates = [Path(os.environ["FCNKIT_REALDATA"])] if os.environ.get("FCNKIT_REALDATA") else [
+        root.parent / "shared" / "realdata", root.parent.parent / "shared" / "realdata"]
+    for c in candidates:
+        if (c / sub).exists():
+            return c / sub
+    msg = f"real data {sub or 'folder'} not found (looked in {', '.join(map(str, candidates))})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(msg)
+    pytest.skip(msg)

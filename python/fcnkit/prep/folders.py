@@ -204,26 +204,26 @@ def _one(task: tuple[str, str, str, str | None]) -> dict:
     split, name, image, mask = task
     row = {"split": split, "name": name, "source": image, "source_mask": mask}
     if mask is None:
-        return row | {"status": "skipped", "code": "no-mask",
+        return row | {"status": "skipped", "code": "no-mask", "file": image,
                       "reason": "no mask of the same name: add it (0/255 PNG) or remove the image"}
     try:
         bgr = read_bgr(image, max_pixels=_W["max_pixels"])
     except ImageReadError as exc:
-        return row | {"status": "skipped", "code": exc.code,
+        return row | {"status": "skipped", "code": exc.code, "file": image,
                       "reason": f"unreadable image ({exc.reason}): replace or remove the file"}
     try:
         raw = read_mask(mask, max_pixels=_W["max_pixels"])
     except ImageReadError as exc:
-        return row | {"status": "skipped", "code": "unreadable-mask",
-                      "reason": f"unreadable mask {mask} ({exc.reason}): replace or remove it"}
+        return row | {"status": "skipped", "code": "unreadable-mask", "file": mask,
+                      "reason": f"unreadable mask ({exc.reason}): replace or remove it"}
     if raw.shape != bgr.shape[:2]:
-        return row | {"status": "skipped", "code": "size-mismatch",
-                      "reason": f"mask {mask} is {raw.shape[1]}x{raw.shape[0]} but the image is "
+        return row | {"status": "skipped", "code": "size-mismatch", "file": mask,
+                      "reason": f"mask is {raw.shape[1]}x{raw.shape[0]} but the image is "
                                 f"{bgr.shape[1]}x{bgr.shape[0]}: give a mask of the image's size"}
     try:
         fg = to_foreground(raw, lut=_W["lut"], threshold=_W["threshold"], known_ids=_W["known"])
     except ValueError as exc:
-        return row | {"status": "skipped", "code": "bad-mask", "reason": f"{mask}: {exc}"}
+        return row | {"status": "skipped", "code": "bad-mask", "file": mask, "reason": str(exc)}
     h, w = fg.shape
     ms = _W["max_side"]
     resized = bool(ms) and max(h, w) > ms
@@ -337,8 +337,8 @@ def import_folder(
                                         initargs=(str(st), lut, threshold, known, max_side, max_pixels)))
         bad = [r for r in rows if r["status"] != "ok"]
         if bad and (strict or len(bad) > max_bad * len(rows) or len(bad) == len(rows)):
-            first = bad[0]
-            raise UserError(f"{first['source']}: {first['reason']}"
+            first = min(bad, key=lambda r: r["file"])
+            raise UserError(f"{first['file']}: {first['reason']}"
                             + (f" ({len(bad) - 1} more of {len(rows)} pairs unusable: "
                                f"{common.summarize_skips(bad)})" if len(bad) > 1 else "")
                             + ("; --strict refuses any" if strict and len(bad) <= max_bad * len(rows) else ""))
