@@ -7,7 +7,8 @@
     prep lmdb     --verify --out LMDB_DIR
     prep fetch    voc2012 --dest data/voc  |  prep fetch coco2014 --dest data/coco
     prep coco     ANNOTATIONS.json IMAGES_DIR --out data/coco/train [--lmdb] [--limit N]
-    prep ingest   SNEAKERS_DIR --out data/mine [--backgrounds data/voc/VOCdevkit/VOC2012]
+    prep ingest   SNEAKERS_DIR --out data/mine [--backgrounds data/voc/VOCdevkit/VOC2012 | BSDS500_DIR]
+                  [--test-fraction 0.1 [--test-backgrounds DIR]] [--limit N]
     prep import   ROOT --out OUT [--images NAME --masks NAME] [--label-list FILE --foreground 'label > 0']
                   [--threshold T] [--max-side N] [--lmdb [S]] [--limit N]
 
@@ -301,12 +302,23 @@ def _coco(a) -> int:
     return 0
 
 
+def _counts(info: dict) -> str:
+    splits = [s for s in ("train", "val", "test") if s in info]
+    return "+".join(str(info[s]["count"]) for s in splits) + f" ({'+'.join(splits)})"
+
+
 def _ingest_args(p):
     p.add_argument("input", help="folder of your product photos on white")
     p.add_argument("--out", required=True, help="dataset root (white/ and composite/ as `prep sample`)")
     p.add_argument("--size", type=int, default=default(ingest_folder, "size"))
     p.add_argument("--seed", type=int, default=default(ingest_folder, "seed"))
     p.add_argument("--val-fraction", type=float, default=default(ingest_folder, "val_fraction"))
+    p.add_argument("--test-fraction", type=float, default=default(ingest_folder, "test_fraction"),
+                   help="hold out this share of the photos as a test split (white and composite over test "
+                   "scenes only; default %(default)s)")
+    p.add_argument("--test-backgrounds", help="scenes for the test composites (default: BACKGROUNDS/test when "
+                   "--backgrounds has train/ val/ test/ subfolders, as BSDS500)")
+    p.add_argument("--limit", type=int, help="only the first N photos (trials, tests)")
     _add_mask_options(p)
     _add_composite_options(p, n_default=default(ingest_folder, "n_composite"))
     _add_common(p)
@@ -316,14 +328,14 @@ def _ingest_args(p):
 def _ingest(a) -> int:
     r = ingest_folder(a.input, a.out, backgrounds=a.backgrounds, voc_list=a.voc_list, n_composite=a.count,
                       size=a.size, seed=a.seed, val_fraction=a.val_fraction, mask_opts=_mask_opts(a),
-                      composite_opts=_comp_opts(a, a.size), workers=a.workers, strict=a.strict, force=a.force,
-                      quiet=a.quiet)
+                      composite_opts=_comp_opts(a, a.size), test_fraction=a.test_fraction,
+                      test_backgrounds=a.test_backgrounds, limit=a.limit, workers=a.workers, strict=a.strict,
+                      force=a.force, quiet=a.quiet)
     w, c, m = r["white"], r.get("composite"), r["masks"]
     print(f"prep ingest: {a.out}: {m['ok']} of {m['total']} photos usable"
           + (f" ({m['skipped_by_reason']} skipped; reasons in {Path(a.out) / 'white/masks/manifest.jsonl'})"
              if m["skipped"] else "")
-          + f"; white {w['train']['count']}+{w['val']['count']} (train+val)"
-          + (f", composite {c['train']['count']}+{c['val']['count']}" if c else "")
+          + f"; white {_counts(w)}" + (f", composite {_counts(c)}" if c else "")
           + f" at {r['size']}x{r['size']}; preview {r.get('preview')}")
     return 0
 

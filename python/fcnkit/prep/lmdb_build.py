@@ -187,6 +187,7 @@ def build_lmdbs(
         counts = dict.fromkeys(splits, 0)
         fg = dict.fromkeys(splits, 0)
         ignore = dict.fromkeys(splits, 0)
+        written = {s: [] for s in splits}
         bgr_sum = np.zeros(3, np.float64)
         skipped = []
         exc_info = (None, None, None)
@@ -210,6 +211,7 @@ def build_lmdbs(
                 writers[f"{split}_image_lmdb"].put(key, img)
                 writers[f"{split}_label_lmdb"].put(key, lbl)
                 counts[split] += 1
+                written[split].append(tasks[n][3])
                 fg[split] += stats["fg"]
                 ignore[split] += stats["ignore"]
                 if split == "train":
@@ -262,6 +264,7 @@ def build_lmdbs(
             },
             "mean_bgr": [round(v / max(1, counts["train"] * px), 3) for v in bgr_sum],
             "keys": "8-digit zero-padded, identical and in the same order in a split's image and label LMDB",
+            "names": written,  # the pair behind each key, in key order
             "val_fraction": val_fraction,
             "split": "random (seeded shuffle)" if val_pairs is None else "given (val sources)",
             "seed": seed,

@@ -226,8 +226,10 @@ def run_masks(
     force: bool = False,
     preview: bool = True,
     quiet: bool = False,
+    limit: int | None = None,
 ) -> dict:
-    """Masks for every file under `input_dir` into `out_dir` (masks/*.png, manifest.jsonl, preview.png).
+    """Masks for every file under `input_dir` (the first `limit` in sorted order) into `out_dir`
+    (masks/*.png, manifest.jsonl, preview.png).
 
     Returns a summary dict. Raises UserError when nothing usable remains, or with `strict` when any
     input was skipped; in both cases nothing is written.
@@ -238,7 +240,9 @@ def run_masks(
     if out_dir.resolve() == input_dir.resolve() or input_dir.resolve() in out_dir.resolve().parents:
         raise UserError(f"{out_dir}: the output folder must be outside the input folder {input_dir}")
     common.refuse_inside(out_dir, [input_dir], "input folder")
-    files = common.list_files(input_dir)
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit {limit}: must be at least 1")
+    files = common.list_files(input_dir)[:limit]
     if not files:
         raise UserError(f"{input_dir}: no files found (expected JPEG/PNG/WebP/BMP product photos)")
     names = _mask_names(files, input_dir)

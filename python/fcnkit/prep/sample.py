@@ -429,20 +429,34 @@ def build_two_stage(
     mask_opts: MaskOptions | None = None,
     strict: bool = False,
     composite_opts: CompositeOptions | None = None,
+    test_fraction: float = 0.0,
+    test_bgs: list[Path] | None = None,
+    limit: int | None = None,
 ) -> dict:
     """Under staging folder `st` (to become `root`): masks of `photos`, white LMDBs, composites, their LMDBs.
 
     The white split is random (by `seed`); composite train/val use train/val objects over
     `train_bgs` / `val_bgs` respectively, so the composite val set holds no sneaker seen in training.
+    With `test_fraction`, that share of the photos is held out first (white test_*_lmdb) and the test
+    composites paste only those sneakers over `test_bgs`, scenes used nowhere else.
     """
     if n_composite < 0:
         raise UserError(f"--n-composite {n_composite}: must be >= 0")
+    if not 0 <= test_fraction < 1:
+        raise UserError(f"--test-fraction {test_fraction}: must be in [0, 1)")
+    if test_fraction and n_composite and not test_bgs:
+        raise UserError("--test-fraction: test composites need scenes unseen in training; give --backgrounds a "
+                        "folder with train/ val/ test/ subfolders (BSDS500) or --test-backgrounds DIR")
     white, comp = st / "white", st / "composite"
     mopts = mask_opts or MaskOptions()
     masks = run_masks(
-        photos, white / "masks", mopts, workers=workers, preview=False, quiet=quiet, strict=strict
+        photos, white / "masks", mopts, workers=workers, preview=False, quiet=quiet, strict=strict, limit=limit
     )
     pairs = common.pairs_from_manifest(white / "masks")
+    test: list[common.Pair] = []
+    if test_fraction:
+        held = split_pairs(pairs, test_fraction, seed + 2)
+        test, pairs = held["val"], held["train"]
     split = split_pairs(pairs, val_fraction, seed)
     wman = build_lmdbs(
         split["train"],
@@ -452,6 +466,7 @@ def build_two_stage(
         workers=workers,
         quiet=quiet,
         val_pairs=split["val"],
+        test_pairs=test,
         sources=["white/masks"],
         strict=strict,
     )
@@ -465,6 +480,8 @@ def build_two_stage(
     }
     n_val = 0
     if n_composite:
+        n_test = round(n_composite * test_fraction) if test else 0
+        n_composite -= n_test
         n_val = min(n_composite - 1, max(1, round(n_composite * val_fraction))) if val_fraction > 0 else 0
         val_objects = split["val"] or split["train"]
         opts = composite_opts or CompositeOptions(size=size)
@@ -493,6 +510,9 @@ def build_two_stage(
                 preview=False,
                 quiet=quiet,
             )
+        if n_test:
+            run_composite(test, test_bgs, comp / "test_pairs", n_test, opts=opts, seed=seed + 2, workers=workers,
+                          preview=False, quiet=quiet)
         cman = build_lmdbs(
             common.pairs_from_manifest(comp / "train_pairs"),
             comp,
@@ -500,17 +520,21 @@ def build_two_stage(
             seed=seed,
             workers=workers,
             quiet=quiet,
-            sources=["composite/train_pairs", "composite/val_pairs"],
+            sources=["composite/train_pairs", "composite/val_pairs"] + (["composite/test_pairs"] if n_test else []),
             val_pairs=common.pairs_from_manifest(comp / "val_pairs") if n_val else [],
+            test_pairs=common.pairs_from_manifest(comp / "test_pairs") if n_test else None,
             strict=strict,
         )
-        result["composite"] = _lmdb_info(root / "composite", cman, n_composite)
+        result["composite"] = _lmdb_info(root / "composite", cman, n_composite + n_test)
         result["composite"]["backgrounds"] = {
             "train": [common.relpath(b, root) for b in train_bgs[:50]],
             "val": [common.relpath(b, root) for b in val_bgs[:50]],
             "n_train": len(train_bgs),
             "n_val": len(val_bgs),
         }
+        if n_test:
+            result["composite"]["backgrounds"].update(test=[common.relpath(b, root) for b in test_bgs[:50]],
+                                                      n_test=len(test_bgs))
     if preview:
         blocks = [("white background", previews.load_examples((split["val"] or split["train"])[:6]))]
         if n_composite:
@@ -529,7 +553,7 @@ def build_two_stage(
 
 def _lmdb_info(out: Path, manifest: dict, made: int) -> dict:
     info = {"dir": str(out), "made": made, "mean_bgr": manifest["mean_bgr"]}
-    for s in ("train", "val"):
+    for s in manifest["splits"]:
         info[s] = {
             "count": manifest["splits"][s]["count"],
             "image_lmdb": str(out / f"{s}_image_lmdb"),
