@@ -6,6 +6,7 @@
     prep lmdb     PAIRS_DIR... --out LMDB_DIR [--size 224] [--val-fraction 0.1] [--verify]
     prep lmdb     --verify --out LMDB_DIR
     prep fetch    voc2012 --dest data/voc  |  prep fetch coco2014 --dest data/coco
+    prep fetch    duts|bsds500|portraits|ccp [--dest data/real]   (then `prep import` / `prep ingest`)
     prep coco     ANNOTATIONS.json IMAGES_DIR --out data/coco/train [--lmdb] [--limit N]
     prep ingest   SNEAKERS_DIR --out data/mine [--backgrounds data/voc/VOCdevkit/VOC2012 | BSDS500_DIR]
                   [--test-fraction 0.1 [--test-backgrounds DIR]] [--limit N]
@@ -29,7 +30,7 @@ from fcnkit.errors import UserError, cli_entry
 from fcnkit.prep import common
 from fcnkit.prep.coco import run_coco
 from fcnkit.prep.composite import CompositeOptions, resolve_backgrounds, run_composite
-from fcnkit.prep.fetch import fetch
+from fcnkit.prep.fetch import DATASETS, REAL, fetch
 from fcnkit.prep.folders import import_folder
 from fcnkit.prep.ingest import ingest_folder
 from fcnkit.prep.lmdb_build import build_lmdbs, verify_lmdbs
@@ -257,24 +258,28 @@ def _lmdb(a) -> int:
 
 
 def _fetch_args(p):
-    p.add_argument("dataset", choices=("voc2012", "coco2014"))
+    p.add_argument("dataset", choices=(*DATASETS, *REAL))
     p.add_argument("--dest", help="extracts DEST/VOCdevkit (default data/voc) or DEST/{annotations,train2014,"
-                   "val2014} (default data/coco)")
-    p.add_argument("--url", help="a mirror (voc2012: also give --md5 or --sha256; coco2014: a folder URL)")
+                   "val2014} (default data/coco); the real-photo sets go to DEST/NAME (default data/real)")
+    p.add_argument("--url", help="a mirror (voc2012: also give --md5 or --sha256; coco2014, duts: a folder URL)")
     p.add_argument("--md5")
     p.add_argument("--sha256")
     p.add_argument("--delete-archive", action="store_true", help="remove the .tar after extracting")
     p.add_argument("--quiet", action="store_true")
 
 
-@step("fetch", "download + checksum + extract a public dataset (voc2012, coco2014)", _fetch_args)
+@step("fetch", "download + checksum + extract a public dataset (voc2012, coco2014, duts, bsds500, portraits, ccp)",
+      _fetch_args)
 def _fetch(a) -> int:
     if a.md5 and a.sha256:
         raise UserError("give --md5 or --sha256, not both")
     algo, digest = ("md5", a.md5) if a.md5 else ("sha256", a.sha256) if a.sha256 else (None, None)
-    r = fetch(a.dataset, a.dest or ("data/voc" if a.dataset == "voc2012" else "data/coco"), url=a.url, algo=algo,
-              digest=digest, keep_archive=not a.delete_archive, quiet=a.quiet)
-    print(f"prep fetch: {a.dataset}: {r['status']}: {r['root']}")
+    dest = a.dest or {"voc2012": "data/voc", "coco2014": "data/coco"}.get(a.dataset, "data/real")
+    r = fetch(a.dataset, dest, url=a.url, algo=algo, digest=digest, keep_archive=not a.delete_archive,
+              quiet=a.quiet)
+    print(f"prep fetch: {a.dataset}: {r['status']}: {r['root']}"
+          + "".join(f"; {name} sha256 {h}" for name, h in r.get("sha256", {}).items())
+          + (f"; {r['note']}" if r.get("note") else ""))
     return 0
 
 

@@ -236,7 +236,7 @@ def _one(task: tuple[str, str, str, str | None]) -> dict:
     out_dir = _W["staging"] / split
     if resized or ext not in (".jpg", ".jpeg", ".png"):
         ext = ".png" if ext == ".png" else ".jpg"
-        data = encode_png(bgr[..., ::-1]) if ext == ".png" else encode_jpeg(bgr)
+        data = encode_png(bgr) if ext == ".png" else encode_jpeg(bgr)
         (out_dir / f"{name}{ext}").write_bytes(data)
     else:
         shutil.copyfile(image, out_dir / f"{name}{ext}")
