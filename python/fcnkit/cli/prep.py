@@ -12,6 +12,7 @@
                   [--test-fraction 0.1 [--test-backgrounds DIR]] [--limit N]
     prep import   ROOT --out OUT [--images NAME --masks NAME] [--label-list FILE --foreground 'label > 0']
                   [--threshold T] [--max-side N] [--lmdb [S]] [--limit N]
+    prep real     ../shared/realdata --out data/real_prepared [--only SET...] [--limit N]   (all of the above)
 
 Bad inputs are skipped with their reason in the step's manifest; the exit status is 2 when nothing
 usable remains (or, with --strict, when anything was skipped), 130 when interrupted. Outputs appear
@@ -35,6 +36,7 @@ from fcnkit.prep.folders import import_folder
 from fcnkit.prep.ingest import ingest_folder
 from fcnkit.prep.lmdb_build import build_lmdbs, verify_lmdbs
 from fcnkit.prep.masks import MaskOptions, run_masks
+from fcnkit.prep.realdata import SETS, prepare_real
 from fcnkit.prep.sample import build_sample_dataset
 
 
@@ -388,6 +390,32 @@ def _import(a) -> int:
           + (f"; {r['skipped']} skipped ({r['skipped_by_reason']}; reasons in {Path(a.out) / 'manifest.jsonl'})"
              if r["skipped"] else "")
           + (f"; LMDBs {r['lmdb']['size']}x{r['lmdb']['size']} in {Path(a.out) / 'lmdb'}" if r["lmdb"] else ""))
+    return 0
+
+
+def _real_args(p):
+    p.add_argument("src", help="folder of the real-photo datasets (../shared/realdata, or `prep fetch`'s --dest)")
+    p.add_argument("--out", default="data/real_prepared", help="writes OUT/{shoes,portraits,duts,fashion,coco}/ "
+                   "and OUT/real.json (default %(default)s)")
+    p.add_argument("--only", nargs="+", choices=SETS, help="prepare only these sets")
+    p.add_argument("--limit", type=int, help="only the first N images of each source split (trials, tests)")
+    p.add_argument("--size", type=int, default=default(prepare_real, "size"),
+                   help="side of the shoe and COCO LMDB records (default %(default)s)")
+    p.add_argument("--lmdb", type=int, nargs="?", const=224, metavar="S",
+                   help="also write S x S LMDBs for the imported folders (portraits, duts, fashion)")
+    p.add_argument("--seed", type=int, default=default(prepare_real, "seed"))
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--force", action="store_true", help="rebuild sets already prepared with the same options, "
+                   "and replace output folders not made by prep")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+@step("real", "every real-photo dataset in SRC -> the layouts the trainers and evaluate read", _real_args)
+def _real(a) -> int:
+    r = prepare_real(a.src, a.out, only=a.only, limit=a.limit, size=a.size, lmdb=a.lmdb, seed=a.seed,
+                     workers=a.workers, force=a.force, quiet=a.quiet)
+    print(f"prep real: {len(r['sets'])} sets in {a.out} ({', '.join(r['sets'])}); details in "
+          f"{Path(a.out) / 'real.json'}")
     return 0
 
 
