@@ -14,7 +14,7 @@ from fcnkit.cli.prep import main
 from fcnkit.data.boxes import box_of, read_boxes
 from fcnkit.data.datasets import load_samples
 from fcnkit.io.images import read_mask
-from fcnkit.prep.folders import import_folder, parse_rule, read_label_list
+from fcnkit.prep.folders import import_folder, parse_rule, read_label_list, to_foreground
 from fcnkit.prep.lmdb_build import verify_lmdbs
 from prep_util import realdata
 
@@ -143,6 +143,16 @@ def test_non_binary_masks_and_the_threshold_fix(tmp_path, capsys):
     assert sum(r["splits"].values()) == 4
 
 
+def test_threshold_leaves_binary_masks_alone():
+    ones = np.zeros((4, 4), np.uint8)
+    ones[1:3, 1:3] = 1
+    soft = np.array([[0, 100, 130, 255]], np.uint8)
+    assert to_foreground(ones, lut=None, threshold=128).sum() == 4  # a 0/1 mask is not "all below 128"
+    assert to_foreground(soft, lut=None, threshold=128).tolist() == [[0, 0, 1, 1]]
+    with pytest.raises(ValueError, match="not binary"):
+        to_foreground(soft, lut=None, threshold=None)
+
+
 def test_label_maps_without_a_label_list(tmp_path, capsys):
     _write(tmp_path / "ds", 4, mask_values=(0, 7))  # ids 0 and 7: a label map, not a 0/255 mask
     err = _refused(tmp_path, capsys, [tmp_path / "ds"], "mask is not binary", "--label-list FILE")
@@ -188,6 +198,7 @@ def test_an_existing_foreign_folder_is_not_replaced(tmp_path, capsys):
 @pytest.mark.parametrize("argv, needle", [
     (["--foreground", "lbl > 0", "--label-list", "LIST"], "--foreground 'lbl > 0': write"),
     (["--threshold", "300"], "--threshold 300: must be 1..255"),
+    (["--test-fraction", "1.5"], "--test-fraction 1.5: must be a fraction in [0, 1)"),
 ])
 def test_bad_options_in_a_real_process(tmp_path, argv, needle):
     _write(tmp_path / "ds", 3)

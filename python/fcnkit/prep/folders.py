@@ -191,10 +191,10 @@ def to_foreground(raw: np.ndarray, *, lut: np.ndarray | None, threshold: int | N
                 raise ValueError(f"label map holds ids {unknown[:5].tolist()} missing from the label list: "
                                  "fix the map or add them to the list")
         return lut[raw].astype(np.uint8)
+    if set(present.tolist()) <= {0, 255} or set(present.tolist()) <= {0, 1}:
+        return (raw > 0).astype(np.uint8)  # binary already (a 0/1 mask too, whatever the threshold)
     if threshold is not None:
         return (raw >= threshold).astype(np.uint8)
-    if set(present.tolist()) <= {0, 255} or set(present.tolist()) <= {0, 1}:
-        return (raw > 0).astype(np.uint8)
     raise ValueError(f"mask is not binary (values {present[:6].tolist()}{' ...' if present.size > 6 else ''}): "
                      "write 0/255 masks, pass --threshold T to binarise soft masks, or --label-list FILE "
                      "if these are label maps")
@@ -309,6 +309,9 @@ def import_folder(
         raise UserError(f"--max-bad {max_bad}: must be a fraction between 0 and 1")
     if limit is not None and limit < 1:
         raise UserError(f"--limit {limit}: must be at least 1")
+    for flag, v in (("--val-fraction", val_fraction), ("--test-fraction", test_fraction)):
+        if v is not None and not 0 <= v < 1:
+            raise UserError(f"{flag} {v}: must be a fraction in [0, 1)")
     if label_list is None and (root / LABEL_LIST).is_file():
         label_list = root / LABEL_LIST
     lut = known = labels = None
