@@ -10,7 +10,10 @@ import cv2
 import numpy as np
 import pytest
 from conftest import VENV_BIN
+from fcnkit.config.seeds import COCO_MAJOR_OBJECT, COCO_MAX_MASK
+from fcnkit.data.datasets import load_samples
 from fcnkit.prep.coco import run_coco
+from prep_util import realdata
 
 CATS = [{"id": 1, "name": "person", "supercategory": "person"},
         {"id": 3, "name": "car", "supercategory": "vehicle"},
@@ -67,16 +70,12 @@ def test_rules_and_outputs(coco, tmp_path):
     m5 = cv2.imread(str(tmp_path / "out" / "masks" / "COCO_train2014_000000000005.png"), cv2.IMREAD_GRAYSCALE) > 0
     assert abs(m5.mean() - 0.77) < 0.03  # the largest + 3 more
     assert not m5[190, 180] and m5[190, 100] and m5[40, 40]  # the 12 % car (x 65-95, y 60-100) is left out
-    from fcnkit.data.datasets import load_samples
-
     assert len(load_samples(tmp_path / "out")) == 2  # what `evaluate` / `fcnkit train --val` read
 
 
 def test_lmdb_option(coco, tmp_path):
     ann, imgs = coco
     run_coco(ann, imgs, tmp_path / "out", lmdb=True, val_fraction=0.5, quiet=True)
-    from fcnkit.data.datasets import load_samples
-
     assert len(load_samples(tmp_path / "out" / "lmdb", split="train")) + \
         len(load_samples(tmp_path / "out" / "lmdb", split="val")) == 2
 
@@ -96,3 +95,20 @@ def test_cli_and_bad_annotation_files(coco, tmp_path):
         r = run(path, imgs, "--out", tmp_path / "out")
         assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "out").exists()
+
+
+def test_the_real_val2017_subset(tmp_path):
+    """`prep coco` as it stands on real COCO val2017 images and their original instance JSON (polygons + RLE)."""
+    root = realdata("coco_val2017_subset")
+    r = run(root / "annotations" / "instances_val2017_subset.json", root / "images", "--out", tmp_path / "coco",
+            "--limit", "120", "--lmdb", "--quiet")
+    assert r.returncode == 0 and "creating index" not in r.stdout, r.stdout + r.stderr
+    rows = [json.loads(x) for x in (tmp_path / "coco" / "manifest.jsonl").read_text().splitlines()]
+    assert len(rows) == 120 and not [x for x in rows if x["code"] in ("unreadable", "size-mismatch", "bad-annotation")]
+    kept = [x for x in rows if x["kept"]]
+    assert kept and {x["code"] for x in rows} >= {"kept", "no-class", "no-major-object"}
+    assert all(COCO_MAJOR_OBJECT * 0.9 <= x["foreground"] <= COCO_MAX_MASK for x in kept)  # after the 224 resize
+    samples = load_samples(tmp_path / "coco")
+    assert len(samples) == len(kept) and all(s.bgr.shape == (224, 224, 3) for s in samples)
+    n = sum(len(load_samples(tmp_path / "coco" / "lmdb", split=s)) for s in ("train", "val"))
+    assert n == len(kept)
