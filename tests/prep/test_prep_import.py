@@ -5,11 +5,16 @@ one line naming the file and the fix, or skipped with its reason in manifest.jso
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
 import pytest
-from conftest import one_error_line, run_cli
+from conftest import ROOT, one_error_line, run_cli, sigint_default
 from fcnkit.cli.prep import main
 from fcnkit.data.boxes import box_of, read_boxes
 from fcnkit.data.datasets import load_samples
@@ -207,3 +212,21 @@ def test_bad_options_in_a_real_process(tmp_path, argv, needle):
     r = run_cli("prep", "import", tmp_path / "ds", "--out", tmp_path / "out", *argv)
     assert needle in one_error_line(r, "prep")
     assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_leaves_nothing(tmp_path):
+    """Interrupted mid-import (the whole real DUTS, one worker): exit 130, no OUT, no staging folder."""
+    src = realdata("duts")
+    out = tmp_path / "duts"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    proc = subprocess.Popen([sys.executable, "-m", "fcnkit", "prep", "import", str(src), "--out", str(out),
+                             "--workers", "1", "--quiet"], env=env, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_default)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(tmp_path.glob(".duts.tmp-*/train/masks/*.png"))) < 20:
+        time.sleep(0.02)
+    assert proc.poll() is None, "finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err, err
+    assert list(tmp_path.iterdir()) == []
