@@ -27,6 +27,7 @@ import inspect
 from collections.abc import Callable
 from pathlib import Path
 
+from fcnkit.config.paper import IMAGE_SIZE
 from fcnkit.errors import UserError, cli_entry
 from fcnkit.prep import common
 from fcnkit.prep.coco import run_coco
@@ -369,8 +370,8 @@ def _import_args(p):
                    "split (default 0.2 for a single pool, none for train-only split folders)")
     p.add_argument("--seed", type=int, default=default(import_folder, "seed"))
     p.add_argument("--limit", type=int, help="only the first N images of each source split (tests, trials)")
-    p.add_argument("--lmdb", type=int, nargs="?", const=224, metavar="S",
-                   help="also write S x S train/val/test LMDB pairs in OUT/lmdb (S default 224)")
+    p.add_argument("--lmdb", type=int, nargs="?", const=IMAGE_SIZE, metavar="S",
+                   help=f"also write S x S train/val/test LMDB pairs in OUT/lmdb (S default {IMAGE_SIZE})")
     p.add_argument("--max-bad", type=float, default=default(import_folder, "max_bad"),
                    help="fail when more than this share of pairs is unusable (default %(default)s; "
                    "fewer are skipped and listed in manifest.jsonl)")
@@ -401,7 +402,7 @@ def _real_args(p):
     p.add_argument("--limit", type=int, help="only the first N images of each source split (trials, tests)")
     p.add_argument("--size", type=int, default=default(prepare_real, "size"),
                    help="side of the shoe and COCO LMDB records (default %(default)s)")
-    p.add_argument("--lmdb", type=int, nargs="?", const=224, metavar="S",
+    p.add_argument("--lmdb", type=int, nargs="?", const=IMAGE_SIZE, metavar="S",
                    help="also write S x S LMDBs for the imported folders (portraits, duts, fashion)")
     p.add_argument("--seed", type=int, default=default(prepare_real, "seed"))
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")

@@ -36,6 +36,7 @@ from fcnkit.prep.sample import DATASET_JSON
 
 REAL_JSON = "real.json"
 SHOE_TEST_FRACTION = 0.1
+DUTS_THRESHOLD = 128  # DUTS's published masks have soft edges: foreground from half up
 SETS = ("shoes", "portraits", "duts", "fashion", "coco")
 SOURCES = {  # set -> the folder names it may have under SRC (the shared copy's first, then `prep fetch`'s)
     "shoes": ("sneakers_white/photos",),
@@ -113,7 +114,7 @@ def prepare_real(src: str | os.PathLike, out: str | os.PathLike, *, only: list[s
             r = run_coco(anns, images, dest, size=size, limit=limit, lmdb=True, seed=seed, force=force, quiet=quiet)
             counts = {"kept": r["kept"], "images": r["images"]}
         else:
-            r = import_folder(root, dest, threshold=128 if name == "duts" else None, limit=limit, lmdb=lmdb,
+            r = import_folder(root, dest, threshold=DUTS_THRESHOLD if name == "duts" else None, limit=limit, lmdb=lmdb,
                               **shared)
             counts = r["splits"]
         sets[name] = {"out": str(dest), "options": opts, "counts": counts,
