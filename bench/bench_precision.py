@@ -13,7 +13,8 @@ Prints, for the full-size FCN-8s (VGG-16, random weights, converted by this proj
     fp32 GFLOP/s a large square matrix product reaches on this machine at the same threads, and how close
     each fp32 engine comes to it;
   * bf16 agreement with fp32 on real photos (--photos, default ../shared/realdata/duts/test/images, the
-    first 16, resized to SIZE): the share of pixels whose argmax is the same.
+    first 16, resized to SIZE; $FCNKIT_REALDATA names another realdata folder): the share of pixels whose
+argmax is the same.
 With --model REF (e.g. the best real-data model `compare --preset real` trained) the same fp32 / bf16
 timing and agreement for that model through fcnkit.inference, at each photo's own size.
 
@@ -38,7 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_convert import _timed  # noqa: E402  (the bench folder's shared timing helper)
 
 ROOT = Path(__file__).resolve().parent.parent
-PHOTOS = ROOT.parent / "shared" / "realdata" / "duts" / "test" / "images"
+PHOTOS = next((p for p in (Path(os.environ.get("FCNKIT_REALDATA", ROOT.parent / "shared" / "realdata")),
+                            ROOT.parent.parent / "shared" / "realdata")  # a checkout one folder deeper
+               if (p / "duts").is_dir()), Path("realdata")) / "duts" / "test" / "images"
 VARIANTS = {"caffe": "pycaffe net.forward()", "opencv": "OpenCV dnn", "fp32": "PyTorch fp32 (NCHW)",
             "fp32-cl": "PyTorch fp32 channels-last", "bf16": "PyTorch bf16 autocast, channels-last",
             "ort": "onnxruntime (fp32)"}
