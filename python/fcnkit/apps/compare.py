@@ -99,7 +99,7 @@ def _mask_fn(predictor):
     return lambda s: to_mask(predictor.logit(s.bgr))
 
 
-def fcn_methods(name: str, out: Path, mode: str, *, log=print) -> list[Method]:
+def fcn_methods(name: str, out: Path, mode: str, *, precision: str = "fp32", log=print) -> list[Method]:
     """The Caffe FCN `name` and its PyTorch conversion, trained first if `mode` is "auto"/"train" and missing."""
     spec = models.get(name)
     weights = spec.find_weights()
@@ -134,14 +134,14 @@ def fcn_methods(name: str, out: Path, mode: str, *, log=print) -> list[Method]:
         folder.parent.mkdir(parents=True, exist_ok=True)
         convert(in_project(spec.deploy), weights, folder, force=True, check_export=False)
         log(f"compare: converted {weights} -> {folder}")
-    torch_p = inference.load(folder, backend="torch")
+    torch_p = inference.load(folder, backend="torch", precision=precision)
     sup = spec.supervision
     return [Method(f"{spec.name} (Caffe)", "fcn", "caffe", sup, params, seconds, _mask_fn(caffe)),
             Method(f"{spec.name} (converted)", "fcn", "torch", sup, params, seconds, _mask_fn(torch_p))]
 
 
 def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device: str, seed: int, reuse: bool,
-                    log=print) -> list[Method]:
+                    precision: str = "fp32", log=print) -> list[Method]:
     """Train `name` on DATA's train split into `ckpt` (or reuse it) and load it back through fcnkit.inference.
 
     The patch CNN gives two rows: applied to the whole image (tag-free), and refining each val image's tag
@@ -159,7 +159,7 @@ def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device
         train(name, data, out=ckpt, seed=seed, device=device, overrides=preset.train.get(name), log=log,
               resume=bool(done))
     info = json.loads(sidecar.read_text())
-    p = inference.load(ckpt, device=device)
+    p = inference.load(ckpt, device=device, precision=precision)
     params = sum(int(t.numel()) for t in p.backend.model.parameters())
     m = Method(name, spec.family, "torch", spec.supervision, params, info.get("train_seconds"), _mask_fn(p))
     if spec.supervision != "boxes":
@@ -202,7 +202,8 @@ def row(m: Method, dataset: str, summary: dict, ms: float, postprocess: bool) ->
 
 def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, models: list[str] | None = None,
                 datasets: list[str] | None = None, fcn: str = "auto", device: str | None = None, seed: int = 0,
-                reuse: bool = False, data_root: str | Path | None = None, train_overrides: dict | None = None,
+                precision: str = "fp32", reuse: bool = False, data_root: str | Path | None = None,
+                train_overrides: dict | None = None,
                 log=print) -> dict:
     """Run the comparison (see the module doc); `train_overrides` {model or "*": recipe fields} change the
     preset's schedules (e.g. {"*": {"epochs": 1}} for a smoke run)."""
@@ -255,12 +256,13 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
                          "size": f"{samples[0].bgr.shape[1]}x{samples[0].bgr.shape[0]}"}
         methods = [baseline_method()]
         if fcn != "skip" and ds in pre.fcn:
-            methods += fcn_methods(pre.fcn[ds], out, fcn, log=log)
+            methods += fcn_methods(pre.fcn[ds], out, fcn, precision=precision, log=log)
         for n in names:
             ckpt = out / "checkpoints" / ds / f"{n}.safetensors"
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             log(f"compare: {ds}: {n}")
-            methods += trained_methods(n, data, ckpt, preset=pre, device=device, seed=seed, reuse=reuse, log=log)
+            methods += trained_methods(n, data, ckpt, preset=pre, device=device, seed=seed, reuse=reuse,
+                                       precision=precision, log=log)
         shown = {}
         for m in methods:
             per, masks, ms = score_method(m, samples)
@@ -273,7 +275,8 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
         grids[ds] = write_overlays(out / f"overlays_{ds}.png", samples[:SHOW], shown, ds)
         partial = {"preset": preset, "complete": False, "data": data_info, "models": rows}
         _write_json(out / "compare.json", partial)  # each finished val set is on disk before the next starts
-    result = {"complete": True, "preset": preset, "description": pre.description, "device": device, "seed": seed,
+    result = {"complete": True, "preset": preset, "description": pre.description, "device": device,
+              "precision": precision, "seed": seed,
               "data": data_info, "models": rows, "floors": floors(rows, sets), "claims": lrn_claim(rows, sets),
               "seconds": round(time.perf_counter() - t_start, 1),
               "overlays": {k: str(v) for k, v in grids.items()}}

@@ -15,6 +15,7 @@ fail the same way).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -85,6 +86,18 @@ def expand_inputs(args: list[str], recursive: bool = False) -> list[Item]:
         used.add((it.subdir, stem))
         it.stem = stem
     return items
+
+
+def shard_of(item: Item) -> int:
+    """A stable 64-bit number for an item's output name (its sub-folder and stem)."""
+    return int.from_bytes(hashlib.sha256(str(item.subdir / item.stem).encode()).digest()[:8], "big")
+
+
+def select_shard(items: list[Item], index: int, count: int) -> list[Item]:
+    """The items of shard `index` (0-based) of `count`: each item falls in exactly one shard, chosen by a hash
+    of its output name, so the split is the same on every run and machine and an item keeps its shard when
+    files are added to the folder (N independent jobs: a SLURM array, a Kubernetes indexed job)."""
+    return [it for it in items if shard_of(it) % count == index]
 
 
 def probe_writable(folder: Path, what: str) -> None:

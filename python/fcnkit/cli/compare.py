@@ -16,6 +16,7 @@ from fcnkit.apps.compare import PRESETS, run_compare
 from fcnkit.cli import doc_parser
 from fcnkit.config.paths import in_project
 from fcnkit.errors import cli_entry
+from fcnkit.inference.backends import PRECISIONS
 
 
 @cli_entry("compare")
@@ -28,6 +29,8 @@ def main(argv=None) -> int:
     p.add_argument("--data-root", help="folder holding the datasets (default: the preset's)")
     p.add_argument("--fcn", choices=["auto", "load", "train", "skip"], default="auto")
     p.add_argument("--device", help="torch device (default: the preset's)")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
+                   help="PyTorch arithmetic when scoring (default fp32; the Caffe rows stay fp32)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reuse", action="store_true", help="keep finished checkpoints in OUT, resume unfinished ones")
     p.add_argument("--epochs", type=int, help="train every model this many epochs (smoke runs; default: preset's)")
@@ -35,7 +38,7 @@ def main(argv=None) -> int:
 
     out = a.out or in_project(f"runs/compare/{a.preset}")
     r = run_compare(a.preset, out, models=a.models, datasets=a.datasets, fcn=a.fcn, device=a.device, seed=a.seed,
-                    reuse=a.reuse, data_root=a.data_root,
+                    precision=a.precision, reuse=a.reuse, data_root=a.data_root,
                     train_overrides={"*": {"epochs": a.epochs}} if a.epochs else None)
     failed = [f for f in r["floors"] if not f["pass"]]
     print(f"compare: {len(r['models']) // 2} methods x {len(r['data'])} val sets in {r['seconds']:.0f}s; floors: "

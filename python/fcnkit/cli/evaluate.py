@@ -1,7 +1,7 @@
 """`evaluate`: segmentation metrics for Caffe and its PyTorch conversion side by side, plus the seed baseline.
 
     evaluate [DATA] [--model REF] [--backend caffe|torch|both] [--baseline] [--postprocess extractnet]
-             [--report DIR] [--json FILE] [--limit N]
+             [--report DIR] [--json FILE] [--limit N] [--precision fp32|bf16|fp16]
 
 DATA is a dataset directory holding val_image_lmdb/val_label_lmdb (what `prep lmdb` and `make demo` write),
 an image LMDB whose label LMDB is its sibling (`*image*` -> `*label*`), or a folder of photos with masks
@@ -15,7 +15,8 @@ directory the Caffe backend runs the prototxt and caffemodel that conversion.jso
 Every prediction is the model's foreground mask at the image's own size (argmax of FCN's `score`). The
 table gives dataset figures (FCN histogram scores over all pixels; Jaccard % and Hausdorff as per-image
 mean ± std), and for `both` the per-image Caffe-vs-PyTorch disagreement: pixels whose argmax differs
-(expected 0).
+(expected 0). --precision bf16 (or fp16 on CUDA) runs the PyTorch model in fp32 and in that precision and
+reports their agreement: pixels whose mask differs and the change in IoU.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from fcnkit.config.stages import TINY_VARIANT
 from fcnkit.errors import UserError, cli_entry
 from fcnkit.evaluation.run import evaluate_dataset
 from fcnkit.inference import DEFAULT_MODEL
+from fcnkit.inference.backends import PRECISIONS
 from fcnkit.inference.postprocess import POSTPROCESSING
 
 DEFAULT_DATA = f"{DATA_DIR}/{TINY_VARIANT.name}/white"
@@ -44,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--caffemodel", help="Caffe weights (default: conversion.json's source)")
     p.add_argument("--backend", choices=["caffe", "torch", "both", "none"], default="both")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
+                   help="PyTorch arithmetic (default fp32); bf16/fp16 also run fp32 and report the agreement")
     p.add_argument("--baseline", action="store_true", help="add ExtractNet's classical baseline (§4.2)")
     p.add_argument("--postprocess", choices=POSTPROCESSING, default="none",
                    help="also report every method after ExtractNet's blur/threshold/opening")
@@ -61,7 +65,8 @@ def main(argv=None) -> int:
         raise UserError("--backend none needs --baseline (nothing to evaluate)")
     backends = {"none": (), "both": ("caffe", "torch")}.get(a.backend, (a.backend,))
     evaluate_dataset(a.data if a.data is not None else in_project(DEFAULT_DATA), a.model, backends=backends,
-                     split=a.split, masks=a.masks, limit=a.limit, device=a.device, deploy=a.deploy,
+                     split=a.split, masks=a.masks, limit=a.limit, device=a.device, precision=a.precision,
+                     deploy=a.deploy,
                      caffemodel=a.caffemodel, baseline=a.baseline,
                      postprocess=None if a.postprocess == "none" else a.postprocess, report_dir=a.report,
                      json_path=a.json)

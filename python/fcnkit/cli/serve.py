@@ -28,6 +28,7 @@ from fcnkit.apps.serve import (
 )
 from fcnkit.cli.remove_bg import count
 from fcnkit.errors import cli_entry
+from fcnkit.inference.backends import PRECISIONS
 
 
 @cli_entry("serve")
@@ -42,6 +43,8 @@ def main(argv=None) -> int:
                         "DEPLOY.prototxt:MODEL.caffemodel or checkpoint; default: every trained model found")
     p.add_argument("--backend", choices=["auto", "torch", "caffe"], default="auto")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
+                   help="PyTorch arithmetic: fp32 (default), bf16, fp16 (CUDA)")
     p.add_argument("--workers", type=count(1), default=DEFAULT_WORKERS,
                    help=f"inference worker threads (default {DEFAULT_WORKERS})")
     p.add_argument("--max-queue", type=count(0), default=DEFAULT_MAX_QUEUE,
@@ -54,6 +57,6 @@ def main(argv=None) -> int:
                    help=f"score larger images downscaled to this side (default {DEFAULT_MAX_SIDE}; 0 = never)")
     a = p.parse_args(argv)
     cfg = ServeConfig(host=a.host, port=a.port, models=a.model, backend=a.backend, device=a.device,
-                      workers=a.workers, max_queue=a.max_queue, max_bytes=a.max_bytes, max_pixels=a.max_pixels,
-                      max_side=a.max_side)
+                      precision=a.precision, workers=a.workers, max_queue=a.max_queue, max_bytes=a.max_bytes,
+                      max_pixels=a.max_pixels, max_side=a.max_side)
     return run_server(cfg, log=lambda m: print(m, flush=True))

@@ -28,8 +28,9 @@ def table_rows(result: dict) -> list[list[str]]:
     return rows
 
 
-def disagreement_summary(result: dict) -> dict | None:
-    d = result["disagreement"]
+def disagreement_summary(result: dict, d: list[dict] | None = None) -> dict | None:
+    """Totals over per-image comparisons `d` (default: Caffe vs PyTorch)."""
+    d = result["disagreement"] if d is None else d
     if not d:
         return None
     px = [x["pixels"] for x in d]
@@ -49,6 +50,13 @@ def format_text(result: dict) -> str:
         lines.append(f"caffe vs torch: {ds['pixels_differing']} of {ds['pixels_total']} pixels differ in argmax "
                      f"({ds['images_differing']} of {ds['images']} images; at most {ds['max_pixels_one_image']} "
                      f"in one image); max |score difference| {ds['max_abs_score_diff']:.3g}")
+    for p in result.get("precision", ()):
+        ps = disagreement_summary(result, p["images"])
+        share = 100.0 * (1 - ps["pixels_differing"] / max(1, ps["pixels_total"]))
+        lines.append(f"{p['method']} vs {p['reference']} (fp32): {share:.2f} % of pixels agree "
+                     f"({ps['pixels_differing']} of {ps['pixels_total']} differ; {ps['images_differing']} of "
+                     f"{ps['images']} images); fg IoU change {p['iou_change']:+.4f}, mean IoU change "
+                     f"{p['mean_iou_change']:+.4f}")
     return "\n".join(lines)
 
 
@@ -58,7 +66,9 @@ def to_json(result: dict) -> dict:
 
     return {"methods": result["methods"], "summary": {m: clean(s) for m, s in result["summary"].items()},
             "per_image": {m: [clean(r) for r in rs] for m, rs in result["per_image"].items()},
-            "disagreement": result["disagreement"], "disagreement_summary": disagreement_summary(result)}
+            "disagreement": result["disagreement"], "disagreement_summary": disagreement_summary(result),
+            "precision": [{**p, "summary": disagreement_summary(result, p["images"])}
+                          for p in result.get("precision", ())]}
 
 
 def _overlay_grid(result: dict, samples: list[Sample], method: str, idx: list[int], path: Path, title: str):

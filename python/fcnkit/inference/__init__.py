@@ -16,16 +16,19 @@ from fcnkit.inference.predict import Predictor, probability, to_mask
 from fcnkit.inference.refs import DEFAULT_MODEL, ModelRef, resolve
 
 
-def load_many(ref=None, backends=("auto",), *, device: str = "cpu", deploy=None, caffemodel=None,
-              max_side: int = 0, batch_size: int = 1, log=None) -> list[Predictor]:
+def load_many(ref=None, backends=("auto",), *, device: str = "cpu", precision: str = "fp32", deploy=None,
+              caffemodel=None, max_side: int = 0, batch_size: int = 1, log=None) -> list[Predictor]:
     """One Predictor per backend ("caffe", "torch" or "auto") for the same model reference (see `refs`):
-    e.g. a Caffe net and its PyTorch conversion, side by side. `log` receives notes about defaults."""
+    e.g. a Caffe net and its PyTorch conversion, side by side. A backend may be given as a pair
+    (backend, precision) to override `precision` for it (e.g. an fp32 reference beside a bf16 run).
+    `log` receives notes about defaults."""
     r = resolve(ref, deploy=deploy, caffemodel=caffemodel)
     for note in r.notes:
         if log:
             log(note)
-    return [Predictor(make_backend(r, b, device), r.preprocessing, r.output, label=r.label, max_side=max_side,
-                      batch_size=batch_size) for b in backends]
+    pairs = [b if isinstance(b, tuple) else (b, precision) for b in backends]
+    return [Predictor(make_backend(r, b, device, prec), r.preprocessing, r.output, label=r.label,
+                      max_side=max_side, batch_size=batch_size) for b, prec in pairs]
 
 
 def load(ref=None, *, backend: str = "auto", **kw) -> Predictor:

@@ -44,6 +44,7 @@ class ServeConfig:
     models: list[str] | None = None
     backend: str = "auto"
     device: str = "cpu"
+    precision: str = "fp32"
     workers: int = DEFAULT_WORKERS
     max_queue: int = DEFAULT_MAX_QUEUE
     max_bytes: int = DEFAULT_MAX_BYTES
@@ -87,7 +88,8 @@ def run_server(cfg: ServeConfig, log=print) -> int:
     previous = signal.signal(signal.SIGTERM, _stop)
     how, queue = "stopped", None
     try:
-        catalog = load_catalog(cfg.models, backend=cfg.backend, device=cfg.device, max_side=cfg.max_side, log=log)
+        catalog = load_catalog(cfg.models, backend=cfg.backend, device=cfg.device, precision=cfg.precision,
+                               max_side=cfg.max_side, log=log)
         default = catalog.entries[catalog.default]
         log(f"serve: default model {catalog.default}: {default.description}; trained on {default.trained_on} "
             f"({catalog.why_default})")

@@ -97,8 +97,8 @@ def available_references() -> list[str]:
     return [str(inference.resolve(None).folder)]
 
 
-def load_catalog(refs: list[str] | None = None, *, backend: str = "auto", device: str = "cpu", max_side: int = 0,
-                 log=print) -> Catalog:
+def load_catalog(refs: list[str] | None = None, *, backend: str = "auto", device: str = "cpu",
+                 precision: str = "fp32", max_side: int = 0, log=print) -> Catalog:
     """Load every model once (see the module doc); UserError names a reference that does not load."""
     explicit = bool(refs)
     refs = list(dict.fromkeys(refs)) if refs else available_references()
@@ -107,7 +107,7 @@ def load_catalog(refs: list[str] | None = None, *, backend: str = "auto", device
     for text in refs:
         ref = inference.resolve(text)
         spec = spec_of(ref)
-        predictor = inference.load(text, backend=backend, device=device, max_side=max_side)
+        predictor = inference.load(text, backend=backend, device=device, precision=precision, max_side=max_side)
         probe = np.full((WARMUP_SIDE, WARMUP_SIDE, 3), 128, np.uint8)
         if predictor.logit(probe).shape != probe.shape[:2]:
             raise UserError(f"model {text}: its output does not match the input size; is it a segmentation net?")
