@@ -63,6 +63,10 @@ class Preset:
     device: str = "cpu"
     train: dict = field(default_factory=dict)  # per-model recipe overrides: {"model": {"epochs": n}}
 
+    def overrides(self, name: str) -> dict:
+        """Recipe overrides for model `name`: the preset's "*" entry, then its own."""
+        return {**self.train.get("*", {}), **self.train.get(name, {})}
+
     @property
     def models(self) -> tuple[str, ...]:
         """The PyTorch models registered for this preset (`ModelSpec.presets`), in registration order."""
@@ -141,10 +145,11 @@ def fcn_methods(name: str, out: Path, mode: str, *, log=print) -> list[Method]:
 
 
 def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device: str, seed: int, reuse: bool,
-                    log=print) -> list[Method]:
-    """Train `name` on DATA's train split into `ckpt` (or reuse it) and load it back through fcnkit.inference.
+                    val: Path | None = None, split: str = "val", log=print) -> list[Method]:
+    """Train `name` on DATA's train split (validating on VAL, a photo folder, when given) into `ckpt` (or reuse
+    it) and load it back through fcnkit.inference.
 
-    The patch CNN gives two rows: applied to the whole image (tag-free), and refining each val image's tag
+    The patch CNN gives two rows: applied to the whole image (tag-free), and refining each `split` image's tag
     (the bounding box of its true mask, as the seed uses it: the mask clipped to the box)."""
     spec = models.get(name)
     sidecar = ckpt.with_suffix(".json")
@@ -152,11 +157,12 @@ def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device
     if reuse and sidecar.is_file() and ckpt.is_file():
         done = json.loads(sidecar.read_text())
 
-    target = Recipe.of(spec, **(preset.train.get(name) or {})).epochs
+    overrides = preset.overrides(name)
+    target = Recipe.of(spec, **overrides).epochs
     if not done or done.get("interrupted") or done.get("epoch", 0) < target:
         # --reuse: a finished checkpoint is kept; an unfinished one (killed, interrupted, or a schedule that
         # has grown since) is resumed to the preset's epochs
-        train(name, data, out=ckpt, seed=seed, device=device, overrides=preset.train.get(name), log=log,
+        train(name, data, val=val, out=ckpt, seed=seed, device=device, overrides=overrides or None, log=log,
               resume=bool(done))
     info = json.loads(sidecar.read_text())
     p = inference.load(ckpt, device=device)
@@ -165,7 +171,7 @@ def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device
     if spec.supervision != "boxes":
         return [m]
 
-    boxed = Method(f"{name} (val box)", spec.family, "torch", "boxes (and the val box)", params, m.train_seconds,
+    boxed = Method(f"{name} ({split} box)", spec.family, "torch", "boxes (and the val box)", params, m.train_seconds,
                    lambda s: finish_mask(p.logit(s.bgr), box_of(s.label)))
     m.name = f"{name} (tag-free)"
     return [m, boxed]
