@@ -28,6 +28,6 @@ SPECS = [native_spec(
     trained_on="any photos + one rectangle each (here: the bounding box of the true mask)",
     presets=("quick", "paper")),
     *real_specs("patchcnn", "patchcnn", build, description=WORDS, config={"step": PATCH_STEP},
-                train={**TRAIN, **REAL_PATCH_TRAIN, "augment": None}, size_rule="any", supervision="boxes",
+                train={**TRAIN, **REAL_PATCH_TRAIN, "augment": None}, supervision="boxes",
                 init=INIT)]
 __all__ = ["SPECS", "DensePatchCNN", "PatchNet", "build"]
