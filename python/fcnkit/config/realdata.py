@@ -18,11 +18,11 @@ from fcnkit.config.paths import project_root
 REALDATA_ENV = "FCNKIT_REALDATA"   # where the real data sets live; default: the first `shared/realdata` above
 REALDATA_SUBDIR = "shared/realdata"  # the project root (the layout `../shared/realdata` of the README)
 
-REAL_SIZE = 128          # ours: every real-photo CPU model trains and runs at 128 x 128
-REAL_STORE = 160         # ours: train/val images are stored at this side (each model resizes to its own)
+REAL_SIZE = 112          # ours: every real-photo CPU model trains and runs at 112 x 112
+REAL_STORE = 128         # ours: train/val images are stored at this side (each model resizes to its own)
 REAL_WIDTH = 1 / 8       # ours: VGG-16 widths 8-16-32-64-64, with batch normalisation (trained from scratch)
 REAL_AE_WIDTH = 1.0      # ours: the ExtractNet autoencoders at the report's depths (32-64-128), with BN
-REAL_TRAIN = {"lr": 3e-3, "batch_size": 16, "epochs": 8, "loss": "bce",
+REAL_TRAIN = {"lr": 3e-3, "batch_size": 16, "epochs": 8, "loss": "bce", "lr_schedule": "cosine",
               "augment": {"flip": True, "zoom": 0.2, "rotate_deg": 10.0}}  # ours: Adam, flips/crops/zoom
 REAL_PATCH_TRAIN = {"epochs": 4, "patches_per_epoch": 40_000}                # ours: the patch CNN's schedule
 
