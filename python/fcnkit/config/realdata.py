@@ -37,6 +37,9 @@ class RealTask:
 
 
 REAL_TASKS = (
+    RealTask("duts", "DUTS salient objects (DUTS-TR -> DUTS-TE)",
+             "real photos of salient objects with hand masks (DUTS-TR)",
+             ("unet", "lrn", "extractnet", "patchcnn"), "extractnet"),
     RealTask("shoes", "real shoes on white (near-white masks)",
              "real retail shoe photos on white (Sneaker-GAN/Farfetch), masks by the study's near-white rule",
              ("unet",), "fcn"),
@@ -51,9 +54,6 @@ REAL_TASKS = (
     RealTask("fashion", "street-fashion photos (Clothing Co-Parsing), person = label > 0",
              "real street-fashion photos (Clothing Co-Parsing), one box per photo: the extent of label > 0",
              ("patchcnn",), "patchcnn"),
-    RealTask("duts", "DUTS salient objects (DUTS-TR -> DUTS-TE)",
-             "real photos of salient objects with hand masks (DUTS-TR)",
-             ("unet", "lrn", "extractnet", "patchcnn"), "extractnet"),
 )
 TASK_BY_NAME = {t.name: t for t in REAL_TASKS}
 BEST_TASK = "duts"        # the shared task: the server's default is the best model trained on it
