@@ -127,3 +127,23 @@ def test_bad_input(tmp_path):
     r = subprocess.run([str(VENV_BIN / "fcnkit"), "compare", "--preset", "quick", "--data", str(tmp_path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "real presets" in r.stderr
+
+
+def test_floors_follow_the_rows():
+    """The DUTS floor counts models that see the photo alone (not the patch CNN given the test box); the
+    patch CNN's refined mask is held against the box it started from."""
+    from fcnkit.apps.compare_real import real_floors
+
+    def r(name, iou, learned=True, family="unet", sup="masks", task="duts"):
+        return {"name": name, "dataset": task, "postprocess": False, "learned": learned, "family": family,
+                "supervision": sup, "iou": iou, "jaccard_mean": 100 * iou}
+
+    rows = [r("baseline", 0.1, learned=False, family="classical", sup="none"), r("duts/unet", 0.5),
+            r("duts/patchcnn (test box)", 0.6, family="patchcnn", sup="boxes (and the test box)"),
+            r("box alone", 0.55, learned=False, family="box", sup="the test box")]
+    got = {(f["kind"], f["model"]): f["pass"] for f in real_floors(rows, ["duts"])}
+    assert got == {("beats the baseline", "duts/unet"): True, ("beats the baseline", "duts/patchcnn (test box)"): True,
+                   ("best DUTS-test IoU >= 0.55", "duts/unet"): False,
+                   ("refined mask beats its box", "duts/patchcnn (test box)"): True}
+    rows[1]["iou"] = 0.56
+    assert next(f for f in real_floors(rows, ["duts"]) if f["kind"].startswith("best"))["pass"]
