@@ -201,6 +201,21 @@ def score_method(m: Method, samples) -> tuple[list[dict], list[np.ndarray], floa
     return per, masks, 1000.0 * t / max(1, len(samples))
 
 
+def score_methods(methods: list[Method], samples, dataset: str, rows: list[dict], log=print) -> dict:
+    """Score every method on SAMPLES, as it is and after ExtractNet's post-processing: two rows each appended
+    to ROWS; returns each method's first SHOW masks (for the overlay grid)."""
+    shown = {}
+    for m in methods:
+        per, masks, ms = score_method(m, samples)
+        rows.append(row(m, dataset, aggregate(per), ms, False))
+        pp_per = [image_scores(s.label, postprocess_extractnet(k)) for s, k in zip(samples, masks, strict=True)]
+        rows.append(row(m, dataset, aggregate(pp_per), ms, True))
+        shown[m.name] = masks[:SHOW]
+        log(f"compare: {dataset}: {m.name}: IoU {rows[-2]['iou'] or 0:.3f}, Jaccard {rows[-2]['jaccard_mean']:.2f} %, "
+            f"mean IoU {rows[-2]['mean_iou']:.4f}, {ms:.1f} ms/image")
+    return shown
+
+
 def row(m: Method, dataset: str, summary: dict, ms: float, postprocess: bool) -> dict:
     def f(x):
         return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else round(float(x), 6)
@@ -275,15 +290,7 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             log(f"compare: {ds}: {n}")
             methods += trained_methods(n, data, ckpt, preset=pre, device=device, seed=seed, reuse=reuse, log=log)
-        shown = {}
-        for m in methods:
-            per, masks, ms = score_method(m, samples)
-            rows.append(row(m, ds, aggregate(per), ms, False))
-            pp_per = [image_scores(s.label, postprocess_extractnet(k)) for s, k in zip(samples, masks, strict=True)]
-            rows.append(row(m, ds, aggregate(pp_per), ms, True))
-            shown[m.name] = masks[:SHOW]
-            log(f"compare: {ds}: {m.name}: Jaccard {rows[-2]['jaccard_mean']:.2f} %, mean IoU "
-                f"{rows[-2]['mean_iou']:.4f}, {ms:.1f} ms/image")
+        shown = score_methods(methods, samples, ds, rows, log=log)
         grids[ds] = write_overlays(out / f"overlays_{ds}.png", samples[:SHOW], shown, ds)
         partial = {"preset": preset, "complete": False, "data": data_info, "models": rows}
         _write_json(out / "compare.json", partial)  # each finished val set is on disk before the next starts

@@ -36,8 +36,7 @@ from fcnkit.apps.compare import (
     _write_json,
     baseline_method,
     floors,
-    row,
-    score_method,
+    score_methods,
     trained_methods,
     write_overlays,
 )
@@ -54,8 +53,7 @@ from fcnkit.config.realdata import (
 from fcnkit.config.seeds import EXTRACTNET_TABLE, LRN_TABLE, LRN_TEST_IMAGES, LRN_TRAIN_IMAGES
 from fcnkit.data.boxes import box_label_map, box_of
 from fcnkit.errors import UserError
-from fcnkit.evaluation.metrics import aggregate, image_scores
-from fcnkit.inference.postprocess import largest_component, postprocess_extractnet
+from fcnkit.inference.postprocess import largest_component
 from fcnkit.io.atomic import atomic_path, write_text_atomic
 from fcnkit.training.checkpoint import paths as checkpoint_paths
 
@@ -182,15 +180,7 @@ def run_real(preset: str = "real-quick", out: str | Path = "runs/compare/real-qu
         elif TASK_BY_NAME[task].table == "extractnet":  # the DUTS models on COCO's few prominent-object photos
             methods += [Method(f"{m.name} (trained on DUTS)", m.family, m.framework, m.supervision, m.params,
                                m.train_seconds, m.predict) for m in shared]
-        shown = {}
-        for m in methods:
-            per, masks, ms = score_method(m, test)
-            rows.append(row(m, task, aggregate(per), ms, False))
-            pp = [image_scores(s.label, postprocess_extractnet(k)) for s, k in zip(test, masks, strict=True)]
-            rows.append(row(m, task, aggregate(pp), ms, True))
-            shown[m.name] = masks[:SHOW]
-            log(f"compare: {task}: {m.name}: IoU {rows[-2]['iou'] or 0:.3f}, Jaccard {rows[-2]['jaccard_mean']:.2f} %, "
-                f"{ms:.1f} ms/image")
+        shown = score_methods(methods, test, task, rows, log=log)
         grids[task] = write_overlays(out / f"overlays_{task}.png", test[:SHOW], shown, f"{task} (real test photos)")
         _write_json(out / "compare.json", {"preset": preset, "complete": False, "data": data_info, "models": rows})
     result = {"complete": True, "preset": preset, "description": pre.description, "device": device, "seed": seed,

@@ -60,7 +60,9 @@ def _split(items: list, seed: int) -> tuple[list, list]:
     return [x for i, x in enumerate(items) if i not in test], [x for i, x in enumerate(items) if i in test]
 
 
-def _pairs_samples(pairs: list[common.Pair]) -> list[Sample]:
+def _pairs_samples(pairs: list[common.Pair], foreground=lambda m: m > 127) -> list[Sample]:
+    """The readable pairs as samples, label 1 where `foreground(mask values)` (0/255 masks: above half);
+    unreadable files and masks of another size are passed over."""
     out = []
     for p in pairs:
         try:
@@ -68,7 +70,7 @@ def _pairs_samples(pairs: list[common.Pair]) -> list[Sample]:
         except ImageReadError:
             continue
         if bgr.shape[:2] == m.shape:
-            out.append(Sample(p.name, bgr, (m > 127).astype(np.uint8)))
+            out.append(Sample(p.name, bgr, foreground(m).astype(np.uint8)))
     return out
 
 
@@ -137,18 +139,8 @@ def read_fashion(root: Path, work: Path, n_train=None, n_test=None, seed=0) -> d
     _need(base / "label_list.txt", "the label list of the label maps")
     pairs = common.pairs_from_folders(_need(base / "photos", "fashion photos"), _need(base / "labels", "label maps"))
     train, test = _split(pairs, seed)
-    out = {}
-    for split, items, n in (("train", train, n_train), ("test", test, n_test)):
-        samples = []
-        for p in _subset(items, n, seed):
-            try:
-                bgr, ids = read_bgr(p.image), read_mask(p.mask)
-            except ImageReadError:
-                continue
-            if bgr.shape[:2] == ids.shape:
-                samples.append(Sample(p.name, bgr, (ids > 0).astype(np.uint8)))
-        out[split] = samples
-    return out
+    return {"train": _pairs_samples(_subset(train, n_train, seed), lambda ids: ids > 0),
+            "test": _pairs_samples(_subset(test, n_test, seed), lambda ids: ids > 0)}
 
 
 READERS = {"shoes": read_shoes, "shoes_scenes": read_shoes_scenes, "portraits": read_portraits,

@@ -46,7 +46,7 @@ REAL_TASKS = (
     RealTask("shoes_scenes", "real shoes pasted onto unseen BSDS500 scenes",
              "real shoe photos pasted onto BSDS500 train/val scenes (prep composite)", ("unet",), "fcn"),
     RealTask("portraits", "head-and-torso portraits (Shen et al. 2016, official lists)",
-             "1,290 real head-and-torso portraits with hand masks (Shen et al. 2016 train list)",
+             "real head-and-torso portraits with hand masks (Shen et al. 2016 train list)",
              ("lrn", "unet"), "lrn"),
     RealTask("coco", "COCO val2017 subset, prominent people/vehicles (ExtractNet's rules)",
              "real COCO val2017 photos, prominent people/vehicles by ExtractNet's rules (prep coco)",
