@@ -210,3 +210,15 @@ def test_pretrained_encoder_frozen_until_the_plateau_then_unfrozen(caffe, blob_d
                                                      "batch_size": 8}, resume=True, log=logs.append, progress=False)
     enc = load_file(str(out))
     assert not torch.equal(enc["encoder.conv1_1.weight"], ref.state_dict()["conv1_1.weight"])
+
+
+def test_cosine_schedule_runs_from_the_rate_down_to_zero():
+    from fcnkit.models.recipe import Recipe
+
+    r = Recipe(lr=3e-3, batch_size=4, epochs=2, lr_schedule="cosine")
+    rates = [r.lr_at(i, 10) for i in range(11)]
+    assert rates[0] == 3e-3 and rates[-1] < 1e-12 and abs(rates[5] - 1.5e-3) < 1e-12
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    assert Recipe(lr=1e-3, batch_size=4, epochs=2).lr_at(7, 10) == 1e-3  # no schedule: the rate throughout
+    with pytest.raises(ValueError, match="lr_schedule"):
+        Recipe(lr=1e-3, batch_size=4, epochs=2, lr_schedule="step")

@@ -63,6 +63,10 @@ class Preset:
     device: str = "cpu"
     train: dict = field(default_factory=dict)  # per-model recipe overrides: {"model": {"epochs": n}}
 
+    def overrides(self, name: str) -> dict:
+        """Recipe overrides for model `name`: the preset's "*" entry, then its own."""
+        return {**self.train.get("*", {}), **self.train.get(name, {})}
+
     @property
     def models(self) -> tuple[str, ...]:
         """The PyTorch models registered for this preset (`ModelSpec.presets`), in registration order."""
@@ -141,10 +145,12 @@ def fcn_methods(name: str, out: Path, mode: str, *, precision: str = "fp32", log
 
 
 def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device: str, seed: int, reuse: bool,
-                    precision: str = "fp32", log=print) -> list[Method]:
-    """Train `name` on DATA's train split into `ckpt` (or reuse it) and load it back through fcnkit.inference.
+                    val: Path | None = None, split: str = "val", precision: str = "fp32",
+                    log=print) -> list[Method]:
+    """Train `name` on DATA's train split (validating on VAL, a photo folder, when given) into `ckpt` (or reuse
+    it) and load it back through fcnkit.inference (scored in `precision`).
 
-    The patch CNN gives two rows: applied to the whole image (tag-free), and refining each val image's tag
+    The patch CNN gives two rows: applied to the whole image (tag-free), and refining each `split` image's tag
     (the bounding box of its true mask, as the seed uses it: the mask clipped to the box)."""
     spec = models.get(name)
     sidecar = ckpt.with_suffix(".json")
@@ -152,11 +158,12 @@ def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device
     if reuse and sidecar.is_file() and ckpt.is_file():
         done = json.loads(sidecar.read_text())
 
-    target = Recipe.of(spec, **(preset.train.get(name) or {})).epochs
+    overrides = preset.overrides(name)
+    target = Recipe.of(spec, **overrides).epochs
     if not done or done.get("interrupted") or done.get("epoch", 0) < target:
         # --reuse: a finished checkpoint is kept; an unfinished one (killed, interrupted, or a schedule that
         # has grown since) is resumed to the preset's epochs
-        train(name, data, out=ckpt, seed=seed, device=device, overrides=preset.train.get(name), log=log,
+        train(name, data, val=val, out=ckpt, seed=seed, device=device, overrides=overrides or None, log=log,
               resume=bool(done))
     info = json.loads(sidecar.read_text())
     p = inference.load(ckpt, device=device, precision=precision)
@@ -165,8 +172,16 @@ def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device
     if spec.supervision != "boxes":
         return [m]
 
-    boxed = Method(f"{name} (val box)", spec.family, "torch", "boxes (and the val box)", params, m.train_seconds,
-                   lambda s: finish_mask(p.logit(s.bgr), box_of(s.label)))
+    logits: dict[str, np.ndarray] = {}  # the dense patch map is slow: one per image serves every row
+
+    def logit(s):
+        if s.name not in logits:
+            logits[s.name] = p.logit(s.bgr)
+        return logits[s.name]
+
+    m.predict = lambda s: to_mask(logit(s))
+    boxed = Method(f"{name} ({split} box)", spec.family, "torch", f"boxes (and the {split} box)", params,
+                   m.train_seconds, lambda s: finish_mask(logit(s), box_of(s.label)))
     m.name = f"{name} (tag-free)"
     return [m, boxed]
 
@@ -185,6 +200,21 @@ def score_method(m: Method, samples) -> tuple[list[dict], list[np.ndarray], floa
         masks.append(mask)
         per.append(image_scores(s.label, mask))
     return per, masks, 1000.0 * t / max(1, len(samples))
+
+
+def score_methods(methods: list[Method], samples, dataset: str, rows: list[dict], log=print) -> dict:
+    """Score every method on SAMPLES, as it is and after ExtractNet's post-processing: two rows each appended
+    to ROWS; returns each method's first SHOW masks (for the overlay grid)."""
+    shown = {}
+    for m in methods:
+        per, masks, ms = score_method(m, samples)
+        rows.append(row(m, dataset, aggregate(per), ms, False))
+        pp_per = [image_scores(s.label, postprocess_extractnet(k)) for s, k in zip(samples, masks, strict=True)]
+        rows.append(row(m, dataset, aggregate(pp_per), ms, True))
+        shown[m.name] = masks[:SHOW]
+        log(f"compare: {dataset}: {m.name}: IoU {rows[-2]['iou'] or 0:.3f}, Jaccard {rows[-2]['jaccard_mean']:.2f} %, "
+            f"mean IoU {rows[-2]['mean_iou']:.4f}, {ms:.1f} ms/image")
+    return shown
 
 
 def row(m: Method, dataset: str, summary: dict, ms: float, postprocess: bool) -> dict:
@@ -263,15 +293,7 @@ def run_compare(preset: str = "quick", out: str | Path = "runs/compare", *, mode
             log(f"compare: {ds}: {n}")
             methods += trained_methods(n, data, ckpt, preset=pre, device=device, seed=seed, reuse=reuse,
                                        precision=precision, log=log)
-        shown = {}
-        for m in methods:
-            per, masks, ms = score_method(m, samples)
-            rows.append(row(m, ds, aggregate(per), ms, False))
-            pp_per = [image_scores(s.label, postprocess_extractnet(k)) for s, k in zip(samples, masks, strict=True)]
-            rows.append(row(m, ds, aggregate(pp_per), ms, True))
-            shown[m.name] = masks[:SHOW]
-            log(f"compare: {ds}: {m.name}: Jaccard {rows[-2]['jaccard_mean']:.2f} %, mean IoU "
-                f"{rows[-2]['mean_iou']:.4f}, {ms:.1f} ms/image")
+        shown = score_methods(methods, samples, ds, rows, log=log)
         grids[ds] = write_overlays(out / f"overlays_{ds}.png", samples[:SHOW], shown, ds)
         partial = {"preset": preset, "complete": False, "data": data_info, "models": rows}
         _write_json(out / "compare.json", partial)  # each finished val set is on disk before the next starts

@@ -129,4 +129,6 @@ def resolve(ref: str | os.PathLike | None = None, *, deploy=None, caffemodel=Non
     if weights is None:
         raise UserError(f"model {spec.name} has no checkpoint at {spec.checkpoint}; train it with "
                         f"`{spec.how_to_train()}`")
-    return _checkpoint(weights)
+    ref = _checkpoint(weights)
+    ref.label = spec.name  # asked for by name: messages and metadata name it so (e.g. duts/unet)
+    return ref

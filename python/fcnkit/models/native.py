@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from fcnkit.config.paper import VGG_MEAN_BGR
+from fcnkit.config.realdata import REAL_SIZE, REAL_TRAIN, TASK_BY_NAME, RealTask, real_models
 from fcnkit.config.seeds import RESNET_MEAN_BGR, SCRATCH_INPUT_SCALE
 from fcnkit.models.recipe import Recipe
 from fcnkit.models.registry import ModelSpec, Preprocessing, register
@@ -34,6 +35,8 @@ TINY_WORDS = "CPU stand-in at 1/8 width and 64x64 input, trained from scratch (s
 def tiny_words(width: float) -> str:
     return TINY_WORDS.replace("1/8", f"1/{round(1 / width)}").replace(" and 64x64 input", "")
 SAMPLE_WORDS = "the embedded sample set (white or composite)"
+REAL_PRESETS = ("real", "real-quick")
+REAL_WORDS = f"CPU model for real photos at {REAL_SIZE}x{REAL_SIZE}, batch-normalised, trained from scratch"
 
 
 def checkpoint_path(name: str) -> str:
@@ -65,6 +68,25 @@ def native_spec(name: str, family: str, build, *, description: str, config: dict
         weights=weights, supervision=supervision, build=build, config=dict(config),
         checkpoint=checkpoint_path(name), recipe=Recipe(**train, pretrained=pretrained), presets=presets,
         extra=dict(extra or {})))
+
+
+def real_specs(family: str, model: str, build, *, description: str, config: dict,
+               train: dict | None = None, size_rule: str = f"fixed:{REAL_SIZE}", supervision: str = "masks",
+               init: str = "Glorot-uniform initialisation") -> list[ModelSpec]:
+    """`<task>/<model>` for every real-photo task the family trains on (`config.realdata.REAL_TASKS`): the
+    models `compare --preset real` trains, and what `remove-bg`, `serve` and `fcnkit models` then offer."""
+    out = []
+    for task in real_models(family):
+        out.append(native_spec(f"{task.name}/{model}", family, build, description=f"{description}; {REAL_WORDS}",
+                               config=config, train={**REAL_TRAIN, **(train or {})}, size_rule=size_rule,
+                               trained_on=task.trained_on, presets=REAL_PRESETS, supervision=supervision,
+                               init=init, extra={"real": task.name}))
+    return out
+
+
+def real_task_of(spec: ModelSpec) -> RealTask | None:
+    """The real-photo task a registered model is trained on, or None (sample-data and paper models)."""
+    return TASK_BY_NAME.get((spec.extra or {}).get("real", ""))
 
 
 def glorot_(module) -> None:

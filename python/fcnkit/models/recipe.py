@@ -3,12 +3,14 @@ command-line or preset overrides (`Recipe.of`). `fcnkit.training` trains by it."
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from fcnkit.errors import UserError
 
 LOSSES = ("bce", "deep_bce", "patch_bce")
 FREEZE = (None, "always", "plateau")
+SCHEDULES = (None, "cosine")
 
 
 @dataclass
@@ -24,12 +26,21 @@ class Recipe:
     task: str = "images"              # "images" (whole images + masks) or "patches" (patch CNN, box labels)
     patches_per_epoch: int = 0
     relabel_every: int = 0            # patches: relabel by the derived masks every N epochs (0: never)
+    lr_schedule: str | None = None    # None: `lr` throughout; "cosine": from `lr` down to 0 over all epochs' steps
 
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}")
         if self.freeze_encoder not in FREEZE:
             raise ValueError(f"freeze_encoder must be one of {FREEZE}")
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {SCHEDULES}")
+
+    def lr_at(self, step: int, total: int) -> float:
+        """The learning rate of optimiser step `step` (0-based) of `total`."""
+        if self.lr_schedule == "cosine":
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(1, total)))
+        return self.lr
 
     @classmethod
     def of(cls, spec, **overrides) -> Recipe:

@@ -190,7 +190,10 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
             losses = []
             bar = tqdm(task.batches(rng), total=task.steps(), desc=f"{spec.name} epoch {epoch}/{recipe.epochs}",
                        unit="batch", leave=False, disable=(not progress) if progress is not None else None)
-            for x, y in bar:
+            for i, (x, y) in enumerate(bar):
+                if recipe.lr_schedule:  # by the global step, so a resumed run continues the same curve
+                    for group in opt.param_groups:
+                        group["lr"] = recipe.lr_at((epoch - 1) * task.steps() + i, recipe.epochs * task.steps())
                 xt = torch.from_numpy(x).to(device)
                 xt = xt.contiguous(memory_format=fmt) if xt.dim() == 4 else xt
                 yt = torch.from_numpy(y).to(device)
@@ -207,7 +210,7 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
             train_seconds += time.perf_counter() - t0
             metrics = validate(model, spec, val_split, device)
             step = (history[-1]["iter"] if history else 0) + len(losses)
-            row = {"iter": step, "epoch": epoch, "loss": float(np.mean(losses)), "lr": recipe.lr,
+            row = {"iter": step, "epoch": epoch, "loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"],
                    "seconds": round(train_seconds, 2), "metrics": metrics,
                    **{f"val_{k}": v for k, v in metrics.items() if not k.endswith("_std")}}
             history.append(row)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from fcnkit import models
+from fcnkit.config.realdata import TASK_BY_NAME, real_models
 
 
 @pytest.mark.parametrize("name", ["tiny/lrn", "tiny/lrn-original"])
@@ -47,6 +48,10 @@ def test_encoder_has_vgg16_model_zoo_names():
 
 def test_registry_lists_the_family():
     fam = {n: s for n, s in models.registered().items() if s.family == "lrn"}
-    assert set(fam) == {"lrn", "lrn-vgg", "lrn-original", "tiny/lrn", "tiny/lrn-original"}
+    real = {f"{t.name}/lrn{v}" for t in real_models("lrn") for v in ("", "-original")}
+    assert real and set(fam) == {"lrn", "lrn-vgg", "lrn-original", "tiny/lrn", "tiny/lrn-original"} | real
+    for n in real:  # the real-photo CPU models: batch-normalised, deep supervision, named after their data
+        assert fam[n].config["batch_norm"] and fam[n].recipe.loss == "deep_bce"
+        assert fam[n].trained_on == TASK_BY_NAME[n.split("/")[0]].trained_on
     assert fam["lrn-vgg"].recipe.pretrained == "vgg16"
     assert all(s.output == "sigmoid1" and s.framework == "torch" for s in fam.values())

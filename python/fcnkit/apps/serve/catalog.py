@@ -2,13 +2,16 @@
 
 With `--model REF ...` exactly those are loaded (the first is the default). Without, every registered model
 whose trained weights are on this machine is loaded (`fcnkit models` lists them; `ModelSpec.find_weights`),
-or else the model `make demo` converts; the default is then the best of them: a full-size (paper) net
-before a tiny one, and within each the latest stage of the paper's chain (FCN-8s fine-tuned on composites
-is the study's final model, trained for objects in front of real scenes).
+or else the model `make demo` converts; the default is then the best of them: a model trained on real
+photographs (`compare --preset real` installs them, `<task>/<model>`) before any other, the one trained on
+the shared salient-object task (DUTS) first and, among those, the highest test IoU its checkpoint records;
+then a full-size (paper) net before a tiny one, and within each the latest stage of the paper's chain
+(FCN-8s fine-tuned on composites is the study's final model, trained for objects in front of real scenes).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from dataclasses import dataclass, field
@@ -18,6 +21,7 @@ import numpy as np
 
 from fcnkit import inference, models
 from fcnkit.config.paths import project_root
+from fcnkit.config.realdata import BEST_TASK
 from fcnkit.config.stages import STAGE_BY_NAME, STAGES
 from fcnkit.errors import UserError
 from fcnkit.models.registry import ModelSpec
@@ -75,13 +79,25 @@ def spec_of(ref: inference.ModelRef) -> ModelSpec | None:
     return models.by_snapshot_prefix(prefix.as_posix())
 
 
+def test_iou(spec: ModelSpec) -> float:
+    """The test IoU `compare --preset real` recorded in the model's installed checkpoint sidecar (0 if none)."""
+    weights = spec.find_weights()
+    try:
+        return float(json.loads(weights.with_suffix(".json").read_text())["test"]["iou"] or 0.0)
+    except (AttributeError, OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
 def rank(spec: ModelSpec | None) -> tuple:
-    """Larger is better: full-size before tiny, then later stages of the paper's chain."""
+    """Larger is better: real-photo models (DUTS first, then by test IoU), then full-size before tiny, then
+    later stages of the paper's chain."""
     if spec is None:
-        return (0, -1)
+        return (0, 0, 0.0, 0, -1)
     extra = spec.extra or {}
+    real = extra.get("real")
     stage = STAGE_BY_NAME.get(extra.get("stage", ""))
-    return (int(extra.get("variant") == "paper"), STAGES.index(stage) if stage else -1)
+    return (int(real is not None), int(real == BEST_TASK), test_iou(spec) if real else 0.0,
+            int(extra.get("variant") == "paper"), STAGES.index(stage) if stage else -1)
 
 
 def available_references() -> list[str]:
@@ -121,6 +137,12 @@ def load_catalog(refs: list[str] | None = None, *, backend: str = "auto", device
         default, why = next(iter(entries)), "the first --model given"
     else:
         default = max(entries, key=lambda n: rank(specs[n]))
-        why = ("the best model found on this machine: the latest stage of the paper's chain, full-size before tiny"
-               if specs[default] else "the model `make demo` converted")
+        spec = specs[default]
+        if spec is not None and (spec.extra or {}).get("real"):
+            why = (f"the best real-photo model found on this machine (trained on {spec.trained_on}; test IoU "
+                   f"{test_iou(spec):.3f})")
+        elif spec is not None:
+            why = "the best model found on this machine: the latest stage of the paper's chain, full-size before tiny"
+        else:
+            why = "the model `make demo` converted"
     return Catalog(entries, default, why)

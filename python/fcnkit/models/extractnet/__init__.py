@@ -6,6 +6,8 @@ Registered models:
 * `extractnet-vgg19`, `extractnet-resnet50`, `extractnet-resnet152` - frozen Model Zoo encoders with a
   deconvolution decoder (§4.1.3), batch normalisation on and ReLU by default (the report's best
   settings); `--set batch_norm=false` / `--set activation=prelu` give its other columns;
+* `<task>/extractnet-simple`, `<task>/extractnet-interconnected` - the autoencoders with batch normalisation
+  for the real-photo tasks (`config.realdata`), trained from scratch on CPU;
 * `tiny/...` of each - 1/8-width CPU stand-ins trained from scratch on the sample data (no ImageNet weights
   exist at that width, so the "pretrained" architectures are trained end to end there, with PReLU).
 Inference rounds each side to a multiple of the total downsampling (8 for the autoencoders, 32 for the
@@ -15,9 +17,19 @@ encoders); the report's mask post-processing and its Otsu/watershed baseline are
 
 from __future__ import annotations
 
+from fcnkit.config.realdata import REAL_AE_WIDTH
 from fcnkit.config.seeds import EXTRACTNET_BATCH, EXTRACTNET_EPOCHS, EXTRACTNET_LR
 from fcnkit.models.extractnet.net import AutoEncoder, EncoderDecoder, build_autoencoder, build_encoder_decoder
-from fcnkit.models.native import SAMPLE_WORDS, TINY, TINY_SIZE, TINY_WIDTH, TINY_WORDS, native_spec, tiny_words
+from fcnkit.models.native import (
+    SAMPLE_WORDS,
+    TINY,
+    TINY_SIZE,
+    TINY_WIDTH,
+    TINY_WORDS,
+    native_spec,
+    real_specs,
+    tiny_words,
+)
 
 DATA = "COCO 2014 prominent people/vehicles (`prep coco`), or any photos + masks"
 TRAIN = {"lr": EXTRACTNET_LR, "batch_size": EXTRACTNET_BATCH, "epochs": EXTRACTNET_EPOCHS, "loss": "bce"}
@@ -39,6 +51,9 @@ def _register():
                 config={"width": AE_TINY_WIDTH if tiny else 1.0, "interconnected": linked},
                 train=TINY_TRAIN if tiny else TRAIN, size_rule="multiple:8",
                 trained_on=SAMPLE_WORDS if tiny else DATA, presets=("quick",) if tiny else ("paper",)))
+        specs += real_specs("extractnet", f"extractnet-{tag}", build_autoencoder, description=words,
+                            config={"width": REAL_AE_WIDTH, "interconnected": linked, "batch_norm": True,
+                                    "activation": "relu"})
     for enc, title in ENCODERS.items():
         specs.append(native_spec(
             f"extractnet-{enc}", "extractnet", build_encoder_decoder,

@@ -10,7 +10,9 @@ Refinement units, coarsest first:
 Variant `skip_conv=True` is the original LRN (Islam et al.): the skip first goes through a convolution
 with as many filters as output channels (here 1) before the concatenation; the seed drops it because with
 one output channel the net "was unable to learn properly".
-All convolutions 3x3, padded. Outputs are logits (the sigmoid is in the loss and in `fcnkit.inference`).
+All convolutions 3x3, padded; `batch_norm=True` (the real-photo CPU models) adds BatchNorm after the
+encoder's and the refinement units' hidden convolutions.
+Outputs are logits (the sigmoid is in the loss and in `fcnkit.inference`).
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from fcnkit.models.native import glorot_
 
 
 class LRN(nn.Module):
-    def __init__(self, width: float = 1.0, skip_conv: bool = False):
+    def __init__(self, width: float = 1.0, skip_conv: bool = False, batch_norm: bool = False):
         super().__init__()
-        self.encoder = VGGEncoder(16, width)
+        self.encoder = VGGEncoder(16, width, batch_norm=batch_norm)
         self.skip_conv = skip_conv
         f = scaled(LRN_REFINE_FILTERS, width)
         chans = self.encoder.channels
@@ -42,6 +44,7 @@ class LRN(nn.Module):
                     c_in = 1
                 c_in += 1  # the previous unit's label map
             self.add_module(f"refine{k}_conv", nn.Conv2d(c_in, f, 3, padding=1))
+            self.add_module(f"refine{k}_norm", nn.BatchNorm2d(f) if batch_norm else nn.Identity())
             self.add_module(f"refine{k}_label", nn.Conv2d(f, 1, 3, padding=1))
         glorot_(self)
 
@@ -57,7 +60,8 @@ class LRN(nn.Module):
                     h = getattr(self, f"skip{k}")(h)
                 up = F.interpolate(torch.sigmoid(prev), size=h.shape[-2:], mode="bilinear", align_corners=False)
                 h = torch.cat([h, up], 1)
-            prev = getattr(self, f"refine{k}_label")(F.relu(getattr(self, f"refine{k}_conv")(h)))
+            h = F.relu(getattr(self, f"refine{k}_norm")(getattr(self, f"refine{k}_conv")(h)))
+            prev = getattr(self, f"refine{k}_label")(h)
             outs.append(prev)
         return outs
 
@@ -68,5 +72,5 @@ class LRN(nn.Module):
         return load_pretrained(self.encoder, "vgg16", folder)
 
 
-def build(width: float = 1.0, skip_conv: bool = False) -> LRN:
-    return LRN(width=width, skip_conv=skip_conv)
+def build(width: float = 1.0, skip_conv: bool = False, batch_norm: bool = False) -> LRN:
+    return LRN(width=width, skip_conv=skip_conv, batch_norm=batch_norm)

@@ -1,15 +1,17 @@
 """The U-Net family (lrn-head-torso.txt §2.2, the LRN's reference): same encoder, one full-resolution map.
 
 Registered models: `unet` (Glorot-uniform, 224x224), `unet-vgg` (VGG-16 ImageNet encoder, frozen until the
-decoder's plateau, then unfrozen), `tiny/unet` (1/8-width CPU stand-in). Training as the LRN's: Adam 1e-4,
+decoder's plateau, then unfrozen), `tiny/unet` (1/8-width CPU stand-in), `<task>/unet` (batch-normalised CPU
+models for the real-photo tasks of `config.realdata`, e.g. `duts/unet`). Training as the LRN's: Adam 1e-4,
 binary cross-entropy, flips, zoom and rotation.
 """
 
 from __future__ import annotations
 
+from fcnkit.config.realdata import REAL_WIDTH
 from fcnkit.config.seeds import LRN_IMAGE_SIZE
 from fcnkit.models.lrn import PAPER_DATA, TINY_TRAIN, TRAIN
-from fcnkit.models.native import SAMPLE_WORDS, TINY, TINY_SIZE, TINY_WIDTH, TINY_WORDS, native_spec
+from fcnkit.models.native import SAMPLE_WORDS, TINY, TINY_SIZE, TINY_WIDTH, TINY_WORDS, native_spec, real_specs
 from fcnkit.models.unet.net import UNet, build
 
 _TRAIN = {**TRAIN, "loss": "bce"}
@@ -23,5 +25,6 @@ SPECS = [
     native_spec(f"{TINY}/unet", "unet", build, description=f"U-Net, {TINY_WORDS}", config={"width": TINY_WIDTH},
                 train={**TINY_TRAIN, "loss": "bce"}, size_rule=TINY_SIZE, trained_on=SAMPLE_WORDS,
                 presets=("quick",)),
+    *real_specs("unet", "unet", build, description="U-Net", config={"width": REAL_WIDTH, "batch_norm": True}),
 ]
 __all__ = ["SPECS", "UNet", "build"]
