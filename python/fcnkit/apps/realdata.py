@@ -34,6 +34,7 @@ from fcnkit.prep import common
 from fcnkit.prep.coco import run_coco
 from fcnkit.prep.composite import CompositeOptions, run_composite
 from fcnkit.prep.masks import run_masks
+from fcnkit.prep.realdata import SOURCES, find_source
 
 TEST_FRACTION = 0.2  # ours: tasks without official lists hold out this share, by a seeded shuffle
 SPLIT_MARKER = "split.json"
@@ -43,6 +44,15 @@ def _need(path: Path, what: str) -> Path:
     if not path.exists():
         raise UserError(f"{path}: missing; {what} (see ../shared/realdata/README.md, or `prep fetch`)")
     return path
+
+
+def _source(root: Path, name: str, what: str) -> Path:
+    """ROOT's folder for data set NAME under any of the names it goes by (the shared copy's, `prep fetch`'s)."""
+    found = find_source(root, name)
+    if found is None:
+        raise UserError(f"{root}: no {' or '.join(SOURCES[name])} folder; {what} (see ../shared/realdata/README.md, "
+                        "or `prep fetch`)")
+    return found
 
 
 def _subset(items: list, n: int | None, seed: int) -> list:
@@ -84,18 +94,18 @@ def _folder_task(base: Path, n_train, n_test, seed) -> dict[str, list[Sample]]:
 
 
 def read_duts(root: Path, work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
-    return _folder_task(root / "duts", n_train, n_test, seed)
+    return _folder_task(_source(root, "duts", "DUTS photos and masks"), n_train, n_test, seed)
 
 
 def read_portraits(root: Path, work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
-    return _folder_task(root / "portraits_shen", n_train, n_test, seed)
+    return _folder_task(_source(root, "portraits", "portraits and masks"), n_train, n_test, seed)
 
 
 def _shoe_pairs(root: Path, work: Path) -> list[common.Pair]:
     """Every usable shoe photo with its near-white mask (`prep masks`, written once into WORK)."""
     out = work / "shoe_masks"
     if not (out / common.MANIFEST).is_file():
-        run_masks(_need(root / "sneakers_white" / "photos", "shoe photos on white"), out, preview=False, quiet=True,
+        run_masks(_source(root, "shoes", "shoe photos on white"), out, preview=False, quiet=True,
                   workers=1)
     return common.pairs_from_manifest(out)
 
@@ -108,7 +118,7 @@ def read_shoes(root: Path, work: Path, n_train=None, n_test=None, seed=0) -> dic
 def read_shoes_scenes(root: Path, work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
     """Train shoes on BSDS train+val scenes, test shoes on BSDS test scenes: no scene or shoe in both."""
     train, test = _split(_shoe_pairs(root, work), seed)
-    scenes = _need(root / "scenes_bsds500", "BSDS500 scene photos")
+    scenes = _source(root, "scenes", "BSDS500 scene photos")
     out = {}
     for split, shoes, dirs, n in (("train", train, ("train", "val"), n_train or len(train)),
                                   ("test", test, ("test",), n_test or len(test))):
@@ -122,7 +132,7 @@ def read_shoes_scenes(root: Path, work: Path, n_train=None, n_test=None, seed=0)
 
 
 def read_coco(root: Path, work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
-    base = root / "coco_val2017_subset"
+    base = _source(root, "coco", "COCO images and instance annotations")
     anns = sorted((_need(base / "annotations", "COCO instance annotations")).glob("instances_*.json"))
     if not anns:
         raise UserError(f"{base / 'annotations'}: no instances_*.json; give COCO's instance annotations")
@@ -135,7 +145,7 @@ def read_coco(root: Path, work: Path, n_train=None, n_test=None, seed=0) -> dict
 
 def read_fashion(root: Path, work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
     """Photos and label maps (ids; `label_list.txt` names them, 0 = background): person = label > 0."""
-    base = root / "fashion_ccp"
+    base = _source(root, "fashion", "fashion photos and label maps")
     _need(base / "label_list.txt", "the label list of the label maps")
     pairs = common.pairs_from_folders(_need(base / "photos", "fashion photos"), _need(base / "labels", "label maps"))
     train, test = _split(pairs, seed)
