@@ -241,6 +241,13 @@ def blob_dataset(tmp_path_factory):
     return root
 
 
+def rel(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest difference of `a` from `b`, relative to the largest magnitude of `b`."""
+    scale = float(np.abs(b).max()) if b.size else 0.0
+    err = float(np.abs(a - b).max()) if b.size else 0.0
+    return err / scale if scale else err
+
+
 def free_port() -> int:
     import socket
 

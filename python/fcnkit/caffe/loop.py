@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from fcnkit import models
 from fcnkit.caffe import preflight, surgery
-from fcnkit.errors import Interrupted, UserError
+from fcnkit.errors import Interrupted, UserError, silent
 from fcnkit.io.caffe_schema import load_prototxt, read_caffemodel
 from fcnkit.models.fcn.vgg16 import VGG_DEPLOY, VGG_MODEL
 from fcnkit.models.registry import latest_snapshot
@@ -287,10 +287,6 @@ def train(engine: TrainingEngine, sp, name: str, *, display=None, val_iter=None,
         engine.snapshot()  # the engines snapshot on multiples of `snapshot` themselves
     run_val()
     return {"iter": engine.iter, "loss": loss, "seconds": time.time() - t0, "val": val}
-
-
-def silent(*_args, **_kwargs) -> None:
-    """The log of ranks other than 0 in a torchrun job: rank 0 speaks for the job."""
 
 
 def current_lr(sp, it: int) -> float:

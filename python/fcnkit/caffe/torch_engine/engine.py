@@ -29,7 +29,6 @@ from fcnkit.caffe.loop import (
     initialise,
     net_roles,
     refuse_non_finite_start,
-    silent,
     solver_args,
 )
 from fcnkit.caffe.surgery import model_params
@@ -37,7 +36,7 @@ from fcnkit.caffe.torch_engine.data_layers import DataLayerSource, NetFeeder
 from fcnkit.caffe.torch_engine.snapshot import write_caffemodel, write_solverstate
 from fcnkit.caffe.torch_engine.solver import CaffeUpdate, check_solver_type
 from fcnkit.caffe.torch_engine.torch_net import TorchNet, check_types
-from fcnkit.errors import UserError
+from fcnkit.errors import UserError, silent
 from fcnkit.evaluation import metrics
 from fcnkit.io.caffe_schema import filter_net, load_prototxt, read_caffemodel
 from fcnkit.models.registry import latest_snapshot

@@ -1,0 +1,58 @@
+"""`fcnkit train` under torchrun (gloo on the CPU), in real processes: 2 ranks x batch B train as one process
+with batch 2B (the seeded order split rank by rank, gradients averaged), rank 0 alone checkpoints, and a
+checkpoint resumes with another number of ranks. A family without BatchNorm (whose batch statistics are
+each rank's own, as in Caffe and DDP), no ignored pixels (the loss is a mean over labelled pixels)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from conftest import VENV_BIN, rel, torchrun, write_lmdb_dataset
+from safetensors.numpy import load_file
+
+MODEL = "tiny/extractnet-simple"
+B = 4
+TOL = 1e-5
+
+
+def train(nproc: int, data: Path, out: Path, batch: int, *extra) -> subprocess.CompletedProcess:
+    args = ["train", MODEL, data, "--out", out, "--batch-size", batch, "--seed", 3, "--quiet", *extra]
+    if nproc == 1:
+        r = subprocess.run([str(VENV_BIN / "fcnkit"), *map(str, args)], capture_output=True, text=True, timeout=300,
+                           env={"OMP_NUM_THREADS": "1", "PATH": str(VENV_BIN)})
+    else:
+        r = torchrun(nproc, *args, cwd=out.parent)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def worst(a: Path, b: Path) -> float:
+    wa, wb = load_file(a), load_file(b)
+    assert set(wa) == set(wb) and wa
+    return max(rel(wa[k], wb[k]) for k in wb)
+
+
+def test_two_ranks_train_as_one_process_with_twice_the_batch_and_resume_on_one(tmp_path):
+    data = write_lmdb_dataset(tmp_path / "d", n_train=16, n_val=4, size=32)
+    one, two, mixed = (tmp_path / n / "m.safetensors" for n in ("one", "two", "mixed"))
+    for p in (one, two, mixed):
+        p.parent.mkdir()
+    train(1, data, one, 2 * B, "--epochs", 2)
+    r = train(2, data, two, B, "--epochs", 2)
+    assert f"batch {B} x 2 ranks" in r.stdout and r.stdout.count("epoch 2/2 loss") == 1  # rank 0 logs
+    err = worst(two, one)
+    print(f"\n{MODEL}: 2 ranks x {B} vs 1 x {2 * B}, 2 epochs of Adam: worst relative difference {err:.2e}")
+    assert err <= TOL
+    side_one, side_two = (json.loads(p.with_suffix(".json").read_text()) for p in (one, two))
+    assert side_two["ranks"] == 2 and side_one["ranks"] == 1
+    assert [h["iter"] for h in side_two["history"]] == [h["iter"] for h in side_one["history"]] == [2, 4]
+    loss_one, loss_two = side_one["history"][-1]["loss"], side_two["history"][-1]["loss"]
+    assert abs(loss_two - loss_one) <= TOL * loss_one  # rank 0 logs the mean over the ranks
+    # a change of rank count: epoch 1 on 2 ranks, epoch 2 resumed in one process with batch 2B
+    train(2, data, mixed, B, "--epochs", 1)
+    train(1, data, mixed, 2 * B, "--epochs", 2, "--resume")
+    err = worst(mixed, one)
+    print(f"2 ranks then resumed on 1: {err:.2e}")
+    assert err <= TOL
