@@ -9,7 +9,12 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 from conftest import VENV_BIN, rel, torchrun, write_lmdb_dataset
+from fcnkit import models
+from fcnkit.data.splits import load_split
+from fcnkit.training.distributed import Dist
+from fcnkit.training.tasks import ImageTask
 from safetensors.numpy import load_file
 
 MODEL = "tiny/extractnet-simple"
@@ -56,3 +61,25 @@ def test_two_ranks_train_as_one_process_with_twice_the_batch_and_resume_on_one(t
     err = worst(mixed, one)
     print(f"2 ranks then resumed on 1: {err:.2e}")
     assert err <= TOL
+
+
+def test_each_rank_takes_every_nth_image_of_the_one_process_batch_with_its_augmentation(tmp_path):
+    """The split itself (no process group needed): with flip/zoom/rotation on, rank r of 2 gets rows r, r+2, ...
+    of what one process with batch 2B gets, augmented identically; an odd-sized set is padded so that both
+    ranks have a batch at every step."""
+    pre = models.get(MODEL).preprocessing
+    split = load_split(write_lmdb_dataset(tmp_path / "d", n_train=13, n_val=2, size=32), "train", pre)
+    aug = {"flip": True, "zoom": 0.2, "rotate_deg": 10}
+    one = ImageTask(split, pre, 2 * B, aug)
+    ranks = [ImageTask(split, pre, B, aug, shard=Dist(rank=r, world=2)) for r in (0, 1)]
+    assert one.steps() == ranks[0].steps() == 2
+    whole = list(one.batches(np.random.default_rng(5)))
+    parts = [list(t.batches(np.random.default_rng(5))) for t in ranks]
+    for k in range(one.steps()):
+        n = len(whole[k][0])
+        for r in (0, 1):
+            x, y = parts[r][k]
+            assert len(x) == (B if k == 0 else 3)  # 13 images: 8, then 5 padded to 6 = 3 per rank
+            np.testing.assert_array_equal(x[: len(whole[k][0][r::2])], whole[k][0][r::2])
+            np.testing.assert_array_equal(y[: len(whole[k][1][r::2])], whole[k][1][r::2])
+        assert n == (2 * B if k == 0 else 5)
