@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from conftest import make_blob_images, run_cli, start_ranks, torchrun, write_lmdb_pair
-from engine_parity import rel
+import pytest
+from conftest import make_blob_images, one_error_line, rel, run_cli, start_ranks, torchrun, write_lmdb_pair
+from fcnkit.caffe.caffe_engine import CAFFE_LOSS, GLOG_FAILURE
+from fcnkit.caffenet.pycaffe import build_info
 from fcnkit.io.caffe_schema import read_caffemodel, read_solverstate
 
 TOL = 1e-5
@@ -148,3 +150,27 @@ def test_a_killed_rank_stops_the_job_with_one_line_and_the_last_snapshot_resumes
     r = solve(one, "--resume", last)
     assert f"resumed {last} at iteration {it}" in r.stdout
     assert np.isfinite(float(r.stdout.split("final loss ")[1].split(",")[0]))
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--gpu", "0,1"], "--gpu 0,1: this Caffe is a CPU-only build"),
+    (["--gpu", "0,1", "--engine", "torch"], "torchrun --nproc_per_node 2 -m fcnkit solve"),
+])
+def test_several_gpus_are_caffes_multi_gpu_solver_or_torchrun(tmp_path, caffe, args, needle):
+    """`solve --gpu 0,1` is Caffe's own multi-GPU solver, which this CPU build of Caffe lacks: one line, exit 2,
+    naming the CUDA container and torchrun; the torch engine takes several GPUs as torchrun ranks."""
+    if (build_info() or {}).get("gpu"):
+        pytest.skip("a CUDA build of Caffe: --gpu 0,1 runs")
+    root = workspace(tmp_path, batch=B)
+    r = run_cli("solve", root / "solver.prototxt", *args, cwd=root)
+    assert needle in one_error_line(r, "solve")
+    assert not any((root / "snaps").iterdir())
+
+
+def test_caffes_multi_gpu_log_lines_are_read_for_the_loss():
+    """What `solve --gpu 0,1` reads from `caffe train`: rc3's and 1.0's iteration lines, glog's failures."""
+    rc3 = "I1203 08:00:01.5 4242 solver.cpp:228] Iteration 40, loss = 0.6931"
+    v1 = "I1203 08:00:01.5 4242 solver.cpp:218] Iteration 60 (3.1 iter/s, 6.4s/20 iters), loss = 1.5e-05"
+    assert [CAFFE_LOSS.search(x).groups() for x in (rc3, v1)] == [("40", "0.6931"), ("60", "1.5e-05")]
+    assert GLOG_FAILURE.match("F1203 08:00:01.5 4242 parallel.cpp:50] Check failed: error == cudaSuccess")
+    assert not GLOG_FAILURE.match(rc3)
