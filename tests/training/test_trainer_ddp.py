@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
-from conftest import VENV_BIN, rel, torchrun, write_lmdb_dataset
+from conftest import VENV_BIN, rel, start_ranks, torchrun, write_lmdb_dataset
 from fcnkit import models
 from fcnkit.data.splits import load_split
 from fcnkit.training.distributed import Dist
@@ -83,3 +84,26 @@ def test_each_rank_takes_every_nth_image_of_the_one_process_batch_with_its_augme
             np.testing.assert_array_equal(x[: len(whole[k][0][r::2])], whole[k][0][r::2])
             np.testing.assert_array_equal(y[: len(whole[k][1][r::2])], whole[k][1][r::2])
         assert n == (2 * B if k == 0 else 5)
+
+
+def test_a_killed_rank_stops_training_with_one_line_and_the_checkpoint_resumes(tmp_path):
+    """SIGKILL rank 1 after the first checkpoint: rank 0 exits 2 with one `train: error:` line (no hang, no
+    traceback) naming the checkpoint, which then resumes in one process."""
+    data = write_lmdb_dataset(tmp_path / "d", n_train=16, n_val=4, size=32)
+    out = tmp_path / "m.safetensors"
+    procs = start_ranks(2, "fcnkit", "train", MODEL, data, "--out", out, "--batch-size", B, "--epochs", 10000,
+                        "--quiet", cwd=tmp_path, timeout_s=30)
+    deadline = time.monotonic() + 120
+    while not out.with_suffix(".json").is_file() and time.monotonic() < deadline and procs[0].poll() is None:
+        time.sleep(0.2)
+    assert out.with_suffix(".json").is_file(), procs[0].communicate(timeout=5)
+    procs[1].kill()
+    _, err = procs[0].communicate(timeout=90)
+    procs[1].communicate(timeout=10)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert procs[0].returncode == 2, err
+    assert len(lines) == 1 and lines[0].startswith("train: error: rank 0 of 2: lost contact"), err
+    assert f"checkpoint {out}" in lines[0]
+    done = json.loads(out.with_suffix(".json").read_text())["epoch"]
+    r = train(1, data, out, 2 * B, "--epochs", done + 1, "--resume")
+    assert json.loads(out.with_suffix(".json").read_text())["epoch"] == done + 1, r.stdout

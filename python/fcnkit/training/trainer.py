@@ -222,17 +222,11 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
                 xt = torch.from_numpy(x).to(device)
                 xt = xt.contiguous(memory_format=fmt) if xt.dim() == 4 else xt
                 yt = torch.from_numpy(y).to(device)
-                try:
-                    loss = step_loss(xt, yt)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    losses.append(dist.mean(float(loss.detach())))
-                except distributed.LOST as exc:
-                    if not dist.active:
-                        raise
-                    hint = f"resume with --resume (checkpoint {checkpoint.paths(out)['weights']}, epoch {epoch - 1})"
-                    raise dist.lost(exc, hint) from None
+                loss = step_loss(xt, yt)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(dist.mean(float(loss.detach())))
                 if not math.isfinite(losses[-1]):
                     raise UserError(f"{spec.name}: the loss became {losses[-1]} at epoch {epoch}; lower --lr")
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
@@ -265,6 +259,12 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
     except KeyboardInterrupt:
         path = snapshot(history[-1]["epoch"] if history else 0, interrupted=True)
         raise TrainingInterrupted(path) from None
+    except distributed.LOST as exc:  # a collective failed: another rank died or stopped answering
+        if not dist.active:
+            raise
+        done = history[-1]["epoch"] if history else 0
+        raise dist.lost(exc, f"resume with --resume (checkpoint {checkpoint.paths(out)['weights']}, epoch {done})"
+                        if done else "no checkpoint yet") from None
     finally:
         if _main_thread():
             signal.signal(signal.SIGTERM, previous)
