@@ -27,9 +27,9 @@ PAPER_SGD = 'type: "SGD"\nbase_lr: 1e-3\nlr_policy: "fixed"\nmomentum: 0.99\nwei
 
 NET = """name: "tiny"
 layer {{ name: "data" type: "Data" top: "data"
-  data_param {{ source: "{root}/image_lmdb" batch_size: {batch} backend: LMDB }}
+  data_param {{ source: "{root}/{prefix}image_lmdb" batch_size: {batch} backend: LMDB }}
   transform_param {{ scale: 0.00390625 mean_value: 60 }} }}
-layer {{ name: "label" type: "Data" top: "label" data_param {{ source: "{root}/label_lmdb" batch_size: {batch}
+layer {{ name: "label" type: "Data" top: "label" data_param {{ source: "{root}/{prefix}label_lmdb" batch_size: {batch}
   backend: LMDB }} }}
 layer {{ name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
   convolution_param {{ num_output: 6 kernel_size: 3 pad: 1 weight_filler {{ type: "xavier" }}
@@ -43,18 +43,23 @@ layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" to
 
 
 def workspace(root: Path, *, batch: int, norm: str = "BATCH_SIZE", iter_size: int = 1, max_iter: int = ITERS,
-              records: int = 2 * B * SNAP) -> Path:
+              records: int = 2 * B * SNAP, test: str = "") -> Path:
     """root/{image,label}_lmdb (`records` 16x16 images), train.prototxt with `batch`, solver.prototxt
     (snapshots every SNAP iterations to root/snaps/run, fillers seeded)."""
     root.mkdir(parents=True, exist_ok=True)
     images, labels = make_blob_images(records, 16, seed=3)
     labels[:, :, :2] = 255  # ignored pixels: a per-batch normaliser must not count them
     write_lmdb_pair(root, images, labels)
-    (root / "train.prototxt").write_text(NET.format(root=root, batch=batch, norm=norm))
+    (root / "train.prototxt").write_text(NET.format(root=root, prefix="", batch=batch, norm=norm))
+    if test:  # a test net on a val pair of its own
+        write_lmdb_pair(root, images[:4], labels[:4], prefix="val_")
+        (root / "test.prototxt").write_text(NET.format(root=root, prefix="val_", batch=2, norm=norm))
+        test += f'test_net: "{root}/test.prototxt"\n'
+
     (root / "snaps").mkdir()
     (root / "solver.prototxt").write_text(
         f'net: "{root}/train.prototxt"\n{PAPER_SGD}iter_size: {iter_size}\nmax_iter: {max_iter}\ndisplay: 1\n'
-        f'snapshot: {SNAP}\nsnapshot_prefix: "{root}/snaps/run"\nrandom_seed: 7\n')
+        f'snapshot: {SNAP}\nsnapshot_prefix: "{root}/snaps/run"\nrandom_seed: 7\n{test}')
     return root
 
 
@@ -85,13 +90,15 @@ def test_two_ranks_of_batch_b_train_as_one_process_of_batch_2b(tmp_path):
     """torchrun --nproc_per_node 2 with batch B == one process with batch 2B, after 6 iterations of the
     paper's SGD solver (loss normalised per batch); then a 1-process snapshot resumed on 2 ranks (a change
     of rank count) lands on the same weights too."""
-    one = workspace(tmp_path / "one", batch=2 * B)
-    two = workspace(tmp_path / "two", batch=B)
+    test = f"test_iter: 2\ntest_interval: {SNAP}\n"  # the train net in TEST phase: rank 0 alone tests
+    one = workspace(tmp_path / "one", batch=2 * B, test=test)
+    two = workspace(tmp_path / "two", batch=B, test=test)
     solve(one)
     r = torchrun(2, "solve", two / "solver.prototxt", "--engine", "torch", cwd=two)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "2 ranks x batch 2 (torchrun)" in r.stdout
-    assert r.stdout.count(f"iter {ITERS} loss") == 1  # rank 0 alone logs
+    for line in (f"iter {ITERS} loss", f"val iter {SNAP}: loss", f"val iter {SNAP}: pixel_acc", "done: "):
+        assert r.stdout.count(line) == 1, (line, r.stdout)  # rank 0 alone logs, tests and validates
     err = worst(two, one)
     print(f"\n2 ranks x {B} vs 1 x {2 * B}: worst relative difference {err:.2e} (weights and momentum)")
     assert err <= TOL

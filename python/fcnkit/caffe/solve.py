@@ -49,7 +49,7 @@ def run_solver(solver_path: str | os.PathLike, *, engine: str = "caffe", device:
     finally:
         if isinstance(solver, TrainingEngine):
             solver.close()
-    return r | {"init": init, "engine": engine}
+    return r | {"init": init, "engine": engine, "main": getattr(solver, "is_main", True)}
 
 
 def train(solver, sp, name: str, **kwargs) -> dict:

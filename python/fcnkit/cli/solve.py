@@ -57,5 +57,7 @@ def main(argv=None) -> int:
         print(f"solve: interrupted ({'SIGTERM' if sig == signal.SIGTERM else 'Ctrl-C'}); resume with "
               "--resume <snapshot_prefix>_iter_N.solverstate", file=sys.stderr)
         return 128 + int(sig)
+    if not r.get("main", True):  # a torchrun rank other than 0: rank 0 reports
+        return 0
     print(f"done: {r['iter']} iterations, final loss {r['loss']:.6g}, {r['seconds']:.1f}s ({r['engine']} engine)")
     return 0
