@@ -106,7 +106,9 @@ class TorchEngine(TrainingEngine):
         seed = sp.random_seed if sp.random_seed >= 0 else None
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator(device=device)
-        self.generator.manual_seed(seed if seed is not None else int(self.rng.integers(2**62)))
+        # Dropout's draws: rank r of a torchrun job seeds random_seed + r, as Caffe's P2PSync seeds its workers
+        # (random_seed + device); the fillers' numpy stream stays the same on every rank (rank 0's weights win).
+        self.generator.manual_seed((seed if seed is not None else int(self.rng.integers(2**62))) + self.dist.rank)
         nets = solver_nets(sp)
         train_path = nets[0][0]
         self.train = PhaseNet(train_path, "TRAIN", 0, device, rng=self.rng, generator=self.generator,
