@@ -7,6 +7,7 @@ N ranks x batch B must train as one process with batch N x B: each rank reads it
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -181,3 +182,15 @@ def test_caffes_multi_gpu_log_lines_are_read_for_the_loss():
     assert [CAFFE_LOSS.search(x).groups() for x in (rc3, v1)] == [("40", "0.6931"), ("60", "1.5e-05")]
     assert GLOG_FAILURE.match("F1203 08:00:01.5 4242 parallel.cpp:50] Check failed: error == cudaSuccess")
     assert not GLOG_FAILURE.match(rc3)
+
+
+@pytest.mark.parametrize(("env", "args", "needle"), [
+    ({"WORLD_SIZE": "2", "RANK": "0"}, [], "could not join the process group"),
+    ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}, ["--device", "cuda:1"], "pass --device cuda"),
+])
+def test_a_rank_that_cannot_start_says_why_in_one_line(tmp_path, env, args, needle):
+    """A rank started without torchrun's rendezvous variables, or given one GPU of its own: one line, exit 2."""
+    root = workspace(tmp_path, batch=B)
+    clean = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT")}
+    r = run_cli("solve", root / "solver.prototxt", "--engine", "torch", *args, cwd=root, env={**clean, **env})
+    assert needle in one_error_line(r, "solve")

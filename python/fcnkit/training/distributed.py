@@ -115,7 +115,7 @@ def from_env(device: str | None) -> tuple[Dist, str | None]:
     timeout = timedelta(seconds=float(os.environ.get("FCNKIT_DIST_TIMEOUT", DIST_TIMEOUT_S)))
     try:
         td.init_process_group(backend, init_method="env://", rank=rank, world_size=world, timeout=timeout)
-    except LOST as exc:
+    except (*LOST, ValueError) as exc:  # ValueError: env:// without MASTER_ADDR/MASTER_PORT
         raise UserError(f"rank {rank} of {world}: could not join the process group at "
                         f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')} ({exc}); start every "
                         "rank with the same torchrun --rdzv-endpoint / --master_addr") from None
