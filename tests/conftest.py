@@ -239,3 +239,39 @@ def blob_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("blobdata")
     write_lmdb_dataset(root / "white")
     return root
+
+
+def rel(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest difference of `a` from `b`, relative to the largest magnitude of `b`."""
+    scale = float(np.abs(b).max()) if b.size else 0.0
+    err = float(np.abs(a - b).max()) if b.size else 0.0
+    return err / scale if scale else err
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_ranks(world: int, *args, cwd, timeout_s: int = 60) -> list[subprocess.Popen]:
+    """`world` real processes of an installed command, each with the environment torchrun gives a rank
+    (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT on 127.0.0.1; gloo on the CPU), one thread each."""
+    port = free_port()
+    procs = []
+    for rank in range(world):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
+               "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+               "OMP_NUM_THREADS": "1", "FCNKIT_DIST_TIMEOUT": str(timeout_s)}
+        procs.append(subprocess.Popen([str(VENV_BIN / args[0]), *map(str, args[1:])], cwd=cwd, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return procs
+
+
+def torchrun(nproc: int, *args, cwd, timeout=300) -> subprocess.CompletedProcess:
+    """`torchrun --standalone --nproc_per_node N -m fcnkit ARGS` from the venv, as users launch it."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "FCNKIT_DIST_TIMEOUT": "60"}
+    return subprocess.run([str(VENV_BIN / "torchrun"), "--standalone", f"--nproc_per_node={nproc}", "-m", "fcnkit",
+                           *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -95,6 +95,12 @@ CUDA_SOURCE_PATCHES = (
     ("src/caffe/util/math_functions.cu", "#include <math_functions.h>  // CUDA's, not caffe's, for fabs, signbit",
      "#include <cuda_runtime.h>  // fabs, signbit (CUDA's math_functions.h is internal, slated for removal)",
      "CUDA 12+/13 warn that math_functions.h is internal and will be removed"),
+    ("tools/caffe.cpp", "#ifdef USE_NCCL\n    caffe::NCCL<float> nccl(solver);\n"
+     "    nccl.Run(gpus, FLAGS_snapshot.size() > 0 ? FLAGS_snapshot.c_str() : NULL);\n#else\n"
+     "    LOG(FATAL) << \"Multi-GPU execution not available - rebuild with USE_NCCL\";\n#endif",
+     "    caffe::P2PSync<float> sync(solver, NULL, solver->param());\n    sync.Run(gpus);",
+     "`caffe train --gpu 0,1`: the tool calls Caffe 1.0's NCCL class, which this sdist's parallel.cpp (rc3's) "
+     "lacks; run the P2PSync multi-GPU solver it has (gradients averaged over the GPUs, record i to GPU i mod N)"),
     *(cpu_fallback_patch(f"src/caffe/layers/{stem}_layer.cpp", f"{layer}Layer") for stem, layer in (
         ("relu6", "ReLU6"), ("hardsigmoid", "HardSigmoid"), ("hardswish", "HardSwish"),
         ("maxunpool", "MaxUnPool"), ("pixelshuffle", "PixelShuffle"), ("upsample", "Upsample"))),
@@ -665,6 +671,7 @@ def build(cfg: Config, cache: Path, sdist: Path) -> Path:
                 "jobs": cfg.jobs, "makefile_config": cfg.makefile_config()}
         if cfg.gpu:
             info["cuda"] = cuda_record(src, cfg, compiled_cu)
+            info["multi_gpu"] = "P2PSync"  # `caffe train --gpu 0,1` (the tools/caffe.cpp patch above)
         (stage / "BUILD_INFO.json").write_text(json.dumps(info, indent=2) + "\n")
         if final.exists():  # a concurrent build won the race; keep theirs
             return final

@@ -40,6 +40,10 @@ _HINTS = {
 }
 
 
+def silent(*_args, **_kwargs) -> None:
+    """The log of a process that does not speak: a torchrun rank other than 0 (rank 0 speaks for the job)."""
+
+
 def os_error_line(exc: OSError) -> str:
     """`FILE: reason; what to do` for an OSError, in the words of the operating system."""
     where = exc.filename if exc.filename is not None else ""

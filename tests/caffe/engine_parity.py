@@ -17,18 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from conftest import make_blob_images, write_lmdb_pair
+from conftest import make_blob_images, rel, write_lmdb_pair
 from fcnkit.caffe.caffe_engine import prepare_solver
 from fcnkit.caffe.torch_engine import prepare_torch_solver
 from fcnkit.caffe.torch_engine.fillers import fill, layer_fillers
 from fcnkit.io.caffe_schema import filter_net, pb
 from google.protobuf import text_format
-
-
-def rel(a: np.ndarray, b: np.ndarray) -> float:
-    scale = float(np.abs(b).max()) if b.size else 0.0
-    err = float(np.abs(a - b).max()) if b.size else 0.0
-    return err / scale if scale else err
 
 
 def edit_net(text: str, image_lmdb: Path, label_lmdb: Path, batch: int) -> str:

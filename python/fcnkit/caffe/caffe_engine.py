@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +30,8 @@ from fcnkit.caffe.loop import (
     refuse_non_finite_start,
     solver_args,
 )
-from fcnkit.caffenet.pycaffe import load_caffe
+from fcnkit.caffenet.pycaffe import build_info, load_caffe
+from fcnkit.errors import UserError
 from fcnkit.evaluation import metrics
 from fcnkit.io.atomic import fsync_path
 from fcnkit.io.caffe_schema import load_prototxt
@@ -134,3 +139,60 @@ class CaffeEngine(TrainingEngine):
             return {}
         return validate(net, n_batches, net.blobs[r.score].data.shape[1], r)
 
+
+GLOG_FAILURE = re.compile(r"[EF]\d{4} ")
+CAFFE_LOSS = re.compile(r"Iteration (\d+)(?: \([^)]*\))?, loss = ([-+0-9.eEnaif]+)")
+
+
+def check_multi_gpu(gpus: list[int]) -> None:
+    """Caffe's own multi-GPU solver needs the CUDA build whose `caffe train` runs it (BUILD_INFO multi_gpu)."""
+    info = build_info() or {}
+    flag = ",".join(map(str, gpus))
+    if not info.get("gpu"):
+        raise UserError(f"--gpu {flag}: this Caffe is a CPU-only build ({info.get('key', 'no BUILD_INFO.json')}); "
+                        "Caffe's multi-GPU solver runs in the CUDA container (Dockerfile.caffe), or train on several "
+                        "GPUs with --engine torch under torchrun (README, Training)")
+    if not info.get("multi_gpu"):
+        raise UserError(f"--gpu {flag}: this CUDA build of Caffe ({info.get('key')}) predates the multi-GPU recipe; "
+                        "rebuild it (`make setup CAFFE_FLAGS=--gpu`, or docker build -f Dockerfile.caffe)")
+
+
+def run_multi_gpu(solver_path, gpus: list[int], *, weights=None, resume=None, max_iter=None, log=print) -> dict:
+    """`solve --gpu 0,1`: Caffe's own multi-GPU solver (P2PSync: every GPU runs the solver's batch on its own
+    records, i mod N; the gradients are averaged; GPU 0 tests and snapshots), run by Caffe's `caffe train`.
+
+    The checks and the initial weights are the one-GPU run's (`prepare_solver` on the first GPU: the paper's
+    chain, VGG-16 surgery, bilinear upsamplers), handed to the tool as --weights (or --snapshot to resume)."""
+    check_multi_gpu(gpus)
+    solver, sp, init = prepare_solver(solver_path, weights=weights, resume=resume, gpu=gpus[0], max_iter=max_iter,
+                                      log=log)
+    tool = Path(sys.executable).parent / "caffe"
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="fcnkit-multigpu-") as tmp:
+        solver_copy = Path(tmp) / "solver.prototxt"
+        solver_copy.write_text(text_format.MessageToString(sp))
+        cmd = [str(tool), "train", "--solver", str(solver_copy), "--gpu", ",".join(map(str, gpus))]
+        if resume:
+            cmd += ["--snapshot", str(resume)]
+        else:
+            start = Path(tmp) / "init.caffemodel"
+            solver.net.save(str(start))
+            cmd += ["--weights", str(start)]
+        del solver
+        log(f"engine: Caffe's multi-GPU solver on GPUs {','.join(map(str, gpus))}: {' '.join(cmd[:2])} ...")
+        it, loss = 0, math.nan
+        env = {**os.environ, "GLOG_minloglevel": "0", "GLOG_logtostderr": "1"}
+        with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env) as proc:
+            for line in proc.stderr:
+                m = CAFFE_LOSS.search(line)
+                if m:
+                    it, loss = int(m.group(1)), float(m.group(2))
+                    log(f"iter {it} loss {loss:.6g}")
+                elif GLOG_FAILURE.match(line):  # errors and the fatal CHECK that stopped it
+                    print(line.rstrip(), file=sys.stderr)
+        if proc.returncode:
+            raise UserError(f"caffe train --gpu {','.join(map(str, gpus))} stopped with status {proc.returncode} "
+                            f"at iteration {it} (its message is above); resume from the last snapshot of "
+                            f"{sp.snapshot_prefix} with --resume")
+    return {"iter": sp.max_iter, "loss": loss, "seconds": time.time() - t0, "val": {}, "init": init,
+            "engine": "caffe"}

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from fcnkit import models
 from fcnkit.caffe import preflight, surgery
-from fcnkit.errors import Interrupted, UserError
+from fcnkit.errors import Interrupted, UserError, silent
 from fcnkit.io.caffe_schema import load_prototxt, read_caffemodel
 from fcnkit.models.fcn.vgg16 import VGG_DEPLOY, VGG_MODEL
 from fcnkit.models.registry import latest_snapshot
@@ -164,6 +164,8 @@ class TrainingEngine:
 
     name = "engine"
     iter: int
+    is_main = True  # rank 0 of a distributed run (or the only process): the one that logs
+
 
     def step(self) -> float:
         """One iteration as Caffe's Solver::Step(1): test if test_interval says so, forward/backward
@@ -234,6 +236,8 @@ def train(engine: TrainingEngine, sp, name: str, *, display=None, val_iter=None,
     """Step `engine` to sp.max_iter with progress, NaN guard, periodic
     validation and Ctrl-C snapshot. Logs `iter N loss L lr R` every display iterations, L smoothed over
     average_loss iterations as Caffe displays it."""
+    if not engine.is_main:  # another rank of a torchrun job: rank 0 logs for all
+        log = silent
     roles = net_roles(load_prototxt(sp.net or sp.train_net, "net"))
     n_val = val_iter if val_iter is not None else (sp.test_iter[0] if sp.test_iter else 0)
     val = {}
@@ -251,7 +255,7 @@ def train(engine: TrainingEngine, sp, name: str, *, display=None, val_iter=None,
     t0 = time.time()
     start = engine.iter
     bar = tqdm(total=sp.max_iter, initial=start, desc=name, unit="it", leave=False,
-               disable=None)  # None: no bar when stdout is not a terminal (logs, CI)
+               disable=None if engine.is_main else True)  # None: no bar when stdout is not a terminal (logs, CI)
     try:
         while engine.iter < sp.max_iter:
             with deferred_signals():

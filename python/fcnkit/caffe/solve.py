@@ -8,25 +8,34 @@ import os
 from pathlib import Path
 
 from fcnkit.caffe import loop
-from fcnkit.caffe.caffe_engine import CaffeEngine, prepare_solver
+from fcnkit.caffe.caffe_engine import CaffeEngine, prepare_solver, run_multi_gpu
 from fcnkit.caffe.loop import TrainingEngine
 from fcnkit.config.stages import ENGINES
 from fcnkit.errors import UserError
 
 
 def run_solver(solver_path: str | os.PathLike, *, engine: str = "caffe", device: str | None = None,
-               weights: str | None = None, resume: str | None = None, gpu: int | None = None,
+               weights: str | None = None, resume: str | None = None, gpu: int | list[int] | None = None,
                max_iter: int | None = None, display: int | None = None, val_iter: int | None = None,
                log=print) -> dict:
     """Run the solver to its max_iter (or `max_iter`), returning {'iter', 'loss', 'seconds', 'val', 'init'}.
 
-    engine "caffe" runs real Caffe (on GPU `gpu`), "torch" the torch engine on `device` (cpu, cuda, cuda:N).
+    engine "caffe" runs real Caffe (on GPU `gpu`; a list of several: Caffe's multi-GPU solver), "torch" the torch
+    engine on `device` (cpu, cuda, cuda:N; several GPUs or machines: under torchrun, see training.distributed).
     Without --weights/--resume the initial weights follow the paper's chain (`resolve_init`).
     Validation (pixel accuracy, mean IoU on the solver's test net) runs at every snapshot and at the end,
     over `val_iter` batches (default: the solver's test_iter).
     """
     if engine not in ENGINES:
         raise UserError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if isinstance(gpu, list | tuple):  # --gpu 0,1
+        if len(gpu) > 1:
+            if engine == "torch":
+                raise UserError(f"--gpu {','.join(map(str, gpu))} --engine torch: start one rank per GPU instead: "
+                                f"torchrun --nproc_per_node {len(gpu)} -m fcnkit solve {solver_path} --engine torch "
+                                "--device cuda (CUDA_VISIBLE_DEVICES picks the GPUs)")
+            return run_multi_gpu(solver_path, list(gpu), weights=weights, resume=resume, max_iter=max_iter, log=log)
+        gpu = gpu[0]
     if engine == "torch":
         from fcnkit.caffe.torch_engine import prepare_torch_solver  # noqa: PLC0415  (torch: only this engine pays)
 
@@ -40,7 +49,7 @@ def run_solver(solver_path: str | os.PathLike, *, engine: str = "caffe", device:
     finally:
         if isinstance(solver, TrainingEngine):
             solver.close()
-    return r | {"init": init, "engine": engine}
+    return r | {"init": init, "engine": engine, "main": getattr(solver, "is_main", True)}
 
 
 def train(solver, sp, name: str, **kwargs) -> dict:

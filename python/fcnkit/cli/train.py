@@ -66,6 +66,8 @@ def main(argv=None) -> int:
         print(f"train: {exc}", file=sys.stderr)
         return 130
     m = r["metrics"]
+    if r["checkpoint"] is None:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     print(f"train: {r['model']}: {r['epoch']} epochs in {r['train_seconds']:.0f}s; val pixel_acc "
           f"{m['pixel_acc']:.4f} mean_iou {m['mean_iou']:.4f} jaccard {m['jaccard']:.2f}; wrote {r['checkpoint']}")
     return 0

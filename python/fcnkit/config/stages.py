@@ -23,6 +23,10 @@ from fcnkit.config.paper import BATCH_SIZE, DATASET_SIZE, VAL_FRACTION
 # default, or the torch engine (the same prototxts with Caffe's update rule in PyTorch).
 ENGINES = ("caffe", "torch")
 
+# Distributed training (torchrun): how long a collective waits for the other ranks before the job stops
+# (seconds; FCNKIT_DIST_TIMEOUT overrides). Covers rank 0's validation pass, which the others wait out.
+DIST_TIMEOUT_S = 1800
+
 
 @dataclass(frozen=True)
 class Stage:

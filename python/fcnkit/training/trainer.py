@@ -10,6 +10,12 @@ Family hooks: a model with `supervised(x)` returns one logit map per supervision
 with `encoder` and `load_pretrained()` takes Caffe Model Zoo weights (recipe `pretrained`) and may be
 frozen ("always") or frozen until the decoder's plateau, then unfrozen to a new plateau ("plateau");
 the patch CNN trains on patches (`task: patches`, `patch_logits`). Labels 255 are ignored.
+
+Under `torchrun` (`training.distributed`) every rank trains the batch on its own share of each step's
+images (`tasks.ImageTask`), DistributedDataParallel averages the gradients (N ranks x batch B train as one
+process with batch N x B: exactly, when every image has as many labelled pixels), and rank 0 alone logs,
+validates (its figures are sent to the others: plateaus and unfreezing stay in step) and checkpoints;
+`--resume` reads that checkpoint with any number of ranks.
 """
 
 from __future__ import annotations
@@ -29,13 +35,13 @@ from tqdm import tqdm
 from fcnkit import models
 from fcnkit.config.paths import in_project
 from fcnkit.data.splits import load_split, load_val
-from fcnkit.errors import UserError
+from fcnkit.errors import UserError, silent
 from fcnkit.evaluation.metrics import aggregate, image_scores
 from fcnkit.inference.backends import module_predictor
 from fcnkit.inference.predict import to_mask
 from fcnkit.models.native import check_model, checkpoint_path
 from fcnkit.models.recipe import Recipe
-from fcnkit.training import checkpoint
+from fcnkit.training import checkpoint, distributed
 from fcnkit.training.patches import PatchTask
 from fcnkit.training.tasks import ImageTask
 
@@ -66,6 +72,18 @@ def compute_loss(model, x, y, loss: str):
             total = total + _bce(out, t)
         return total
     return _bce(model(x), y)
+
+
+class StepLoss(torch.nn.Module):
+    """The model's training loss as a module's forward, so that DistributedDataParallel (which hooks
+    forward) wraps every family's loss: supervised levels and patch logits included."""
+
+    def __init__(self, model, loss: str):
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self, x, y):
+        return compute_loss(self.model, x, y, self.loss)
 
 
 def validate(model, spec, split, device: str) -> dict:
@@ -108,6 +126,9 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
         raise UserError(f"{spec.name} is a Caffe model; train it with `{spec.how_to_train()}`")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {device}: this PyTorch has no usable CUDA device; use --device cpu")
+    dist, device = distributed.from_env(device)
+    if not dist.is_main:  # rank 0 speaks for the job
+        log, progress = silent, False
     given = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None}
     recipe = Recipe.of(spec, **{**(overrides or {}), **given})
     cfg = {**spec.config, **(config or {})}
@@ -152,21 +173,28 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
         opt.load_state_dict(resume_state["optimizer"])
 
     if recipe.task == "patches":
+        if dist.active:
+            raise UserError(f"{spec.name} trains on patches relabelled by the net between epochs, in one process; "
+                            "run it without torchrun")
         task = PatchTask(train_split, spec.preprocessing, recipe.batch_size, recipe.patches_per_epoch,
                          relabel_every=recipe.relabel_every)
     else:
-        task = ImageTask(train_split, spec.preprocessing, recipe.batch_size, recipe.augment)
+        task = ImageTask(train_split, spec.preprocessing, recipe.batch_size, recipe.augment, shard=dist)
     sidecar = {
         "model": spec.name, "family": spec.family, "framework": "torch", "config": cfg,
         "data": {"train": train_split.describe(), "val": val_split.describe()},
         "recipe": recipe.to_json(), "seed": seed, "device": device, "epochs": recipe.epochs,
-        "supervision": spec.supervision, "description": spec.description,
+        "supervision": spec.supervision, "description": spec.description, "ranks": dist.world,
     }
     log(f"train: {spec.name} ({sum(p.numel() for p in model.parameters()):,} parameters) on {len(train_split)} "
         f"images of {data}, val {len(val_split)}; {recipe.epochs} epochs x {task.steps()} steps, batch "
-        f"{recipe.batch_size}, Adam lr {recipe.lr:g}, {device}; checkpoint {checkpoint.paths(out)['weights']}")
+        f"{recipe.batch_size}{f' x {dist.world} ranks' if dist.active else ''}, Adam lr {recipe.lr:g}, {device}; "
+        f"checkpoint {checkpoint.paths(out)['weights']}")
+    step_loss = dist.wrap(StepLoss(model, recipe.loss), torch.device(device))
 
     def snapshot(epoch: int, interrupted: bool = False) -> Path:
+        if not dist.is_main:
+            return checkpoint.paths(out)["weights"]
         state = {"optimizer": opt.state_dict(), "epoch": epoch, "history": history, "train_seconds": train_seconds,
                  "best": best, "since_best": since_best, "phase": phase, "numpy_rng": rng.bit_generator.state,
                  "torch_rng": torch.get_rng_state()}
@@ -197,18 +225,18 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
                 xt = torch.from_numpy(x).to(device)
                 xt = xt.contiguous(memory_format=fmt) if xt.dim() == 4 else xt
                 yt = torch.from_numpy(y).to(device)
-                loss = compute_loss(model, xt, yt, recipe.loss)
+                loss = step_loss(xt, yt)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                losses.append(float(loss.detach()))
+                losses.append(dist.mean(float(loss.detach())))
                 if not math.isfinite(losses[-1]):
                     raise UserError(f"{spec.name}: the loss became {losses[-1]} at epoch {epoch}; lower --lr")
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
             bar.close()
             task.end_epoch(model, epoch, device)
             train_seconds += time.perf_counter() - t0
-            metrics = validate(model, spec, val_split, device)
+            metrics = dist.broadcast(validate(model, spec, val_split, device) if dist.is_main else None)
             step = (history[-1]["iter"] if history else 0) + len(losses)
             row = {"iter": step, "epoch": epoch, "loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"],
                    "seconds": round(train_seconds, 2), "metrics": metrics,
@@ -223,6 +251,7 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
             if freeze == "plateau" and phase == 1 and (plateau or epoch >= recipe.epochs // 2):
                 phase, since_best = 2, 0
                 _set_frozen(model, False)
+                step_loss = dist.wrap(StepLoss(model, recipe.loss), torch.device(device))  # the encoder joins
                 log(f"train: {spec.name}: decoder plateau at epoch {epoch}; encoder unfrozen")
                 snapshot(epoch)
                 continue
@@ -233,9 +262,19 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
     except KeyboardInterrupt:
         path = snapshot(history[-1]["epoch"] if history else 0, interrupted=True)
         raise TrainingInterrupted(path) from None
+    except distributed.LOST as exc:  # a collective failed: another rank died or stopped answering
+        if not dist.active:
+            raise
+        done = history[-1]["epoch"] if history else 0
+        raise dist.lost(exc, f"resume with --resume (checkpoint {checkpoint.paths(out)['weights']}, epoch {done})"
+                        if done else "no checkpoint yet") from None
     finally:
         if _main_thread():
             signal.signal(signal.SIGTERM, previous)
+    dist.close()
+    if not dist.is_main:  # the checkpoint is rank 0's (on another machine, perhaps): the figures are the same
+        return {**sidecar, "epoch": epoch, "train_seconds": train_seconds, "history": history,
+                "metrics": history[-1]["metrics"] if history else {}, "checkpoint": None}
     result = json.loads(checkpoint.paths(out)["sidecar"].read_text())
     result["checkpoint"] = str(checkpoint.paths(out)["weights"])
     return result

@@ -7,6 +7,10 @@ engines see the same mini-batches. Caffe's DataTransformer for raw uint8 Datums 
 `mean_file`; a second top carries each Datum's `label`. Batches are assembled on a background thread
 (Caffe prefetches too), in order. Random crops and mirroring draw from Caffe's RNG and are refused: use
 the PairedMirror Python layer, which the torch engine reproduces draw for draw.
+
+Under torchrun the TRAIN net's feeder reads only this rank's records, as Caffe's multi-GPU DataLayer does
+(DataLayer::Skip): record i of the stream (counted across wrap-arounds) goes to rank i mod N, so the N
+ranks' batches of B together are the N x B consecutive records one process with batch N x B would read.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 from fcnkit.errors import UserError
 from fcnkit.io.caffe_schema import read_mean_file
 from fcnkit.io.lmdb_io import check_lmdb, decode_datum
+from fcnkit.training.distributed import Dist
 
 LMDB_BACKEND = 1  # DataParameter.DB
 
@@ -83,8 +88,9 @@ class NetFeeder:
     next() -> {top: tensor on `device`}. Each feeder starts at each LMDB's first record (a resumed Caffe run
     starts its data there too)."""
 
-    def __init__(self, sources: list[DataLayerSource], device: torch.device, depth: int = 3):
-        self.sources, self.device = sources, device
+    def __init__(self, sources: list[DataLayerSource], device: torch.device, depth: int = 3,
+                 shard: Dist | None = None):
+        self.sources, self.device, self.shard = sources, device, shard or Dist()
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._produce, daemon=True, name="fcnkit-data")
@@ -100,12 +106,18 @@ class NetFeeder:
                 cur.first()
                 envs.append((env, txn))
                 cursors.append(cur)
+            offsets = [0] * len(self.sources)
             while not self.stop.is_set():
                 batch = {}
-                for s, cur in zip(self.sources, cursors, strict=True):
+                for k, (s, cur) in enumerate(zip(self.sources, cursors, strict=True)):
                     data = np.empty((s.batch, *s.item_shape), np.float32)
                     labels = np.empty((s.batch,), np.float32)
                     for i in range(s.batch):
+                        while not self.shard.keeps(offsets[k]):  # another rank's record
+                            offsets[k] += 1
+                            if not cur.next():
+                                cur.first()
+                        offsets[k] += 1
                         chw, label = decode_datum(cur.value())
                         if chw.shape != s.item_shape:
                             raise UserError(f"{s.path}: record {bytes(cur.key())!r} is {chw.shape}, the first "
@@ -132,6 +144,9 @@ class NetFeeder:
                 return
             except queue.Full:
                 continue
+
+    def batch_size(self) -> int:
+        return self.sources[0].batch if self.sources else 0
 
     def next(self) -> dict[str, torch.Tensor]:
         if not self.started:

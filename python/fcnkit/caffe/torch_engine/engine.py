@@ -4,10 +4,16 @@
 snapshot folder, weights, solverstate; see caffe.preflight), builds the nets, starts them from the same
 weights (caffe.loop.initial_weights / initialise: the paper's chain, VGG-16 surgery, bilinear upsamplers)
 and returns a `TorchEngine`, which `caffe.loop.train` drives like a Caffe solver.
+
+Under `torchrun` (`training.distributed`) every rank builds the same engine: its TRAIN net reads its own
+shard of the LMDBs, DistributedDataParallel averages the gradients (after the last of the iter_size
+passes), every rank applies the same update, and rank 0 alone tests, validates, logs and snapshots; its
+snapshot holds everything a resume needs, with any number of ranks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -30,9 +36,12 @@ from fcnkit.caffe.torch_engine.data_layers import DataLayerSource, NetFeeder
 from fcnkit.caffe.torch_engine.snapshot import write_caffemodel, write_solverstate
 from fcnkit.caffe.torch_engine.solver import CaffeUpdate, check_solver_type
 from fcnkit.caffe.torch_engine.torch_net import TorchNet, check_types
-from fcnkit.errors import UserError
+from fcnkit.errors import UserError, silent
 from fcnkit.evaluation import metrics
 from fcnkit.io.caffe_schema import filter_net, load_prototxt, read_caffemodel
+from fcnkit.models.registry import latest_snapshot
+from fcnkit.training import distributed
+from fcnkit.training.distributed import Dist
 
 
 def torch_device(device: str | None) -> torch.device:
@@ -63,13 +72,14 @@ def solver_nets(sp) -> list[tuple[str, str, int]]:
 class PhaseNet:
     """One net of the solver: its layers (TorchNet), its data feeder, its roles."""
 
-    def __init__(self, path: str, phase: str, test_iter: int, device, *, rng, generator, unfilled=frozenset()):
+    def __init__(self, path: str, phase: str, test_iter: int, device, *, rng, generator, unfilled=frozenset(),
+                 shard: Dist | None = None):
         param = check_net(path, phase)
         self.path, self.phase, self.test_iter, self.param = path, phase, test_iter, param
         sources = [DataLayerSource(lay, path) for lay in param.layer if lay.type == "Data"]
         shapes = {k: v for s in sources for k, v in s.shapes().items()}
         self.net = TorchNet(param, phase, path, shapes, rng=rng, generator=generator, unfilled=unfilled)
-        self.feeder = NetFeeder(sources, device)
+        self.feeder = NetFeeder(sources, device, shard=shard)
         self.roles = net_roles(param)
 
     def forward(self) -> dict[str, torch.Tensor]:
@@ -89,15 +99,20 @@ class TorchEngine(TrainingEngine):
 
     name = "torch"
 
-    def __init__(self, sp, device: torch.device, log=print):
+    def __init__(self, sp, device: torch.device, log=print, dist: Dist | None = None):
         self.sp, self.device, self.log = sp, device, log
+        self.dist = dist or Dist()
+        self.is_main = self.dist.is_main
         seed = sp.random_seed if sp.random_seed >= 0 else None
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator(device=device)
-        self.generator.manual_seed(seed if seed is not None else int(self.rng.integers(2**62)))
+        # Dropout's draws: rank r of a torchrun job seeds random_seed + r, as Caffe's P2PSync seeds its workers
+        # (random_seed + device); the fillers' numpy stream stays the same on every rank (rank 0's weights win).
+        self.generator.manual_seed((seed if seed is not None else int(self.rng.integers(2**62))) + self.dist.rank)
         nets = solver_nets(sp)
         train_path = nets[0][0]
-        self.train = PhaseNet(train_path, "TRAIN", 0, device, rng=self.rng, generator=self.generator)
+        self.train = PhaseNet(train_path, "TRAIN", 0, device, rng=self.rng, generator=self.generator,
+                              shard=self.dist)
         if not self.train.net.loss_weights:
             raise UserError(f"{train_path}: the TRAIN net has no loss layer (nothing to minimise)")
         shared = frozenset(self.train.net.store.layers)
@@ -105,6 +120,7 @@ class TorchEngine(TrainingEngine):
                       for p, _, n in nets[1:]]
         self.iter = 0
         self.update: CaffeUpdate | None = None
+        self.trainer: torch.nn.Module | None = None  # the TRAIN net, under DDP when distributed
 
     # ------------------------------------------------------------------------------ initialisation
     def store_params(self):
@@ -126,6 +142,7 @@ class TorchEngine(TrainingEngine):
             t.net.materialize(self.device, share_from=self.train.net, channels_last=cl)
         self.train.net.train()
         self.update = CaffeUpdate(self.sp, self.train.net.learnables)
+        self.trainer = self.dist.wrap(self.train.net, self.device)
 
     def restore(self, state) -> None:
         """A .solverstate's iteration, step and history (its learned_net was loaded into the store)."""
@@ -135,24 +152,37 @@ class TorchEngine(TrainingEngine):
     # ---------------------------------------------------------------------------------------- steps
     def step(self) -> float:
         sp = self.sp
-        if sp.test_interval and self.iter % sp.test_interval == 0 and (self.iter > 0 or sp.test_initialization):
+        if sp.test_interval and self.iter % sp.test_interval == 0 and (self.iter > 0 or sp.test_initialization) \
+                and self.is_main:
             self.test_all()
-        loss = self.forward_backward()
+        try:
+            loss = self.forward_backward()
+        except distributed.LOST as exc:
+            if not self.dist.active:
+                raise
+            last = latest_snapshot(Path(sp.snapshot_prefix)) if sp.snapshot_prefix else None
+            hint = f"resume with --resume {last.with_suffix('.solverstate')}" if last else "no snapshot yet"
+            raise self.dist.lost(exc, hint) from None
         self.apply_update()
         return loss
 
     def forward_backward(self) -> float:
         """Net::ClearParamDiffs, then iter_size forward/backward passes accumulating the gradients; the
-        iteration's loss (their mean), as Solver::Step computes it."""
+        iteration's loss (their mean), as Solver::Step computes it. Distributed: the gradients are averaged
+        over the ranks in the last pass's backward (Caffe's multi-GPU solver averages them too), and the loss
+        is the ranks' mean (the loss of the whole N x B batch when the loss is normalised per batch)."""
         for b in self.update.blobs:
             b.tensor.grad = None
         loss = 0.0
-        for _ in range(self.sp.iter_size):
-            blobs = self.train.forward()
-            total = self.train.net.total_loss(blobs)
-            total.backward()
+        n = self.sp.iter_size
+        for k in range(n):
+            last = k == n - 1
+            with contextlib.nullcontext() if last or not self.dist.active else self.trainer.no_sync():
+                blobs = self.trainer(self.train.feeder.next())
+                total = self.train.net.total_loss(blobs)
+                total.backward()
             loss += float(total.detach())
-        return float(np.float32(loss) / np.float32(self.sp.iter_size))
+        return self.dist.mean(float(np.float32(loss) / np.float32(n)))
 
     def apply_update(self) -> None:
         """ApplyUpdate, count the iteration, snapshot when `snapshot` divides the count."""
@@ -178,7 +208,7 @@ class TorchEngine(TrainingEngine):
 
     @torch.no_grad()
     def validate(self, n_batches: int) -> dict:
-        if not self.tests or not n_batches:
+        if not self.tests or not n_batches or not self.is_main:
             return {}
         t = self.tests[0]
         r = t.roles
@@ -198,7 +228,7 @@ class TorchEngine(TrainingEngine):
     def snapshot(self) -> tuple[Path, Path] | None:
         """<prefix>_iter_N.caffemodel and .solverstate, as Caffe's Solver::Snapshot writes them."""
         prefix = self.sp.snapshot_prefix
-        if not prefix:
+        if not prefix or not self.is_main:
             return None
         model = f"{prefix}_iter_{self.iter}.caffemodel"
         state = f"{prefix}_iter_{self.iter}.solverstate"
@@ -220,6 +250,7 @@ class TorchEngine(TrainingEngine):
     def close(self) -> None:
         for p in [self.train, *self.tests]:
             p.feeder.close()
+        self.dist.close()
 
 
 def prepare_torch_solver(solver_path, *, weights=None, resume=None, device=None, max_iter=None, log=print):
@@ -229,11 +260,14 @@ def prepare_torch_solver(solver_path, *, weights=None, resume=None, device=None,
     if sp.snapshot_format != 1:  # BINARYPROTO
         raise UserError(f"{solver_path}: snapshot_format HDF5: the torch engine writes Caffe's binary snapshots "
                         "only; remove snapshot_format")
+    dist, device = distributed.from_env(device)
+    if not dist.is_main:
+        log = silent
     dev = torch_device(device)
     preflight.snapshot_folder(sp.snapshot_prefix)
     init, weights, vgg = initial_weights(sp, weights, resume)
     state = preflight.solverstate(resume, sp.type) if resume else None
-    engine = TorchEngine(sp, dev, log)
+    engine = TorchEngine(sp, dev, log, dist)
     params = engine.store_params()
     vgg_source = model_params(read_caffemodel(VGG_MODEL)) if vgg else None
     initialise(params, sp, weights=weights, vgg_source=vgg_source, copy_weights=engine.copy_weights, log=log)
@@ -246,6 +280,7 @@ def prepare_torch_solver(solver_path, *, weights=None, resume=None, device=None,
         engine.restore(state)
         log(f"init: resumed {resume} at iteration {state.iter}")
     refuse_non_finite_start(engine.non_finite_params(), resume or weights or "the initialisation")
-    log(f"engine: torch {torch.__version__} on {dev} ({torch.get_num_threads()} threads), {sp.type} solver, "
+    ranks = f", {dist.world} ranks x batch {engine.train.feeder.batch_size()} (torchrun)" if dist.active else ""
+    log(f"engine: torch {torch.__version__} on {dev} ({torch.get_num_threads()} threads){ranks}, {sp.type} solver, "
         f"{sum(math.prod(b.shape) for b in engine.update.blobs):,} parameters in {len(engine.update.blobs)} blobs")
     return engine, sp, init
