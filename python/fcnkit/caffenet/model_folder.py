@@ -12,6 +12,7 @@ offsets, negative shapes) before any tensor is built. The result computes exactl
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import math
@@ -207,15 +208,141 @@ def write_safetensors(tensors: dict[str, np.ndarray], path: Path, metadata: dict
         raise OSError(code, os.strerror(code), str(path)) from None
 
 
-def load_generated(model_py: Path, name: str | None = None):
-    """Import a generated model.py as a fresh module object (not registered under a shared name). This runs
-    the file: only for model.py files this process has just written (checks of `convert`)."""
+_IMPORTS = {"json", "math", "os", "torch", "torch.nn.functional"}
+_FROM_IMPORTS = {("torch", "nn")}
+_FORBIDDEN_NAMES = {"exec", "eval", "compile", "__import__", "breakpoint", "globals", "locals", "vars", "setattr",
+                    "delattr", "getattr", "input", "importlib", "subprocess", "sys", "builtins", "__builtins__",
+                    "pickle", "marshal", "ctypes", "shutil", "socket"}
+_FORBIDDEN_ATTRS = {"system", "popen", "spawnv", "spawnve", "execv", "execve", "execvp", "fork", "kill", "unlink",
+                    "rmdir", "putenv", "chmod", "chown", "__subclasses__", "__globals__", "__code__",
+                    "__builtins__", "__dict__", "__class__", "__bases__", "__mro__", "__getattribute__",
+                    "__reduce__", "__loader__", "__spec__"}
+
+
+def _audit_fail(where: str, node: ast.AST, what: str):
+    raise UserError(f"{where}:{getattr(node, 'lineno', '?')}: {what}; this is not a model.py as `convert` writes "
+                    "it, so it is not run: convert the net again")
+
+
+def _is_literal(node: ast.AST) -> bool:
+    """A constructor argument as codegen.lit spells it: constants, tuples/lists of them, -x, float("inf")."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return _is_literal(node.operand)
+    if isinstance(node, ast.Tuple | ast.List):
+        return all(_is_literal(e) for e in node.elts)
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "float"
+            and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Constant)
+            and node.args[0].value in ("inf", "-inf", "nan"))
+
+
+def _is_self_attr(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
+            and not node.attr.startswith("__"))
+
+
+def _audit_net_class(cls: ast.ClassDef, where: str, classes: set[str]) -> None:
+    """The generated net class: __init__ only builds modules from literals, forward only calls them on blobs."""
+    for fn in cls.body:
+        if not isinstance(fn, ast.FunctionDef) or fn.name not in ("__init__", "forward", "forward_onnx"):
+            _audit_fail(where, fn, f"unexpected statement in class {cls.name}")
+        if fn.decorator_list:
+            _audit_fail(where, fn, f"decorated method {fn.name}")
+        body = fn.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            body = body[1:]  # docstring
+        for st in body:
+            if fn.name == "__init__":
+                if (isinstance(st, ast.Expr) and isinstance(st.value, ast.Call)
+                        and ast.unparse(st.value) == "super().__init__()"):
+                    continue
+                ok = (isinstance(st, ast.Assign) and len(st.targets) == 1 and _is_self_attr(st.targets[0])
+                      and isinstance(st.value, ast.Call)
+                      and isinstance(st.value.func, ast.Name | ast.Attribute)
+                      and all(_is_literal(a) for a in st.value.args)
+                      and all(_is_literal(k.value) and k.arg is not None for k in st.value.keywords))
+                f = st.value.func if ok else None
+                if isinstance(f, ast.Attribute):  # nn.Conv2d, plugin_mymodule.MyLayer
+                    ok = isinstance(f.value, ast.Name) and (f.value.id == "nn" or f.value.id.startswith("plugin_"))
+                elif isinstance(f, ast.Name):  # a Caffe-semantics class defined in this file
+                    ok = f.id in classes
+                if not ok:
+                    _audit_fail(where, st, "__init__ does more than build layer modules from literal arguments")
+            elif isinstance(st, ast.Return):
+                vals = st.value.elts if isinstance(st.value, ast.Tuple) else [st.value]
+                if not all(isinstance(v, ast.Name) for v in vals):
+                    _audit_fail(where, st, f"{fn.name} returns something other than blobs")
+            else:
+                call = st.value if isinstance(st, ast.Assign) else None
+                if isinstance(call, ast.Subscript):  # a multi-top module of which one top is used: (...)[0]
+                    call = call.value if isinstance(call.slice, ast.Constant) else None
+                targets = st.targets[0].elts if isinstance(st, ast.Assign) and isinstance(
+                    st.targets[0], ast.Tuple) else (st.targets if isinstance(st, ast.Assign) else [])
+                args = list(call.args) if isinstance(call, ast.Call) else []
+                if len(args) == 1 and isinstance(args[0], ast.List):
+                    args = list(args[0].elts)
+                ok = (isinstance(call, ast.Call) and _is_self_attr(call.func) and not call.keywords
+                      and len(st.targets) == 1 and all(isinstance(t, ast.Name) for t in targets)
+                      and all(isinstance(a, ast.Name) for a in args))
+                if not ok:
+                    _audit_fail(where, st, f"{fn.name} does more than call the layer modules on blobs")
+
+
+def audit_generated(source: str, where: str, class_name: str) -> ast.Module:
+    """Parse a model.py and check it has the shape `convert` gives it before anything runs it: imports only of
+    torch, json, math, os and `plugin_*` modules; no exec/eval/getattr-like names or os.system-like attributes
+    anywhere; and the one class built from the input files (`class_name`) only builds layer modules from
+    literal arguments and calls them on blobs. Generated names are escaped (codegen.text / repr); this is the
+    second lock. UserError naming the line otherwise."""
+    try:
+        tree = ast.parse(source, filename=where)
+    except (SyntaxError, ValueError) as exc:
+        raise UserError(f"{where}: not valid Python ({exc}); convert the net again") from None
+    found = False
+    classes = {st.name for st in tree.body if isinstance(st, ast.ClassDef) and st.name != class_name}
+    for st in tree.body:
+        if isinstance(st, ast.Import):
+            for a in st.names:
+                plugin = a.asname is not None and a.asname == "plugin_" + a.name.replace(".", "_")
+                if a.name not in _IMPORTS and not plugin:
+                    _audit_fail(where, st, f"imports {a.name}")
+        elif isinstance(st, ast.ImportFrom):
+            for a in st.names:
+                if (st.module, a.name) not in _FROM_IMPORTS or st.level:
+                    _audit_fail(where, st, f"imports {a.name} from {st.module}")
+        elif isinstance(st, ast.ClassDef) and st.name == class_name:
+            found = True
+            _audit_net_class(st, where, classes)
+    if not found:
+        _audit_fail(where, tree, f"no class {class_name}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in _FORBIDDEN_NAMES:
+            _audit_fail(where, node, f"uses {node.id}")
+        if isinstance(node, ast.Attribute) and node.attr in _FORBIDDEN_ATTRS:
+            _audit_fail(where, node, f"uses .{node.attr}")
+        if isinstance(node, ast.Import | ast.ImportFrom) and node not in tree.body:
+            _audit_fail(where, node, "imports inside a function or class")
+    return tree
+
+
+def load_generated(model_py: Path, name: str | None = None, class_name: str | None = None):
+    """Import a generated model.py as a fresh module object (not registered under a shared name). Only for
+    model.py files this process has just written (checks of `convert`), and only after `audit_generated`
+    accepted the very text that is then compiled (read once: no window for the file to change)."""
+    model_py = Path(model_py)
+    source = model_py.read_text()
+    if class_name is None:
+        m = re.search(r"^Net = (\w+)$", source, flags=re.M)
+        class_name = m.group(1) if m else "Net"
+    tree = audit_generated(source, str(model_py), class_name)
     name = name or f"_fcnkit_converted_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(name, model_py)
+    spec = importlib.util.spec_from_loader(name, loader=None, origin=str(model_py))
     module = importlib.util.module_from_spec(spec)
+    module.__file__ = str(model_py)
     sys.modules[name] = module  # dataclass/TorchScript introspection wants the module registered
     try:
-        spec.loader.exec_module(module)
+        exec(compile(tree, str(model_py), "exec"), module.__dict__)  # noqa: S102 - audited above
     except Exception:
         sys.modules.pop(name, None)
         raise

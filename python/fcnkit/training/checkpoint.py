@@ -3,7 +3,8 @@
     NAME.safetensors   the weights (model.state_dict())
     NAME.json          sidecar: {"model": <registered name>, "family", "framework", "config": build(**config),
                        "data", "recipe", "seed", "epoch", "metrics" (the last validation), "history", ...}
-    NAME.resume.pt     optimizer, epoch, plateau bookkeeping and RNG states, for --resume
+    NAME.resume.pt     optimizer, epoch, plateau bookkeeping and RNG states, for --resume (read back with
+                       torch.load(weights_only=True): tensors and plain values only, never pickled code)
     NAME.csv           one row per epoch: iter, epoch, loss, lr, val_* (what `plot-training` reads)
 Every file is written under a temporary name and renamed into place (fcnkit.io.atomic): a kill leaves the
 previous complete checkpoint, never a truncated one.
@@ -24,6 +25,10 @@ from fcnkit.io.atomic import atomic_path, write_text_atomic
 
 CSV_COLUMNS = ["iter", "epoch", "loss", "lr", "val_pixel_acc", "val_mean_iou", "val_iou", "val_jaccard",
                "val_hausdorff", "seconds"]
+
+
+RESUME_KEYS = ("epoch", "history", "train_seconds", "best", "since_best", "phase", "numpy_rng", "torch_rng",
+               "optimizer")
 
 
 def paths(out: str | Path) -> dict[str, Path]:
@@ -72,8 +77,13 @@ def load_for_resume(out: str | Path, model_name: str) -> tuple[dict, dict, dict]
                         "with that model's name or pick another --out")
     try:
         weights = load_file(str(p["weights"]))
-        state = torch.load(p["resume"], map_location="cpu", weights_only=False)
-    except Exception as exc:  # safetensors/pickle raise their own types for damaged files
-        raise UserError(f"{p['weights']}: cannot read the checkpoint to resume ({exc}); run without --resume"
+        state = torch.load(p["resume"], map_location="cpu", weights_only=True)  # data only: no pickle code
+    except Exception as exc:  # safetensors and the weights-only unpickler raise their own types for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{p['resume']}: cannot read the checkpoint to resume ({first}); run without --resume"
                         ) from None
+    missing = sorted(set(RESUME_KEYS) - set(state)) if isinstance(state, dict) else ["(not a dict)"]
+    if missing:
+        raise UserError(f"{p['resume']}: not a resume state of `fcnkit train` (missing {', '.join(missing)}); run "
+                        "without --resume")
     return sidecar, weights, state
