@@ -14,6 +14,7 @@ import sys
 
 from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.caffenet.registry import INPUT_TYPES, LAYERS, TRAINING_ONLY
+from fcnkit.cli import Parser
 from fcnkit.convert.convert import convert
 from fcnkit.convert.tolerance import TOL
 from fcnkit.convert.verify import check_caffe_runs, verify
@@ -49,7 +50,7 @@ def _sizes_arg(text: str) -> list[tuple[int, int]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = Parser(
         prog="convert",
         description="Convert a Caffe net (deploy prototxt + caffemodel) to a standalone PyTorch model.py, "
                     "weights.safetensors and conversion.json. Needs no pycaffe (except --verify).",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from fcnkit import models
+from fcnkit.cli import Parser
 from fcnkit.errors import cli_entry
 
 
@@ -22,7 +22,7 @@ def describe(spec) -> dict:
 
 @cli_entry("models")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="fcnkit models", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    p = Parser(prog="fcnkit models", description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument("--family", help="only this family")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     a = p.parse_args(argv)

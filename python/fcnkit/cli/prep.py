@@ -22,6 +22,7 @@ import inspect
 from collections.abc import Callable
 from pathlib import Path
 
+from fcnkit.cli import Parser
 from fcnkit.errors import UserError, cli_entry
 from fcnkit.prep import common
 from fcnkit.prep.coco import run_coco
@@ -326,7 +327,7 @@ def _ingest(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="prep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(prog="prep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="step", required=True, metavar="STEP")
     for name, (help_line, arguments, _) in STEPS.items():
         arguments(sub.add_parser(name, help=help_line))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fcnkit.apps.refine import refine_dataset, refine_file
 from fcnkit.cli import doc_parser
+from fcnkit.cli.args import device
 from fcnkit.errors import UserError, cli_entry
 
 
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-clip", action="store_true", help="do not clip the mask to the box")
     p.add_argument("--limit", type=int, help="dataset mode: first N images")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device, default="cpu")
     a = p.parse_args(argv)
 
     opts = {"step": a.step, "relabel": a.relabel, "largest": a.largest, "clip": not a.no_clip, "seed": a.seed,

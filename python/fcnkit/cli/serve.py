@@ -26,22 +26,24 @@ from fcnkit.apps.serve import (
     ServeConfig,
     run_server,
 )
-from fcnkit.cli.remove_bg import count
+from fcnkit.cli import Parser
+from fcnkit.cli.args import count, device
 from fcnkit.errors import cli_entry
 
 
 @cli_entry("serve")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="fcnkit serve", description=__doc__.splitlines()[0],
+    p = Parser(prog="fcnkit serve", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
-    p.add_argument("--port", type=count(0), default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}; 0 = any free port")
+    p.add_argument("--port", type=count(0, 65535), default=DEFAULT_PORT,
+                   help=f"default {DEFAULT_PORT}; 0 = any free port")
     p.add_argument("--model", action="append", metavar="REF",
                    help="a model to offer (repeatable): registered name, converted folder, "
                         "DEPLOY.prototxt:MODEL.caffemodel or checkpoint; default: every trained model found")
     p.add_argument("--backend", choices=["auto", "torch", "caffe"], default="auto")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="torch device (default cpu)")
     p.add_argument("--workers", type=count(1), default=DEFAULT_WORKERS,
                    help=f"inference worker threads (default {DEFAULT_WORKERS})")
     p.add_argument("--max-queue", type=count(0), default=DEFAULT_MAX_QUEUE,

@@ -7,12 +7,14 @@ import signal
 import sys
 
 from fcnkit.caffe.solve import run_solver
+from fcnkit.cli import Parser
+from fcnkit.cli.args import device
 from fcnkit.config.stages import ENGINES
 from fcnkit.errors import UserError, cli_entry
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="solve", description="Run a Caffe solver prototxt, in real Caffe (default) or "
+    p = Parser(prog="solve", description="Run a Caffe solver prototxt, in real Caffe (default) or "
                                 "in PyTorch with Caffe's exact update rule (--engine torch).")
     p.add_argument("solver", help="solver prototxt, e.g. solvers/fcn8s.prototxt")
     p.add_argument("--engine", choices=ENGINES, default=ENGINES[0],
@@ -22,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev = p.add_mutually_exclusive_group()
     dev.add_argument("--gpu", type=int, metavar="N", help="run on GPU N (torch engine: cuda:N)")
     dev.add_argument("--cpu", action="store_true", help="run on the CPU (default)")
-    dev.add_argument("--device", help="torch engine: cpu (default), cuda or cuda:N")
+    dev.add_argument("--device", type=device, help="torch engine: cpu (default), cuda or cuda:N")
     p.add_argument("--max-iter", type=int, help="stop after this many iterations (smoke runs)")
     p.add_argument("--val-iter", type=int, help="validation batches per check (default: solver test_iter)")
     return p

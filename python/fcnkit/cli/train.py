@@ -16,6 +16,7 @@ import json
 import sys
 
 from fcnkit.cli import doc_parser
+from fcnkit.cli.args import device
 from fcnkit.config.paths import DATA_DIR, in_project
 from fcnkit.errors import UserError, cli_entry
 from fcnkit.training.trainer import TrainingInterrupted, train
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, help="resize training images to SIZE x SIZE on load")
     p.add_argument("--limit", type=int, help="use only the first N images of each split")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--weights-dir", help="folder holding the pretrained release (default weights/<release>)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model setting")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
