@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fcnkit.cli import Parser
+from fcnkit.cli.args import count, number
 from fcnkit.errors import UserError, cli_entry
 from fcnkit.prep import common
 from fcnkit.prep.coco import run_coco
@@ -279,11 +280,11 @@ def _coco_args(p):
     p.add_argument("annotations", help="instances_train2014.json or instances_val2014.json")
     p.add_argument("images", help="the folder of its images (e.g. data/coco/train2014)")
     p.add_argument("--out", required=True, help="output folder: photos, masks/, manifest.jsonl [, lmdb/]")
-    p.add_argument("--size", type=int, default=default(run_coco, "size"),
+    p.add_argument("--size", type=count(1, 4096), default=default(run_coco, "size"),
                    help="square side of the outputs (default %(default)s)")
-    p.add_argument("--limit", type=int, help="only the first N images (by id)")
+    p.add_argument("--limit", type=count(1), help="only the first N images (by id)")
     p.add_argument("--lmdb", action="store_true", help="also write train/val LMDB pairs in OUT/lmdb")
-    p.add_argument("--val-fraction", type=float, default=default(run_coco, "val_fraction"),
+    p.add_argument("--val-fraction", type=number(0, 1), default=default(run_coco, "val_fraction"),
                    help="LMDB val share (default %(default)s)")
     p.add_argument("--seed", type=int, default=default(run_coco, "seed"))
     p.add_argument("--force", action="store_true", help="replace an existing output folder not made by prep")
