@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
 import signal
 import sys
 
 
 class UserError(Exception):
-    """Bad input or a missing prerequisite: printed as one line, exit status 2."""
+    """Bad input or a missing prerequisite: printed as one line, exit status 2.
+
+    `exit_now`: after the line, leave with os._exit (no interpreter teardown), for errors after which a native
+    library's destructors would crash (Caffe nets whose blobs went NaN corrupt the heap on the way out)."""
+
+    exit_now = False
 
 
 class Interrupted(KeyboardInterrupt):
@@ -69,6 +75,10 @@ def cli_entry(prog: str):
                 return fn(argv) or 0
             except UserError as exc:
                 print(f"{prog}: error: {exc}", file=sys.stderr)
+                if exc.exit_now:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(2)
                 return 2
             except OSError as exc:
                 print(f"{prog}: error: {os_error_line(exc)}", file=sys.stderr)

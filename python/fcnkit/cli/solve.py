@@ -8,7 +8,7 @@ import sys
 
 from fcnkit.caffe.solve import run_solver
 from fcnkit.cli import Parser
-from fcnkit.cli.args import device
+from fcnkit.cli.args import count, device
 from fcnkit.config.stages import ENGINES
 from fcnkit.errors import UserError, cli_entry
 
@@ -22,11 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="initial weights (.caffemodel), copied by layer name")
     p.add_argument("--resume", help="continue from a .solverstate (written by either engine)")
     dev = p.add_mutually_exclusive_group()
-    dev.add_argument("--gpu", type=int, metavar="N", help="run on GPU N (torch engine: cuda:N)")
+    dev.add_argument("--gpu", type=count(0), metavar="N", help="run on GPU N (torch engine: cuda:N)")
     dev.add_argument("--cpu", action="store_true", help="run on the CPU (default)")
     dev.add_argument("--device", type=device, help="torch engine: cpu (default), cuda or cuda:N")
-    p.add_argument("--max-iter", type=int, help="stop after this many iterations (smoke runs)")
-    p.add_argument("--val-iter", type=int, help="validation batches per check (default: solver test_iter)")
+    p.add_argument("--max-iter", type=count(1), help="stop after this many iterations (smoke runs)")
+    p.add_argument("--val-iter", type=count(0), help="validation batches per check (default: solver test_iter)")
     return p
 
 
