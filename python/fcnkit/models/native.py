@@ -21,6 +21,7 @@ from torch import nn
 
 from fcnkit.config.paper import VGG_MEAN_BGR
 from fcnkit.config.seeds import RESNET_MEAN_BGR, SCRATCH_INPUT_SCALE
+from fcnkit.errors import UserError
 from fcnkit.models.recipe import Recipe
 from fcnkit.models.registry import ModelSpec, Preprocessing, register
 
@@ -49,11 +50,58 @@ def preprocessing(size_rule: str, pretrained: str | None = None) -> Preprocessin
     return Preprocessing("BGR", VGG_MEAN_BGR, SCRATCH_INPUT_SCALE, size_rule)
 
 
+# `--set` / checkpoint settings, typed by the default value's type: a width multiplier in this range (below it
+# layers lose every channel, above it a full-size VGG/ResNet net no longer fits a machine's memory), whole
+# numbers at least 1 unless a family narrows them, true/false flags, and names from the family's list.
+WIDTH_RANGE = (1 / 64, 2.0)
+
+
+def check_settings(spec: ModelSpec, values, where: str = "--set") -> dict:
+    """`spec.config` updated with `values` (from --set or a checkpoint's sidecar), every value checked against
+    the setting's type and allowed values; UserError naming the key, the value and what is allowed."""
+    if not isinstance(values, dict):
+        raise UserError(f"{where}: settings must be a JSON object of KEY: VALUE, got {type(values).__name__}")
+    choices, ranges = spec.extra.get("choices", {}), spec.extra.get("ranges", {})
+    for key, value in values.items():
+        if key not in spec.config:
+            raise UserError(f"{where}: {spec.name} has no setting {key!r}; its settings are "
+                            f"{', '.join(f'{k}={v!r}' for k, v in spec.config.items())}")
+        default = spec.config[key]
+        shown = f"{where} {key}={value!r}"
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise UserError(f"{shown}: {key} is true or false")
+        elif isinstance(default, int):
+            lo, hi = ranges.get(key, (1, None))
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+                allowed = f"{lo} to {hi}" if hi is not None else f"at least {lo}"
+                raise UserError(f"{shown}: {key} is a whole number, {allowed}")
+        elif isinstance(default, float):
+            lo, hi = ranges.get(key, WIDTH_RANGE)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+                raise UserError(f"{shown}: {key} is a number from {lo:g} to {hi:g} (default {default:g})")
+        elif isinstance(default, str):
+            allowed = choices.get(key)
+            if not isinstance(value, str) or (allowed is not None and value not in allowed):
+                raise UserError(f"{shown}: {key} is one of {', '.join(allowed or ['a name'])}")
+    return {**spec.config, **{k: (float(v) if isinstance(spec.config[k], float) else v) for k, v in values.items()}}
+
+
+def build_model(spec: ModelSpec, cfg: dict, where: str = "--set"):
+    """spec.build(**cfg) with a build that fails (settings it rejects, memory it cannot get) as one line."""
+    try:
+        return spec.build(**cfg)
+    except (ValueError, TypeError, RuntimeError, MemoryError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{where}: {spec.name} cannot be built with {cfg} ({first}); change the settings") from None
+
+
 def native_spec(name: str, family: str, build, *, description: str, config: dict, train: dict,
                 size_rule: str, trained_on: str, presets: tuple[str, ...], pretrained: str | None = None,
                 supervision: str = "masks", init: str = "Glorot-uniform initialisation",
-                extra: dict | None = None) -> ModelSpec:
-    """Register one PyTorch model (see the module doc)."""
+                extra: dict | None = None, choices: dict | None = None, ranges: dict | None = None) -> ModelSpec:
+    """Register one PyTorch model (see the module doc). `choices` {setting: allowed names} and `ranges`
+    {setting: (low, high)} narrow what `check_settings` accepts."""
     if pretrained:
         weights = (f"`fcnkit train {name}`; encoder from the {pretrained} Caffe Model Zoo release "
                    f"(`fcnkit fetch-weights {pretrained}`)")
@@ -64,7 +112,7 @@ def native_spec(name: str, family: str, build, *, description: str, config: dict
         preprocessing=preprocessing(size_rule, pretrained), description=description, trained_on=trained_on,
         weights=weights, supervision=supervision, build=build, config=dict(config),
         checkpoint=checkpoint_path(name), recipe=Recipe(**train, pretrained=pretrained), presets=presets,
-        extra=dict(extra or {})))
+        extra={**(extra or {}), "choices": dict(choices or {}), "ranges": dict(ranges or {})}))
 
 
 def glorot_(module) -> None:

@@ -33,7 +33,7 @@ from fcnkit.errors import UserError
 from fcnkit.evaluation.metrics import aggregate, image_scores
 from fcnkit.inference.backends import module_predictor
 from fcnkit.inference.predict import to_mask
-from fcnkit.models.native import check_model, checkpoint_path
+from fcnkit.models.native import build_model, check_model, check_settings, checkpoint_path
 from fcnkit.models.recipe import Recipe
 from fcnkit.training import checkpoint
 from fcnkit.training.patches import PatchTask
@@ -110,10 +110,7 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
         raise UserError(f"--device {device}: this PyTorch has no usable CUDA device; use --device cpu")
     given = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None}
     recipe = Recipe.of(spec, **{**(overrides or {}), **given})
-    cfg = {**spec.config, **(config or {})}
-    unknown = sorted(set(cfg) - set(spec.config))
-    if unknown:
-        raise UserError(f"{spec.name} has no setting {unknown[0]!r}; its settings are {', '.join(spec.config)}")
+    cfg = check_settings(spec, config or {})
     out = Path(out) if out else default_out(spec.name)
     data = Path(data)
     train_split = load_split(data, "train", spec.preprocessing, size=size, masks=masks, limit=limit)
@@ -122,7 +119,7 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
     val_split = load_val(val if val is not None else data, masks=val_masks, limit=limit)
 
     torch.manual_seed(seed)
-    model = spec.build(**cfg)
+    model = build_model(spec, cfg)
     check_model(model, recipe, spec.name)
     start_epoch, history, train_seconds, best, since_best, phase = 0, [], 0.0, -math.inf, 0, 1
     rng = np.random.default_rng(seed)

@@ -12,7 +12,7 @@ variant).
 
 from __future__ import annotations
 
-from fcnkit.config.seeds import PATCH_BATCH, PATCH_LR, PATCH_STEP
+from fcnkit.config.seeds import PATCH_BATCH, PATCH_LR, PATCH_SIZE, PATCH_STEP
 from fcnkit.models.native import native_spec
 from fcnkit.models.patchcnn.net import DensePatchCNN, PatchNet, build
 
@@ -24,5 +24,5 @@ SPECS = [native_spec(
            "patches_per_epoch": 40_000},
     size_rule="any", supervision="boxes", init="PyTorch's default initialisation (as the seed's code)",
     trained_on="any photos + one rectangle each (here: the bounding box of the true mask)",
-    presets=("quick", "paper"))]
+    presets=("quick", "paper"), ranges={"step": (1, PATCH_SIZE)})]  # a step past the patch leaves pixels unseen
 __all__ = ["SPECS", "DensePatchCNN", "PatchNet", "build"]
