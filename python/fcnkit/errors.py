@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 import signal
 import sys
 
@@ -44,6 +45,16 @@ _HINTS = {
     errno.EEXIST: "remove it or choose another path",
     errno.ENOTEMPTY: "remove it or choose another path",
 }
+
+
+def os_error_from(exc: Exception, path) -> OSError | None:
+    """The OSError a native writer reported as text ("... (os error 28)": safetensors' Rust I/O errors), with
+    `path`, or None when the text names none."""
+    m = re.search(r"os error (\d+)", str(exc))
+    if m is None:
+        return None
+    code = int(m.group(1))
+    return OSError(code, os.strerror(code), str(path))
 
 
 def os_error_line(exc: OSError) -> str:
@@ -86,7 +97,8 @@ def cli_entry(prog: str):
             except KeyboardInterrupt as exc:
                 signum = getattr(exc, "signum", signal.SIGINT)
                 name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
-                print(f"{prog}: interrupted ({name}); nothing half-written was left behind", file=sys.stderr)
+                detail = str(exc) or "nothing half-written was left behind"
+                print(f"{prog}: interrupted ({name}); {detail}", file=sys.stderr)
                 return 128 + int(signum)
             finally:
                 if old is not None:

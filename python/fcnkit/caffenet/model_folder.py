@@ -16,7 +16,6 @@ import ast
 import importlib.util
 import json
 import math
-import os
 import re
 import sys
 import uuid
@@ -29,7 +28,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from fcnkit.caffenet import modules
-from fcnkit.errors import UserError
+from fcnkit.errors import UserError, os_error_from
 
 MODEL_FILE = "model.py"
 WEIGHTS_FILE = "weights.safetensors"
@@ -84,6 +83,7 @@ class ConvertedNet(nn.Module):
             self.input_blobs = [i["blob"] for i in info["inputs"]]
             self.output_blobs = [o["blob"] for o in info["outputs"]]
             self.steps: list[tuple[str, list[str], list[str], str, bool]] = []
+            produced = set(self.input_blobs)
             for entry in info["layers"]:
                 if entry["kind"] != "module":
                     continue
@@ -92,14 +92,28 @@ class ConvertedNet(nn.Module):
                     raise UserError(f"{where}: layer {entry['name']!r} has no module_spec: the folder was written "
                                     "by an older converter; convert the net again")
                 cls = module_class(spec["cls"], where)
+                placed = sorted({"device", "dtype"} & set(spec["kwargs"]))
+                if placed:
+                    raise UserError(f"{where}: layer {entry['name']!r} sets {', '.join(placed)} for its module; "
+                                    "`convert` never records that (the device is chosen when loading): convert the "
+                                    "net again")
+                for b in entry["bottoms"]:
+                    if b not in produced:
+                        raise UserError(f"{where}: layer {entry['name']!r} reads blob {b!r}, which no input or "
+                                        "earlier layer produces; the file is damaged: convert the net again")
                 try:
                     mod = cls(*_tuples(spec["args"]), **_tuples(spec["kwargs"]))
-                except (TypeError, ValueError, RuntimeError) as exc:
+                except (TypeError, ValueError, RuntimeError, AssertionError) as exc:
                     raise UserError(f"{where}: layer {entry['name']!r}: {spec['cls']} rejects its recorded "
                                     f"arguments ({exc}); convert the net again") from None
                 self.add_module(entry["module"], mod)
                 self.steps.append((entry["module"], list(entry["bottoms"]), list(entry["tops"]), spec["call"],
                                    bool(spec["multi_top"])))
+                produced.update(entry["tops"])
+            lost = [b for b in self.output_blobs if b not in produced]
+            if lost:
+                raise UserError(f"{where}: output blob(s) {lost} are produced by no layer; the file is damaged: "
+                                "convert the net again")
         except (KeyError, TypeError) as exc:
             raise UserError(f"{where}: malformed ({type(exc).__name__}: {exc}); convert the net again") from None
 
@@ -201,11 +215,10 @@ def write_safetensors(tensors: dict[str, np.ndarray], path: Path, metadata: dict
     try:
         save_file(tensors, str(path), metadata=metadata)
     except Exception as exc:  # the Rust writer reports I/O errors as SafetensorError("... (os error N)")
-        m = re.search(r"os error (\d+)", str(exc))
-        if m is None:
+        err = os_error_from(exc, path)
+        if err is None:
             raise
-        code = int(m.group(1))
-        raise OSError(code, os.strerror(code), str(path)) from None
+        raise err from None
 
 
 _IMPORTS = {"json", "math", "os", "torch", "torch.nn.functional"}

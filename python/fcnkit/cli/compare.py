@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from fcnkit.apps.compare import PRESETS, run_compare
 from fcnkit.cli import doc_parser
-from fcnkit.cli.args import device
+from fcnkit.cli.args import count, device
 from fcnkit.config.paths import in_project
 from fcnkit.errors import cli_entry
 
@@ -29,9 +29,10 @@ def main(argv=None) -> int:
     p.add_argument("--data-root", help="folder holding the datasets (default: the preset's)")
     p.add_argument("--fcn", choices=["auto", "load", "train", "skip"], default="auto")
     p.add_argument("--device", type=device, help="torch device (default: the preset's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=count(0, 2**32 - 1), default=0)
     p.add_argument("--reuse", action="store_true", help="keep finished checkpoints in OUT, resume unfinished ones")
-    p.add_argument("--epochs", type=int, help="train every model this many epochs (smoke runs; default: preset's)")
+    p.add_argument("--epochs", type=count(1, 100_000),
+                   help="train every model this many epochs (smoke runs; default: preset's)")
     a = p.parse_args(argv)
 
     out = a.out or in_project(f"runs/compare/{a.preset}")

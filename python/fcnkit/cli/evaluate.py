@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 
 from fcnkit.cli import Parser
-from fcnkit.cli.args import device
+from fcnkit.cli.args import count, device
 from fcnkit.config.paths import DATA_DIR, in_project
 from fcnkit.config.stages import TINY_VARIANT
 from fcnkit.errors import UserError, cli_entry
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", action="store_true", help="add ExtractNet's classical baseline (§4.2)")
     p.add_argument("--postprocess", choices=POSTPROCESSING, default="none",
                    help="also report every method after ExtractNet's blur/threshold/opening")
-    p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--limit", type=count(1), help="evaluate only the first N images")
     p.add_argument("--json", help="write all figures (per image too) to this JSON file")
     p.add_argument("--report", help="write a Markdown + PNG report into this directory")
     return p

@@ -6,7 +6,7 @@ import json
 
 from fcnkit import models
 from fcnkit.cli import Parser
-from fcnkit.errors import cli_entry
+from fcnkit.errors import UserError, cli_entry
 
 
 def describe(spec) -> dict:
@@ -27,6 +27,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     a = p.parse_args(argv)
 
+    families = sorted({s.family for s in models.registered().values()})
+    if a.family is not None and a.family not in families:
+        raise UserError(f"--family {a.family!r} is not a family; choose one of {', '.join(families)}")
     rows = [describe(s) for s in models.registered().values() if a.family in (None, s.family)]
     if a.json:
         print(json.dumps(rows, indent=1))

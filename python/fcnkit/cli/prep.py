@@ -143,8 +143,8 @@ def _sample_args(p):
     p.add_argument("--n-composite", type=int, default=default(build_sample_dataset, "n_composite"),
                    help="composites (default %(default)s)")
     size = default(build_sample_dataset, "size")
-    p.add_argument("--size", type=int, default=size, help=f"image side in the LMDBs (paper: {size})")
-    p.add_argument("--seed", type=int, default=default(build_sample_dataset, "seed"))
+    p.add_argument("--size", type=count(1, 4096), default=size, help=f"image side in the LMDBs (paper: {size})")
+    p.add_argument("--seed", type=count(0, 2**32 - 1), default=default(build_sample_dataset, "seed"))
     p.add_argument("--val-fraction", type=float, default=default(build_sample_dataset, "val_fraction"))
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--quiet", action="store_true")
@@ -186,9 +186,9 @@ def _composite_args(p):
     p.add_argument("--images", help="objects as IMAGES/x.* with MASKS/x.png instead of a prep folder")
     p.add_argument("--masks")
     p.add_argument("--out", required=True, help="output folder: images/, masks/, manifest.jsonl, preview.png")
-    p.add_argument("--size", type=int, default=default(CompositeOptions, "size"),
+    p.add_argument("--size", type=count(1, 4096), default=default(CompositeOptions, "size"),
                    help="composite side (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="same seed -> byte-identical composites")
+    p.add_argument("--seed", type=count(0, 2**32 - 1), default=0, help="same seed -> byte-identical composites")
     _add_composite_options(p, n_default=None)
     p.add_argument("--no-preview", action="store_true")
     _add_common(p)
@@ -217,9 +217,9 @@ def _lmdb_args(p):
                    help="a folder whose pairs form the val split as given (then SOURCES are all train)")
     p.add_argument("--out", required=True, help="writes {train,val}_{image,label}_lmdb and manifest.json here")
     size = default(build_lmdbs, "size")
-    p.add_argument("--size", type=int, default=size, help=f"S: records are 3xSxS / 1xSxS (paper: {size})")
+    p.add_argument("--size", type=count(1, 4096), default=size, help=f"S: records are 3xSxS / 1xSxS (paper: {size})")
     p.add_argument("--val-fraction", type=float, default=default(build_lmdbs, "val_fraction"))
-    p.add_argument("--seed", type=int, default=default(build_lmdbs, "seed"),
+    p.add_argument("--seed", type=count(0, 2**32 - 1), default=default(build_lmdbs, "seed"),
                    help="seed of the shuffle that splits train/val")
     p.add_argument("--fit", choices=("stretch", "pad"), default=default(build_lmdbs, "fit"),
                    help="non-square images: stretch (as Caffe's convert_imageset) or pad with white")
@@ -286,7 +286,7 @@ def _coco_args(p):
     p.add_argument("--lmdb", action="store_true", help="also write train/val LMDB pairs in OUT/lmdb")
     p.add_argument("--val-fraction", type=number(0, 1), default=default(run_coco, "val_fraction"),
                    help="LMDB val share (default %(default)s)")
-    p.add_argument("--seed", type=int, default=default(run_coco, "seed"))
+    p.add_argument("--seed", type=count(0, 2**32 - 1), default=default(run_coco, "seed"))
     p.add_argument("--force", action="store_true", help="replace an existing output folder not made by prep")
     p.add_argument("--quiet", action="store_true")
 
@@ -303,8 +303,8 @@ def _coco(a) -> int:
 def _ingest_args(p):
     p.add_argument("input", help="folder of your product photos on white")
     p.add_argument("--out", required=True, help="dataset root (white/ and composite/ as `prep sample`)")
-    p.add_argument("--size", type=int, default=default(ingest_folder, "size"))
-    p.add_argument("--seed", type=int, default=default(ingest_folder, "seed"))
+    p.add_argument("--size", type=count(1, 4096), default=default(ingest_folder, "size"))
+    p.add_argument("--seed", type=count(0, 2**32 - 1), default=default(ingest_folder, "seed"))
     p.add_argument("--val-fraction", type=float, default=default(ingest_folder, "val_fraction"))
     _add_mask_options(p)
     _add_composite_options(p, n_default=default(ingest_folder, "n_composite"))

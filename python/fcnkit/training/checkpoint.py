@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from fcnkit.errors import UserError
+from fcnkit.errors import UserError, os_error_from
 from fcnkit.io.atomic import atomic_path, write_text_atomic
 
 CSV_COLUMNS = ["iter", "epoch", "loss", "lr", "val_pixel_acc", "val_mean_iou", "val_iou", "val_jaccard",
@@ -43,13 +43,42 @@ def save(out: str | Path, model, sidecar: dict, resume_state: dict | None, histo
     p["weights"].parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(p["weights"]) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "model": sidecar["model"]})
+        try:
+            save_file(state, str(tmp), metadata={"format": "pt", "model": sidecar["model"]})
+        except Exception as exc:  # a full disk is SafetensorError("... (os error 28)"): make it the OSError it is
+            err = os_error_from(exc, p["weights"])
+            if err is None:
+                raise
+            raise err from None
     if resume_state is not None:
-        with atomic_path(p["resume"]) as tmp:
-            torch.save(resume_state, tmp)
+        with atomic_path(p["resume"]) as tmp, open(tmp, "wb") as fh:
+            writer = _Writer(fh)
+            try:
+                torch.save(resume_state, writer)
+            except RuntimeError:  # torch reports a failed write as RuntimeError("unexpected pos ...")
+                if writer.error is not None:
+                    raise OSError(writer.error.errno, writer.error.strerror, str(p["resume"])) from None
+                raise
     write_text_atomic(p["csv"], csv_text(history))
     write_text_atomic(p["sidecar"], json.dumps(sidecar, indent=1) + "\n")  # last: the checkpoint is complete
     return p["weights"]
+
+
+class _Writer:
+    """A file for torch.save that remembers the OSError of a failed write (torch replaces it by its own)."""
+
+    def __init__(self, fh):
+        self.fh, self.error = fh, None
+
+    def write(self, data) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
 
 
 def csv_text(history: list[dict]) -> str:

@@ -3,7 +3,7 @@
 Seeded (torch, numpy; batch order and augmentation follow the seed), a progress bar per epoch, validation
 metrics after every epoch (the same `Predictor` and metrics `evaluate` uses: pixel accuracy, mean IoU,
 foreground IoU, Jaccard %, Hausdorff), a checkpoint after every epoch (`training.checkpoint`), resume,
-and Ctrl-C / SIGTERM: the weights and state of the moment are saved, then `TrainingInterrupted` (exit 130).
+and Ctrl-C / SIGTERM: the weights and state of the moment are saved, then `TrainingInterrupted` (exit 130 / 143).
 
 Family hooks: a model with `supervised(x)` returns one logit map per supervision level (deep supervision,
 "deep_bce": the sum of the per-level BCEs, labels resized to each level by nearest neighbour); a model
@@ -29,7 +29,7 @@ from tqdm import tqdm
 from fcnkit import models
 from fcnkit.config.paths import in_project
 from fcnkit.data.splits import load_split, load_val
-from fcnkit.errors import UserError
+from fcnkit.errors import Interrupted, UserError
 from fcnkit.evaluation.metrics import aggregate, image_scores
 from fcnkit.inference.backends import module_predictor
 from fcnkit.inference.predict import to_mask
@@ -42,12 +42,13 @@ from fcnkit.training.tasks import ImageTask
 WEIGHTS_DIR_NOTE = "weights/<release> (fcnkit fetch-weights)"
 
 
-class TrainingInterrupted(Exception):
-    """Ctrl-C or SIGTERM: the checkpoint of the moment was saved (exit status 130)."""
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM: the checkpoint of the moment was saved. A KeyboardInterrupt, so whatever runs the
+    training (train, compare) stops the same way: exit status 128 + `signum` (130, 143) and one line."""
 
-    def __init__(self, path: Path):
-        super().__init__(f"interrupted; saved {path} (resume with --resume)")
-        self.path = path
+    def __init__(self, path: Path, signum: int = signal.SIGINT):
+        super().__init__(f"saved {path} (resume with --resume)")
+        self.path, self.signum = path, signum
 
 
 def _bce(logit, target):
@@ -175,7 +176,7 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
     previous = signal.getsignal(signal.SIGTERM)
 
     def _term(signum, frame):
-        raise KeyboardInterrupt
+        raise Interrupted()
 
     if _main_thread():
         signal.signal(signal.SIGTERM, _term)
@@ -224,9 +225,9 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
             if plateau:
                 log(f"train: {spec.name}: plateau (no val Jaccard gain in {recipe.patience} epochs); stopping")
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         path = snapshot(history[-1]["epoch"] if history else 0, interrupted=True)
-        raise TrainingInterrupted(path) from None
+        raise TrainingInterrupted(path, getattr(exc, "signum", signal.SIGINT)) from None
     finally:
         if _main_thread():
             signal.signal(signal.SIGTERM, previous)
