@@ -22,12 +22,13 @@ from fcnkit.apps.serve import (
     DEFAULT_MAX_QUEUE,
     DEFAULT_MAX_SIDE,
     DEFAULT_PORT,
+    DEFAULT_READ_TIMEOUT,
     DEFAULT_WORKERS,
     ServeConfig,
     run_server,
 )
 from fcnkit.cli import Parser
-from fcnkit.cli.args import count, device
+from fcnkit.cli.args import count, device, number
 from fcnkit.errors import cli_entry
 
 
@@ -54,8 +55,11 @@ def main(argv=None) -> int:
                    help=f"largest image in pixels, checked before decoding (default {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--max-side", type=count(0), default=DEFAULT_MAX_SIDE,
                    help=f"score larger images downscaled to this side (default {DEFAULT_MAX_SIDE}; 0 = never)")
+    p.add_argument("--read-timeout", type=number(above=0, high=3600), default=DEFAULT_READ_TIMEOUT,
+                   help=f"seconds a request's whole body may take to arrive (default {DEFAULT_READ_TIMEOUT:g}); "
+                        "slower ones get 408")
     a = p.parse_args(argv)
     cfg = ServeConfig(host=a.host, port=a.port, models=a.model, backend=a.backend, device=a.device,
                       workers=a.workers, max_queue=a.max_queue, max_bytes=a.max_bytes, max_pixels=a.max_pixels,
-                      max_side=a.max_side)
+                      max_side=a.max_side, read_timeout=a.read_timeout)
     return run_server(cfg, log=lambda m: print(m, flush=True))
