@@ -63,7 +63,6 @@ def resolve_init(sp) -> tuple[str, Path | None]:
     return "snapshot", snap
 
 
-@dataclass(frozen=True)
 class Diverged(UserError):
     """The weights or the loss became NaN/inf. Caffe's own teardown of such a net can corrupt the heap (MAX
     pooling indexes out of bounds on NaN), so the command prints this line and leaves with os._exit."""
@@ -71,6 +70,7 @@ class Diverged(UserError):
     exit_now = True
 
 
+@dataclass(frozen=True)
 class NetRoles:
     """The blobs `solve` reads: the loss, and the score map and label the loss compares (if any)."""
 

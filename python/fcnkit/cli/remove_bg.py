@@ -123,9 +123,6 @@ def check_args(a) -> None:
         if not parent.is_dir():
             raise UserError(f"--json-out {a.json_out}: folder {parent} does not exist")
         probe_writable(parent, f"--json-out {a.json_out}")  # now, not after the whole run
-        inputs = [Path(i) for i in a.images if i != STDIO]
-        if any(os.path.realpath(a.json_out) == os.path.realpath(i) for i in inputs):
-            raise UserError(f"--json-out {a.json_out}: is an input of this run; name another file")
 
 
 @cli_entry("remove-bg")
@@ -135,6 +132,9 @@ def main(argv=None) -> int:
     items = expand_inputs(a.images, recursive=a.recursive)
     if not items:
         raise UserError("no image files found in the given folders" + ("" if a.recursive else " (-r: sub-folders)"))
+    if a.json_out is not None and os.path.realpath(a.json_out) in {os.path.realpath(it.source) for it in items
+                                                                   if it.source != STDIO}:
+        raise UserError(f"--json-out {a.json_out}: is an input of this run; name another file")
     kinds = KINDS[a.output or ("cutout" if a.out == STDIO else "both")]
     out = None if a.out is None else (Path(a.out) if a.out != STDIO else Path(STDIO))
     if out is not None and a.out != STDIO:
