@@ -1,10 +1,11 @@
 """The server at its edges: a PNG that is an image but broken (bad CRC, a 0x0 header) is 400, not 415; a
 client trickling its body is answered 408 at the read deadline and frees its place, so others are served;
-bytes that are not HTTP get uvicorn's plain-text 400 (the documented exception) and the server stays up.
+bytes that are not HTTP (garbage, broken chunked framing) get a JSON 400 too, and the server stays up.
 A real `fcnkit serve` process on 127.0.0.1 with the threshold model (real Caffe weights converted)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import time
@@ -56,6 +57,14 @@ def _trickler(server) -> socket.socket:
     return s
 
 
+def _read_all(s: socket.socket) -> str:
+    """Everything the server sends until it closes the connection."""
+    chunks = []
+    while chunk := s.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
 def test_trickling_bodies_get_408_at_the_deadline_and_free_their_places(server):
     data = cv2.imencode(".png", disc())[1].tobytes()
     slow = [_trickler(server) for _ in range(2)]  # the 2 places (1 worker + 1 waiting) are taken
@@ -63,7 +72,7 @@ def test_trickling_bodies_get_408_at_the_deadline_and_free_their_places(server):
     assert post_image(f"{server.url}/api/remove", data, "a.png").status == 429
     t0 = time.time()
     for s in slow:
-        reply = s.recv(65536).decode(errors="replace")
+        reply = _read_all(s)
         assert reply.startswith("HTTP/1.1 408"), reply[:200]
         assert '"code":"body-timeout"' in reply.replace(" ", "")
         s.close()
@@ -80,8 +89,10 @@ def test_bytes_that_are_not_http_are_refused_and_the_server_stays_up(server, gar
     host, port = server.url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=30) as s:
         s.sendall(garbage)
-        reply = s.recv(65536).decode(errors="replace")
+        reply = _read_all(s)
     assert reply.startswith("HTTP/1.1 400"), reply[:200]
+    head, _, body = reply.partition("\r\n\r\n")
+    assert "application/json" in head and json.loads(body)["code"] == "bad-http", reply[:400]
     assert get(f"{server.url}/healthz").status == 200
     img = np.full((20, 20, 3), 200, np.uint8)
     assert post_image(f"{server.url}/api/remove", cv2.imencode(".png", img)[1].tobytes(), "b.png").status == 200

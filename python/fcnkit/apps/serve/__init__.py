@@ -93,6 +93,8 @@ def run_server(cfg: ServeConfig, log=print) -> int:
     """Bind, load the models, serve until Ctrl-C / SIGTERM; the temp folder is removed on the way out."""
     import uvicorn  # noqa: PLC0415  (only `serve` runs a server)
 
+    from fcnkit.apps.serve.protocol import JsonH11Protocol  # noqa: PLC0415  (imports uvicorn: only here)
+
 
     sock = bind(cfg.host, cfg.port)  # first: a taken port fails before minutes of model loading
     tmp_root = Path(tempfile.gettempdir())
@@ -129,7 +131,7 @@ def run_server(cfg: ServeConfig, log=print) -> int:
         log(f"serve: listening on http://{shown}:{port} (Ctrl-C stops)")
         sys.stdout.flush()
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                               timeout_graceful_shutdown=10))
+                                               timeout_graceful_shutdown=10, http=JsonH11Protocol))
         server.run(sockets=[sock])
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as errors.Interrupted
         how = f"stopped by {'SIGTERM' if isinstance(exc, Interrupted) else 'Ctrl-C'}"

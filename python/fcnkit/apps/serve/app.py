@@ -13,7 +13,7 @@ string), or the raw image as the request body (`Content-Type: image/...`, parame
 Errors are JSON `{"error": ..., "code": ..., "status": ...}`: 400 bad parameter or broken image, 408 body not
 received within the read deadline, 413 over the byte or pixel limit, 415 not an image, 429 queue full (with
 Retry-After). Requests that are not HTTP at all (garbage bytes, malformed chunked framing) are refused by
-uvicorn's HTTP parser before the application sees them: plain-text 400 and the connection closed.
+the HTTP parser before the application sees them: JSON 400 `bad-http` and the connection closed (protocol.py).
 """
 
 from __future__ import annotations
