@@ -179,6 +179,8 @@ def remove_bg(items: list[Item], out_dir: Path | None, predictor, *, look: Look 
                     tally.skipped.append(it.source)
                     bar.update(1)
                     continue
+                if skip_existing:  # resuming: write only the outputs still missing, never replace one
+                    outs = {k: p for k, p in outs.items() if not p.is_file()}
                 conflict = output_conflict(outs, inputs, written, overwrite)
                 if conflict is not None:
                     bar.clear()
