@@ -118,7 +118,7 @@ def run(*args, timeout=300):
     (["tiny/fcn8s"], "is a Caffe model"),
     (["tiny/unet", "--size", "30"], "--size 30 does not suit the model"),
     (["tiny/lrn", "--set", "depth=3"], "has no setting 'depth'"),
-    (["tiny/lrn", "--epochs", "0"], "--epochs must be at least 1"),
+    (["tiny/lrn", "--epochs", "0"], "--epochs: 0 is below the smallest allowed value, 1"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(blob_dataset, tmp_path, args, needle):
     out = tmp_path / "x.safetensors"

@@ -14,6 +14,8 @@ What the trainer asks of a model (`NativeModel`, checked by `check_model` when i
 
 from __future__ import annotations
 
+import inspect
+import math
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -62,11 +64,12 @@ def check_settings(spec: ModelSpec, values, where: str = "--set") -> dict:
     if not isinstance(values, dict):
         raise UserError(f"{where}: settings must be a JSON object of KEY: VALUE, got {type(values).__name__}")
     choices, ranges = spec.extra.get("choices", {}), spec.extra.get("ranges", {})
+    defaults = settings_of(spec)
     for key, value in values.items():
-        if key not in spec.config:
+        if key not in defaults:
             raise UserError(f"{where}: {spec.name} has no setting {key!r}; its settings are "
-                            f"{', '.join(f'{k}={v!r}' for k, v in spec.config.items())}")
-        default = spec.config[key]
+                            f"{', '.join(f'{k}={v!r}' for k, v in defaults.items()) or 'none'}")
+        default = defaults[key]
         shown = f"{where} {key}={value!r}"
         if isinstance(default, bool):
             if not isinstance(value, bool):
@@ -77,14 +80,30 @@ def check_settings(spec: ModelSpec, values, where: str = "--set") -> dict:
                 allowed = f"{lo} to {hi}" if hi is not None else f"at least {lo}"
                 raise UserError(f"{shown}: {key} is a whole number, {allowed}")
         elif isinstance(default, float):
-            lo, hi = ranges.get(key, WIDTH_RANGE)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-                raise UserError(f"{shown}: {key} is a number from {lo:g} to {hi:g} (default {default:g})")
+            lo, hi = ranges.get(key, WIDTH_RANGE if key == "width" else (-math.inf, math.inf))
+            if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+                    or not lo <= value <= hi):
+                rng = f"from {lo:g} to {hi:g}" if math.isfinite(lo) else "finite"
+                raise UserError(f"{shown}: {key} is a number {rng} (default {default:g})")
         elif isinstance(default, str):
             allowed = choices.get(key)
             if not isinstance(value, str) or (allowed is not None and value not in allowed):
                 raise UserError(f"{shown}: {key} is one of {', '.join(allowed or ['a name'])}")
-    return {**spec.config, **{k: (float(v) if isinstance(spec.config[k], float) else v) for k, v in values.items()}}
+    return {**spec.config, **{k: (float(v) if isinstance(defaults[k], float) else v) for k, v in values.items()}}
+
+
+def settings_of(spec: ModelSpec) -> dict:
+    """Every setting a model takes with its default (whose type is the setting's type): `spec.config`, and the
+    keyword parameters of `spec.build` with bool/int/float/str defaults."""
+    out = {}
+    try:
+        params = inspect.signature(spec.build).parameters.values() if spec.build else []
+    except (TypeError, ValueError):
+        params = []
+    for p in params:
+        if isinstance(p.default, bool | int | float | str):
+            out[p.name] = p.default
+    return {**out, **spec.config}
 
 
 def build_model(spec: ModelSpec, cfg: dict, where: str = "--set"):

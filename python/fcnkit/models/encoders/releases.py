@@ -121,7 +121,7 @@ def check_deploy(release: Release, path: Path) -> None:
     names = {layer.name for layer in raw.layer} | {layer.name for layer in raw.layers}
     missing = sorted(set(expected_shapes(release)) - names)
     if missing:
-        raise UserError(f"{path}: has no layer {missing[0]} (of {len(missing)} missing); it is not the whole "
+        raise UserError(f"{path}: has no layer {missing[0]} (of {len(missing)} missing); it is not the (whole) "
                         f"{release.title} deploy prototxt")
 
 
