@@ -110,6 +110,11 @@ class ConvertedNet(nn.Module):
                 self.steps.append((entry["module"], list(entry["bottoms"]), list(entry["tops"]), spec["call"],
                                    bool(spec["multi_top"])))
                 produced.update(entry["tops"])
+            last_read = {b: i for i, (_, bottoms, _, _, _) in enumerate(self.steps) for b in bottoms}
+            self._dead_after: list[list[str]] = [[] for _ in self.steps]
+            for b, i in last_read.items():
+                if b not in self.output_blobs:
+                    self._dead_after[i].append(b)
             lost = [b for b in self.output_blobs if b not in produced]
             if lost:
                 raise UserError(f"{where}: output blob(s) {lost} are produced by no layer; the file is damaged: "
@@ -119,13 +124,18 @@ class ConvertedNet(nn.Module):
 
     def forward(self, *xs: torch.Tensor):
         blobs = dict(zip(self.input_blobs, xs, strict=True))
-        for name, bottoms, tops, call, multi_top in self.steps:
+        for (name, bottoms, tops, call, multi_top), dead in zip(self.steps, self._dead_after, strict=True):
             mod = self._modules[name]
             ins = [blobs[b] for b in bottoms]
             out = mod(ins) if call == "list" else mod(*ins)
+            del ins
             outs = list(out) if multi_top else [out]
+            del out
             for top, value in zip(tops, outs, strict=False):
                 blobs[top] = value
+            del outs
+            for b in dead:  # no later step reads it: free it now (peak memory = the live blobs, not all of them)
+                blobs.pop(b, None)
         result = tuple(blobs[b] for b in self.output_blobs)
         return result[0] if len(result) == 1 else result
 
@@ -355,7 +365,8 @@ def load_generated(model_py: Path, name: str | None = None, class_name: str | No
     module.__file__ = str(model_py)
     sys.modules[name] = module  # dataclass/TorchScript introspection wants the module registered
     try:
-        exec(compile(tree, str(model_py), "exec"), module.__dict__)  # noqa: S102 - audited above
+        # dont_inherit: this module's `from __future__ import annotations` must not leak into model.py
+        exec(compile(tree, str(model_py), "exec", dont_inherit=True), module.__dict__)  # noqa: S102 - audited above
     except Exception:
         sys.modules.pop(name, None)
         raise

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fcnkit.apps.serve.app import Limits, create_app
-from fcnkit.apps.serve.catalog import load_catalog, rss_mib
+from fcnkit.apps.serve.catalog import load_catalog, map_large_blocks, rss_mib
 from fcnkit.apps.serve.jobs import JobQueue
 from fcnkit.errors import Interrupted, UserError
 from fcnkit.io.atomic import remove_stale
@@ -105,6 +105,7 @@ def run_server(cfg: ServeConfig, log=print) -> int:
     previous = signal.signal(signal.SIGTERM, _stop)
     how, queue = "stopped", None
     try:
+        map_large_blocks()  # freed image buffers go back to the system: resident memory follows the requests
         probe = cfg.max_side or int(cfg.max_pixels ** 0.5)  # the largest image a net will be run on
         catalog = load_catalog(cfg.models, backend=cfg.backend, device=cfg.device, max_side=cfg.max_side,
                                probe_side=probe, log=log)
