@@ -10,7 +10,6 @@ import json
 import re
 import signal
 import subprocess
-import threading
 from pathlib import Path
 
 import cv2
@@ -22,6 +21,7 @@ from PIL import Image
 from serve_helpers import (
     ARTIFACTS,
     SERVER_LIMITS,
+    at_once,
     decode,
     disc,
     exif_rotated_jpeg,
@@ -230,21 +230,7 @@ def test_32_concurrent_uploads_with_a_queue_of_4(server):
     and its memory bounded."""
     data = png(real_photo(333, 517))
     n = 32
-    go = threading.Barrier(n)
-    replies = [None] * n
-
-    def client(i):
-        go.wait()
-        try:
-            replies[i] = remove(server, data)
-        except OSError as exc:  # a reset connection would be a failure too
-            replies[i] = exc
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    replies = at_once(n, lambda: remove(server, data), timeout=120)
     statuses = [getattr(r, "status", repr(r)) for r in replies]
     assert set(statuses) <= {200, 429}, statuses
     ok, busy = statuses.count(200), statuses.count(429)

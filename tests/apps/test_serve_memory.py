@@ -6,13 +6,12 @@ it computed and printed at start-up (fcnkit.apps.serve.memory_bound_mib, also in
 from __future__ import annotations
 
 import json
-import threading
 
 import cv2
 import numpy as np
 import pytest
 from fcnkit.apps.serve.client import get, post_image
-from serve_helpers import ARTIFACTS, start_server
+from serve_helpers import ARTIFACTS, at_once, start_server
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -27,22 +26,8 @@ def test_64_clients_with_16_megapixel_images_stay_under_the_memory_bound(thresho
         bound = get(f"{srv.url}/api/models").json()["limits"]["memory_bound_mib"]
         assert any("memory bound" in line for line in srv.log), srv.log
         start = srv.rss_kib()
-        go = threading.Barrier(CLIENTS)
-        replies: list = [None] * CLIENTS
-
-        def client(i):
-            go.wait()
-            try:
-                replies[i] = post_image(f"{srv.url}/api/remove", data, "zeros.png", fields={"output": "mask"},
-                                        timeout=600)
-            except OSError as exc:
-                replies[i] = exc
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(900)
+        replies = at_once(CLIENTS, lambda: post_image(f"{srv.url}/api/remove", data, "zeros.png",
+                                                       fields={"output": "mask"}, timeout=600))
         statuses = [getattr(r, "status", repr(r)) for r in replies]
         assert set(statuses) <= {200, 429}, statuses
         ok = [r for r in replies if r.status == 200]

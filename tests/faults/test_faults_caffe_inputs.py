@@ -8,25 +8,13 @@ from __future__ import annotations
 import shutil
 import zipfile
 
-import cv2
-import numpy as np
 import pytest
 from conftest import make_blob_images, one_error_line, run_cli, write_lmdb_pair
 from fcnkit.io.lmdb_io import LMDBWriter, encode_datum
+from test_faults_convert import photos  # noqa: F401 - the fixture, shared
 from test_faults_solve import setup_run, solve
 
 pytestmark = pytest.mark.caffe
-
-
-@pytest.fixture
-def photo(tmp_path):
-    d = tmp_path / "photos"
-    (d / "masks").mkdir(parents=True)
-    img = np.full((30, 40, 3), 20, np.uint8)
-    cv2.circle(img, (20, 15), 9, (240, 240, 240), -1)
-    cv2.imwrite(str(d / "a.png"), img)
-    cv2.imwrite(str(d / "masks" / "a.png"), (img[..., 0] > 128).astype(np.uint8) * 255)
-    return d
 
 
 def _cases(caffe, threshold_model, tmp_path):
@@ -52,17 +40,17 @@ def _cases(caffe, threshold_model, tmp_path):
             (wide, weights, "Caffe cannot build")]
 
 
-def test_caffe_backend_preflight_is_one_line(caffe, threshold_model, tmp_path, photo):
+def test_caffe_backend_preflight_is_one_line(caffe, threshold_model, tmp_path, photos):  # noqa: F811
     for deploy, weights, words in _cases(caffe, threshold_model, tmp_path):
         model = f"{deploy}:{weights}"
-        r = run_cli("remove-bg", photo / "a.png", "-o", tmp_path / "out", "--model", model, "--backend", "caffe")
+        r = run_cli("remove-bg", photos / "a.png", "-o", tmp_path / "out", "--model", model, "--backend", "caffe")
         assert words in one_error_line(r, "remove-bg"), (deploy.name, weights.name)
         assert not (tmp_path / "out" / "a_mask.png").exists()
-        r = run_cli("evaluate", photo, "--model", model, "--backend", "caffe")
+        r = run_cli("evaluate", photos, "--model", model, "--backend", "caffe")
         assert words in one_error_line(r, "evaluate"), (deploy.name, weights.name)
     # the real pair still works
     src = threshold_model.parent
-    r = run_cli("remove-bg", photo / "a.png", "-o", tmp_path / "out", "--backend", "caffe", "--model",
+    r = run_cli("remove-bg", photos / "a.png", "-o", tmp_path / "out", "--backend", "caffe", "--model",
                 f"{src / 'deploy.prototxt'}:{src / 'net.caffemodel'}")
     assert r.returncode == 0, r.stderr
 

@@ -81,16 +81,13 @@ def files(tmp_path_factory):
     f["empty_dir"].mkdir()
     f["file_as_dir"] = d / "afile"
     f["file_as_dir"].write_text("x")
-    f["empty_log"] = d / "empty.log"
-    f["empty_log"].write_text("")
-    f["solver_garbage"] = d / "s.prototxt"
-    f["solver_garbage"].write_text("base_lr: abc\n")
-    f["solver_neg"] = d / "neg.prototxt"
-    f["solver_neg"].write_text('net: "good.prototxt"\nbase_lr: -1\nlr_policy: "fixed"\n')
-    f["solver_policy"] = d / "pol.prototxt"
-    f["solver_policy"].write_text('net: "good.prototxt"\nbase_lr: 0.1\nlr_policy: "sometimes"\n')
-    f["json_list"] = d / "list.json"
-    f["json_list"].write_text("[1, 2]")
+    for key, (name, text) in {"empty_log": ("empty.log", ""), "solver_garbage": ("s.prototxt", "base_lr: abc\n"),
+                              "solver_neg": ("neg.prototxt", 'net: "good.prototxt"\nbase_lr: -1\nlr_policy: "fixed"\n'),
+                              "solver_policy": ("pol.prototxt", 'net: "good.prototxt"\nbase_lr: 0.1\n'
+                                                                'lr_policy: "sometimes"\n'),
+                              "json_list": ("list.json", "[1, 2]")}.items():
+        f[key] = d / name
+        f[key].write_text(text)
     # checkpoints whose sidecars lie
     for name, side in {"ck_list": {"model": "tiny/unet", "config": [1, 2]},
                        "ck_unknown": {"model": "tiny/unet", "config": {"depth": 3}},
