@@ -10,8 +10,8 @@
     prep ingest   SNEAKERS_DIR --out data/mine [--backgrounds data/voc/VOCdevkit/VOC2012]
 
 Bad inputs are skipped with their reason in the step's manifest; the exit status is 2 when nothing
-usable remains (or, with --strict, when anything was skipped), 130 when interrupted. Outputs appear
-only when complete.
+usable remains (or, with --strict, when anything was skipped), 130 / 143 when interrupted (Ctrl-C /
+SIGTERM). Outputs appear only when complete.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Input: any format and size the data tools read (fcnkit.io.images: EXIF orientati
 palette, alpha, a pixel-count limit against decompression bombs). Transparent areas are flattened onto
 white for the net and stay transparent in the cut-out. Unreadable files are reported in one line each and
 skipped; the exit status is then 1. Outputs are written atomically (temp name, fsync, rename): Ctrl-C
-(exit 130), a kill or a full disk never leave a truncated file; a write that fails stops with exit 2.
+(exit 130; SIGTERM 143), a kill or a full disk never leave a truncated file; a write that fails stops with exit 2.
 """
 
 from __future__ import annotations
