@@ -42,3 +42,17 @@ def test_a_full_disk_while_writing_the_checkpoint_is_one_line(tmp_path, tmpfs):
     line = one_error_line(r, "train")
     assert "No space left" in line and "u." in line
     assert not [p for p in small.iterdir() if p.suffix == ".json"]  # the sidecar (written last) never appeared
+
+
+@pytest.mark.parametrize("sidecar", ["{not json", "[1, 2]"])
+def test_compare_reuse_with_a_damaged_sidecar_is_one_line(tmp_path, sidecar):
+    root = tmp_path / "d"
+    write_lmdb_dataset(root / "white", 8, 4, size=32)
+    out = tmp_path / "cmp"
+    ckpt = out / "checkpoints" / "white" / "tiny" / "unet.safetensors"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"x")
+    ckpt.with_suffix(".json").write_text(sidecar)
+    r = run_cli("fcnkit-compare", "--out", out, "--models", "tiny/unet", "--datasets", "white", "--data-root", root,
+                "--fcn", "skip", "--reuse")
+    assert "unet.json" in one_error_line(r, "compare")
