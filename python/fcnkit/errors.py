@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
+import re
 import signal
 import sys
 
 
 class UserError(Exception):
-    """Bad input or a missing prerequisite: printed as one line, exit status 2."""
+    """Bad input or a missing prerequisite: printed as one line, exit status 2.
+
+    `exit_now`: after the line, leave with os._exit (no interpreter teardown), for errors after which a native
+    library's destructors would crash (Caffe nets whose blobs went NaN corrupt the heap on the way out)."""
+
+    exit_now = False
 
 
 class Interrupted(KeyboardInterrupt):
@@ -42,6 +49,14 @@ _HINTS = {
 
 def silent(*_args, **_kwargs) -> None:
     """The log of a process that does not speak: a torchrun rank other than 0 (rank 0 speaks for the job)."""
+def os_error_from(exc: Exception, path) -> OSError | None:
+    """The OSError a native writer reported as text ("... (os error 28)": safetensors' Rust I/O errors), with
+    `path`, or None when the text names none."""
+    m = re.search(r"os error (\d+)", str(exc))
+    if m is None:
+        return None
+    code = int(m.group(1))
+    return OSError(code, os.strerror(code), str(path))
 
 
 def os_error_line(exc: OSError) -> str:
@@ -73,6 +88,10 @@ def cli_entry(prog: str):
                 return fn(argv) or 0
             except UserError as exc:
                 print(f"{prog}: error: {exc}", file=sys.stderr)
+                if exc.exit_now:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(2)
                 return 2
             except OSError as exc:
                 print(f"{prog}: error: {os_error_line(exc)}", file=sys.stderr)
@@ -80,7 +99,8 @@ def cli_entry(prog: str):
             except KeyboardInterrupt as exc:
                 signum = getattr(exc, "signum", signal.SIGINT)
                 name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
-                print(f"{prog}: interrupted ({name}); nothing half-written was left behind", file=sys.stderr)
+                detail = str(exc) or "nothing half-written was left behind"
+                print(f"{prog}: interrupted ({name}); {detail}", file=sys.stderr)
                 return 128 + int(signum)
             finally:
                 if old is not None:

@@ -288,7 +288,7 @@ def test_cli_torch_engine_logs_like_caffe_and_plot_training_reads_them(tmp_path,
 
 
 @pytest.mark.parametrize(("edit", "args", "expect"), [
-    (None, ("--device", "cuda"), "sees no CUDA device"),
+    (None, ("--device", "cuda"), "no usable CUDA device"),
     (None, ("--device", "tpu"), "use cpu, cuda or cuda:N"),
     (lambda t: t.replace('type: "Crop"', 'type: "HingeLoss"'), (), "which the torch engine does not train"),
     (lambda t: t.replace("mean_value: 104.00699", "mean_value: 104.00699\n    mirror: true"), (), "mirror"),

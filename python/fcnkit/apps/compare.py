@@ -156,7 +156,13 @@ def trained_methods(name: str, data: Path, ckpt: Path, *, preset: Preset, device
     sidecar = ckpt.with_suffix(".json")
     done = {}
     if reuse and sidecar.is_file() and ckpt.is_file():
-        done = json.loads(sidecar.read_text())
+        try:
+            done = json.loads(sidecar.read_text())
+        except ValueError as exc:
+            raise UserError(f"{sidecar}: unreadable sidecar ({exc}); delete it (or drop --reuse) to train {name} "
+                            "again") from None
+        if not isinstance(done, dict):
+            raise UserError(f"{sidecar}: not a checkpoint sidecar (a JSON object); delete it or drop --reuse")
 
     overrides = preset.overrides(name)
     target = Recipe.of(spec, **overrides).epochs

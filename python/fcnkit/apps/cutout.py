@@ -80,8 +80,19 @@ def subject_box(mask: np.ndarray, margin: int = 0) -> tuple[int, int, int, int] 
     return max(0, x - margin), max(0, y - margin), min(W, x + w + margin), min(H, y + h + margin)
 
 
+BAND_ROWS = 256  # float work is done this many rows at a time: no full-size float copy of a large image
+
+
 def _over(bgr: np.ndarray, alpha: np.ndarray, bg: tuple[int, int, int, int]) -> np.ndarray:
-    """Porter-Duff "over": the object (BGR, alpha) on a flat RGBA colour -> BGR if the colour is opaque, else BGRA."""
+    """Porter-Duff "over": the object (BGR, alpha) on a flat RGBA colour -> BGR if the colour is opaque, else BGRA.
+    Computed in bands of rows, so the float temporaries stay a few MB whatever the image size."""
+    out = np.empty((*bgr.shape[:2], 3 if bg[3] == 255 else 4), np.uint8)
+    for y in range(0, bgr.shape[0], BAND_ROWS):
+        out[y:y + BAND_ROWS] = _over_band(bgr[y:y + BAND_ROWS], alpha[y:y + BAND_ROWS], bg)
+    return out
+
+
+def _over_band(bgr: np.ndarray, alpha: np.ndarray, bg: tuple[int, int, int, int]) -> np.ndarray:
     fa = alpha.astype(np.float32)[..., None] / 255.0
     ba = bg[3] / 255.0
     colour = np.array(bg[2::-1], np.float32)  # RGB -> BGR

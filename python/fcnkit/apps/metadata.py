@@ -40,7 +40,8 @@ def describe(mask: np.ndarray, logit: np.ndarray, *, model: str = "", backend: s
     h, w = mask.shape[:2]
     n = max(1, h * w)
     fg = float(np.count_nonzero(mask)) / n
-    uncertain = float(np.count_nonzero(np.abs(logit) < _UNCERTAIN_LOGIT)) / n
+    uncertain = float(sum(np.count_nonzero(np.abs(logit[y:y + 256]) < _UNCERTAIN_LOGIT)  # bands: no full-size copy
+                          for y in range(0, h, 256))) / n
     box = bounding_box(mask)
     touches_all = box is not None and box["x"] == 0 and box["y"] == 0 and box["width"] == w and box["height"] == h
     empty = fg < EMPTY_BELOW

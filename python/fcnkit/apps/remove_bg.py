@@ -60,6 +60,7 @@ class Tally:
     done: list[dict] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # an output existed (not written by this run): left alone
     seconds: float = 0.0
 
 
@@ -147,19 +148,39 @@ def _write(path: Path, data: bytes) -> None:
                         ) from None
 
 
+def _real(path: str | Path) -> str:
+    return os.path.realpath(path)
+
+
+def output_conflict(outs: dict[str, Path], inputs: set[str], written: set[str], overwrite: bool) -> str | None:
+    """Why these outputs must not be written, or None: an output is an input of this run (never overwritten,
+    even with --overwrite), or it exists and this run did not write it (needs `overwrite`)."""
+    for path in outs.values():
+        real = _real(path)
+        if real in inputs:
+            return f"its output {path} is an input of this run; choose another -o (inputs are never overwritten)"
+        if not overwrite and real not in written and os.path.lexists(path):
+            return f"{path} exists and this run did not write it; pass --overwrite to replace it"
+    return None
+
+
 def remove_bg(items: list[Item], out_dir: Path | None, predictor, *, look: Look | None = None, kinds=KINDS["both"],
               postprocess: str | None = None, batch_size: int = 1, skip_existing: bool = False,
-              max_pixels: int = DEFAULT_MAX_PIXELS, stdout=None, on_result: Callable[[dict], None] | None = None,
-              tally: Tally | None = None, log=None) -> Tally:
+              overwrite: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS, stdout=None,
+              on_result: Callable[[dict], None] | None = None, tally: Tally | None = None, log=None) -> Tally:
     """Run every item; `out_dir` None writes no files (metadata only), STDIO writes the one picture to `stdout`.
 
     `on_result(record)` receives each image's metadata (with its input and output paths) as soon as it is
     written. Unreadable inputs are reported through `log` (default: stderr) and listed in `tally.failed`.
+    No output ever replaces an input of the run (reported, listed in `tally.failed`); an output file that
+    exists and was not written by this run is left alone unless `overwrite` (one line, `tally.kept`).
     """
     log = log or (lambda m: print(m, file=sys.stderr))
     look = look or Look()
     tally = tally or Tally()
     to_stdout = out_dir is not None and str(out_dir) == STDIO
+    inputs = {_real(it.source) for it in items if it.source != STDIO}
+    written: set[str] = set()
     t0 = time.perf_counter()
     bar = tqdm(total=len(items), desc="remove-bg", unit="img", disable=None if len(items) > 1 else True)
     try:
@@ -169,6 +190,15 @@ def remove_bg(items: list[Item], out_dir: Path | None, predictor, *, look: Look 
                 outs = {} if to_stdout else it.outputs(out_dir, kinds, look)
                 if skip_existing and outs and all(p.is_file() for p in outs.values()):
                     tally.skipped.append(it.source)
+                    bar.update(1)
+                    continue
+                if skip_existing:  # resuming: write only the outputs still missing, never replace one
+                    outs = {k: p for k, p in outs.items() if not p.is_file()}
+                conflict = output_conflict(outs, inputs, written, overwrite)
+                if conflict is not None:
+                    bar.clear()
+                    log(f"remove-bg: skipping {it.source}: {conflict}")
+                    (tally.failed if "input of this run" in conflict else tally.kept).append(it.source)
                     bar.update(1)
                     continue
                 try:
@@ -190,6 +220,7 @@ def remove_bg(items: list[Item], out_dir: Path | None, predictor, *, look: Look 
                 for kind, path in outs.items():
                     _write(path, encode(render(img, mask, Look(kind, look.bgcolor, look.fmt, look.crop,
                                                                look.margin)), look.fmt))
+                    written.add(_real(path))
                     record[kind] = str(path)
                 tally.done.append(record)
                 if on_result:

@@ -63,6 +63,13 @@ def resolve_init(sp) -> tuple[str, Path | None]:
     return "snapshot", snap
 
 
+class Diverged(UserError):
+    """The weights or the loss became NaN/inf. Caffe's own teardown of such a net can corrupt the heap (MAX
+    pooling indexes out of bounds on NaN), so the command prints this line and leaves with os._exit."""
+
+    exit_now = True
+
+
 @dataclass(frozen=True)
 class NetRoles:
     """The blobs `solve` reads: the loss, and the score map and label the loss compares (if any)."""
@@ -268,7 +275,7 @@ def train(engine: TrainingEngine, sp, name: str, *, display=None, val_iter=None,
             if bad or (roles.loss and not math.isfinite(loss)):
                 what = f"the weights became NaN/inf ({describe_bad(bad)})" if bad else f"the loss became {loss}"
                 last = latest_snapshot(Path(sp.snapshot_prefix)) if sp.snapshot_prefix else None
-                raise UserError(f"{name}: {what} at iteration {engine.iter} (lr {current_lr(sp, engine.iter):.3g}); "
+                raise Diverged(f"{name}: {what} at iteration {engine.iter} (lr {current_lr(sp, engine.iter):.3g}); "
                                 "lower base_lr in the solver, or check the data; last good snapshot: "
                                 f"{last or 'none yet'}")
             shown = smoothed.update(loss)

@@ -25,12 +25,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from google.protobuf import text_format
 
-from fcnkit.caffenet.pycaffe import build_info
+from fcnkit.caffenet.pycaffe import abort_reason, build_info
 from fcnkit.errors import UserError
 from fcnkit.io.caffe_schema import filter_net, load_prototxt, read_caffemodel, read_solverstate
-from fcnkit.io.lmdb_io import REBUILD, check_lmdb, decode_datum
+from fcnkit.io.lmdb_io import REBUILD, check_lmdb, decode_datum, read_lmdb
 
 # What Caffe 1.0's SGDSolver::GetLearningRate and its solver registry accept (anything else aborts).
 LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
@@ -153,6 +154,68 @@ def data_sources(net_path: str | os.PathLike, net) -> None:
         if sh1[1:] != sh2[1:]:
             raise UserError(f"{net_path}: Data layers {n1} and {n2} hold records of different sizes ({s1}: "
                             f"{sh1[1]}x{sh1[2]}, {s2}: {sh2[1]}x{sh2[2]}); rebuild them together with `prep lmdb`")
+    sources = {lay.top[0]: (lay.name, Path(lay.data_param.source)) for lay in net.layer
+               if lay.type == "Data" and lay.top}
+    if len(sources) > 1:
+        keys_in_step(net_path, list(sources.values()))
+    for lay in net.layer:
+        if lay.type == "SoftmaxWithLoss" and len(lay.bottom) > 1 and lay.bottom[1] in sources:
+            ignore = lay.loss_param.ignore_label if lay.loss_param.HasField("ignore_label") else None
+            classes = _classes(net, lay)
+            if classes:
+                label_values(net_path, lay.name, sources[lay.bottom[1]][1], classes, ignore)
+
+
+def _classes(net, loss) -> int | None:
+    """The number of score channels `loss` reads: num_output of the layer that makes its first bottom,
+    followed back through shape-keeping layers (Crop, ReLU in place, Dropout, ...)."""
+    layers = list(net.layer)
+    blob, j = loss.bottom[0], layers.index(loss)
+    while j > 0:
+        j -= 1
+        lay = layers[j]
+        if blob not in lay.top:
+            continue
+        if lay.type in ("Convolution", "Deconvolution"):
+            return lay.convolution_param.num_output
+        if lay.type == "InnerProduct":
+            return lay.inner_product_param.num_output
+        if not lay.bottom or lay.type in ("Concat", "Python"):
+            return None
+        blob = lay.bottom[0]
+    return None
+
+
+def keys_in_step(net_path, sources: list[tuple[str, Path]]) -> None:
+    """The Data layers of one net read their LMDBs side by side, record by record: the keys must be the
+    same, in the same order, or images are trained against another image's labels."""
+    (n1, s1), rest = sources[0], sources[1:]
+    for n2, s2 in rest:
+        for i, ((k1, _), (k2, _)) in enumerate(zip(read_lmdb(s1), read_lmdb(s2), strict=False)):
+            if bytes(k1) != bytes(k2):
+                a, b = (bytes(k).decode(errors="replace") for k in (k1, k2))
+                raise UserError(f"{net_path}: Data layers {n1} and {n2} read LMDBs whose keys differ (record {i}: "
+                                f"{a!r} in {s1}, {b!r} in {s2}), so images would meet other images' labels; rebuild "
+                                "them together with `prep lmdb`")
+
+
+def label_values(net_path, loss: str, source: Path, classes: int, ignore: int | None) -> None:
+    """Every label value in `source` is a class of the net (0 .. classes-1) or the loss's ignore_label: Caffe
+    indexes the score blob with it unchecked (a segfault, or silently wrong gradients)."""
+    allowed = np.zeros(256, bool)
+    allowed[:min(classes, 256)] = True
+    if ignore is not None and 0 <= ignore < 256:
+        allowed[ignore] = True
+    for key, value in read_lmdb(source):
+        arr, _ = decode_datum(bytes(value))
+        counts = np.bincount(arr.reshape(-1), minlength=256)
+        bad = np.flatnonzero((counts > 0) & ~allowed)
+        if bad.size:
+            ok = f"0..{classes - 1}" + (f" or {ignore}" if ignore is not None else "")
+            raise UserError(f"{source}: record {bytes(key).decode(errors='replace')!r} holds label value(s) "
+                            f"{', '.join(map(str, bad[:5]))}, but the net ({net_path}, loss {loss}) has {classes} "
+                            f"classes and ignore_label {ignore}: labels must be {ok}; rebuild the label LMDB "
+                            "(`prep masks` then `prep lmdb`)")
 
 
 def snapshot_folder(prefix: str) -> None:
@@ -199,7 +262,7 @@ def solverstate(path: str | os.PathLike, solver_type: str):
     return st
 
 
-_GLOG_FATAL = re.compile(r"^F\d{4} [\d:.]+\s+\d+ (\S+)\] (.*)$")
+_GLOG_FATAL_START = re.compile(r"^F\d{4} ")
 
 
 def probe(sp, *, weights: str | None, resume: str | None, gpu: int | None, vgg=None) -> None:
@@ -222,10 +285,7 @@ def probe(sp, *, weights: str | None, resume: str | None, gpu: int | None, vgg=N
     mine = [ln[len("probe-error: "):] for ln in lines if ln.startswith("probe-error: ")]
     if mine:
         raise UserError(mine[-1])
-    fatal = [m for m in map(_GLOG_FATAL.match, lines) if m]
-    if fatal:
-        where, msg = fatal[-1].groups()
-        raise UserError(f"Caffe refuses this solver ({where}: {msg}); fix the net or solver it names")
-    last = next((ln for ln in reversed(lines) if ln.strip() and not ln.startswith(("***", "    @"))), "")
-    why = f"exit status {r.returncode}" if r.returncode > 0 else f"signal {-r.returncode}"
-    raise UserError(f"Caffe could not build this solver ({why}: {last or 'no message'})")
+    if any(_GLOG_FATAL_START.match(ln) for ln in lines):
+        raise UserError(f"Caffe refuses this solver ({abort_reason(r.stderr, r.returncode)}); fix the net or solver "
+                        "it names")
+    raise UserError(f"Caffe could not build this solver ({abort_reason(r.stderr, r.returncode)})")

@@ -9,11 +9,14 @@ the name of one of the layer's bottoms is in-place; net outputs are the blobs no
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import keyword
+import os
 import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -117,19 +120,49 @@ def call_module(mod: nn.Module, spec: L.ModuleSpec, xs: list[torch.Tensor]):
     return list(out) if spec.multi_top else [out]
 
 
+def _load_plugin_file(path: Path):
+    """A --plugin given as a .py file: loaded from that file under its stem's name, which must not be the name
+    of any importable module (a file `onnx.py` would otherwise stand in for the real onnx)."""
+    name = path.stem
+    if not path.is_file():
+        raise UserError(f"--plugin {path}: no such file; give an existing .py file or an installed module name")
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise UserError(f"--plugin {path}: {name!r} is not a Python module name; rename the file")
+    loaded = sys.modules.get(name)
+    if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == path.resolve():
+        return loaded
+    if loaded is not None or importlib.util.find_spec(name) is not None:
+        raise UserError(f"--plugin {path}: its name {name!r} is already a module ({name} is importable here); "
+                        "rename the file so it cannot shadow it")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # model.py and the graph import it by this name
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
 def load_plugins(names) -> list:
-    """Import the --plugin modules (dotted names; the current directory is searched too)."""
+    """Import the --plugin modules. A plugin RUNS CODE: it is either an explicit .py file path (loaded from that
+    file; its name may not shadow an importable module) or an installed module's dotted name, imported with
+    the current sys.path. The working directory is never put on sys.path, so a file in it (onnx.py, json.py)
+    cannot stand in for a module the converter imports."""
     modules = []
     for name in names:
-        if not all(part.isidentifier() for part in name.split(".")):
-            raise UserError(f"--plugin {name!r} is not a Python module path (e.g. mypackage.caffe_layers)")
-        if "" not in sys.path:
-            sys.path.insert(0, "")
+        is_file = name.endswith(".py") or "/" in name or os.sep in name
+        if not is_file and not all(part.isidentifier() for part in name.split(".")):
+            raise UserError(f"--plugin {name!r} is neither a .py file nor a Python module path (e.g. "
+                            "mypackage.caffe_layers)")
         try:
-            modules.append(importlib.import_module(name))
+            modules.append(_load_plugin_file(Path(name)) if is_file else importlib.import_module(name))
+        except UserError:
+            raise
         except Exception as exc:  # the user's module: any import failure is bad input
-            raise UserError(f"--plugin {name}: cannot import it ({type(exc).__name__}: {exc}); put it on "
-                            "PYTHONPATH or in the current directory") from exc
+            raise UserError(f"--plugin {name}: cannot import it ({type(exc).__name__}: {exc}); give the path of "
+                            "its .py file, or install it (pip install -e, or PYTHONPATH)") from exc
     return modules
 
 

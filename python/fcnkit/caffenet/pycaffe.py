@@ -1,12 +1,19 @@
-"""Import pycaffe once, quietly, with a clear message when `make setup` has not been run."""
+"""Import pycaffe once, quietly, with a clear message when `make setup` has not been run; and check a deploy
+prototxt + caffemodel pair before pycaffe sees it (`check_net_files`), since Caffe aborts the whole process
+on a failed CHECK.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 from fcnkit.errors import UserError
+from fcnkit.io.caffe_schema import filter_net, load_prototxt, read_caffemodel, upgrade_net
 
 _caffe = None
 
@@ -45,3 +52,57 @@ def build_info() -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+# Layer types whose parameters a caffemodel carries; a deploy layer of these types that the caffemodel lacks
+# keeps its filler's random values in Caffe (silently).
+LEARNED = {"Convolution", "Deconvolution", "InnerProduct", "BatchNorm", "PReLU", "Embed", "Bias", "Scale", "LSTM",
+           "RNN", "BatchReNorm", "Normalize"}
+_GLOG_FATAL = re.compile(r"^F\d{4} [\d:.]+\s+\d+ (\S+)\] (.*)$")
+
+
+def abort_reason(stderr: str, returncode: int) -> str:
+    """What a Caffe process that failed said: its glog FATAL (CHECK) line, else its last line and status."""
+    lines = stderr.strip().splitlines()
+    fatal = [m for m in map(_GLOG_FATAL.match, lines) if m]
+    if fatal:
+        where, msg = fatal[-1].groups()
+        return f"{where}: {msg}"
+    last = next((ln for ln in reversed(lines) if ln.strip() and not ln.startswith(("***", "    @"))), "")
+    why = f"exit status {returncode}" if returncode > 0 else f"signal {-returncode}"
+    return f"{why}: {last or 'no message'}"
+
+
+def unfilled_layers(deploy: str | os.PathLike, caffemodel: str | os.PathLike) -> tuple[list[str], int]:
+    """(learned layers of the deploy net's TEST phase that the caffemodel has no blobs for, learned layers in
+    all), both files read with the project's schema; UserError for a file that does not parse."""
+    raw = load_prototxt(deploy, "deploy prototxt")
+    net, _ = upgrade_net(raw, str(deploy))
+    net = filter_net(net, "TEST")
+    model = read_caffemodel(caffemodel)
+    learned = [layer for layer in net.layer if layer.type in LEARNED
+               and not (layer.type in ("Scale", "Bias") and len(layer.bottom) > 1)]  # 2 bottoms: no parameters
+    missing = [layer.name for layer in learned
+               if layer.name not in model.layers or not model.layers[layer.name].blobs]
+    return missing, len(learned)
+
+
+def check_net_files(deploy: str | os.PathLike, caffemodel: str | os.PathLike) -> None:
+    """Everything pycaffe would CHECK (and abort on) when building `caffe.Net(deploy, TEST, weights=caffemodel)`:
+    both files parse with the project's schema, the caffemodel has weights for every learned layer (else
+    Caffe would run those layers on random filler values), and Caffe itself builds the net and copies the
+    weights in a throw-away child process. UserError naming the file and the fix otherwise."""
+    missing, n = unfilled_layers(deploy, caffemodel)
+    if missing:
+        some = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        raise UserError(f"{caffemodel}: no weights for {len(missing)} of the {n} learned layers of {deploy} ({some}); "
+                        "Caffe would leave them at random initial values: pass the caffemodel trained with this "
+                        "deploy net")
+    code = ("import sys; from fcnkit.caffenet.pycaffe import load_caffe; c = load_caffe(); "
+            "c.Net(sys.argv[1], c.TEST, weights=sys.argv[2])")
+    env = dict(os.environ, GLOG_minloglevel="2", GLOG_logtostderr="1")
+    r = subprocess.run([sys.executable, "-c", code, str(deploy), str(caffemodel)], capture_output=True, text=True,
+                       env=env)
+    if r.returncode != 0:
+        raise UserError(f"Caffe cannot build {deploy} with {caffemodel} ({abort_reason(r.stderr, r.returncode)}); "
+                        "fix the prototxt, or pass the caffemodel trained with it")

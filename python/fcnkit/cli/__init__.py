@@ -32,11 +32,19 @@ COMMANDS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """Every command's parser: a bad argument is one line `PROG: error: ... (see PROG --help)` and exit 2, as
+    every other bad input (argparse's own would print the usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def doc_parser(prog: str, doc: str, description: str | None = None):
     """An ArgumentParser whose description is the module doc's first line (after "`cmd ...`: ") and whose
     epilog is the rest of the doc, kept as written."""
     lines = doc.splitlines()
-    return argparse.ArgumentParser(prog=prog, description=description or lines[0].split(": ", 1)[-1],
+    return Parser(prog=prog, description=description or lines[0].split(": ", 1)[-1],
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="\n".join(lines[2:]))
 
@@ -56,6 +64,9 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
+        if not argv:
+            print("fcnkit: error: no command given; choose one of the commands above (fcnkit COMMAND --help)",
+                  file=sys.stderr)
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:

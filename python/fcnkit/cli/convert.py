@@ -14,6 +14,8 @@ import sys
 
 from fcnkit.caffenet.pycaffe import load_caffe
 from fcnkit.caffenet.registry import INPUT_TYPES, LAYERS, TRAINING_ONLY
+from fcnkit.cli import Parser
+from fcnkit.cli.args import number
 from fcnkit.convert.convert import convert
 from fcnkit.convert.tolerance import TOL
 from fcnkit.convert.verify import check_caffe_runs, verify
@@ -33,9 +35,12 @@ def _shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
 
 def _floats_arg(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.split(",")]
+        values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers like 104,117,123") from None
+        values = []
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected finite numbers like 104,117,123")
+    return values
 
 
 def _sizes_arg(text: str) -> list[tuple[int, int]]:
@@ -49,7 +54,7 @@ def _sizes_arg(text: str) -> list[tuple[int, int]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = Parser(
         prog="convert",
         description="Convert a Caffe net (deploy prototxt + caffemodel) to a standalone PyTorch model.py, "
                     "weights.safetensors and conversion.json. Needs no pycaffe (except --verify).",
@@ -65,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--mean", type=_floats_arg, metavar="B,G,R",
                     help="record this per-channel mean (the net's channel order) as its preprocessing, e.g. "
                          "FCN's 104.00699,116.66877,122.67892 (FCN's data layer is Python code)")
-    ap.add_argument("--scale", type=float, default=None, help="record this input scale (after the mean)")
+    ap.add_argument("--scale", type=number(above=0), default=None, help="record this input scale (after the mean)")
     ap.add_argument("--skip", action="append", default=[], metavar="LAYER",
                     help="leave this layer out (its tops must be unused), e.g. a Python metric layer")
     ap.add_argument("--class-name", help="name of the generated nn.Module class (default: from the net name)")
@@ -82,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--fp64", action="store_true",
                     help="--verify runs the converted module in float64, to tell converter errors from float32 "
                          "rounding (Caffe stays float32)")
-    ap.add_argument("--tol", type=float, default=TOL,
+    ap.add_argument("--tol", type=number(above=0), default=TOL,
                     help="--verify tolerance: max abs diff / max |Caffe blob| (default %(default)g)")
     ap.add_argument("--random", type=int, default=1, metavar="N",
                     help="random inputs per size for --verify, besides the sample photos (default 1)")
@@ -132,6 +137,11 @@ def main(argv=None) -> int:
                   verify_sizes=(args.sizes or [None]) if args.verify else (),
                   log=log)
     g = res.graph
+    for node in g.nodes:  # never silent: a Python layer the converter could not run is named
+        if node.kind == "skipped" and node.type == "Python" and node.name not in args.skip:
+            print(f"convert: note: Python layer '{node.name}' was left out (nothing in the net reads its tops, and "
+                  "no --plugin implements it); if an output of the net should come from it, pass --plugin; "
+                  f"--skip {node.name} says you meant to leave it out", file=sys.stderr, flush=True)
     n_params = sum(int(a) for a in _param_counts(res.info))
     log(f"wrote {res.out_dir}/model.py, weights.safetensors ({n_params:,} values), conversion.json "
         f"in {res.seconds:.1f} s: {len(g.modules())} modules, inputs "

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 
+from fcnkit.cli import Parser
+from fcnkit.cli.args import count, device
 from fcnkit.config.paths import DATA_DIR, in_project
 from fcnkit.config.stages import TINY_VARIANT
 from fcnkit.errors import UserError, cli_entry
@@ -36,7 +38,7 @@ DEFAULT_DATA = f"{DATA_DIR}/{TINY_VARIANT.name}/white"
 
 def build_parser() -> argparse.ArgumentParser:
     doc = __doc__.splitlines()
-    p = argparse.ArgumentParser(prog="evaluate", description=doc[0],
+    p = Parser(prog="evaluate", description=doc[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(doc[2:]))
     p.add_argument("data", nargs="?", default=None, help=f"dataset (default {DEFAULT_DATA})")
     p.add_argument("--split", default="val", help="LMDB split prefix (default val)")
@@ -45,13 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deploy", help="Caffe deploy prototxt (default: conversion.json's source)")
     p.add_argument("--caffemodel", help="Caffe weights (default: conversion.json's source)")
     p.add_argument("--backend", choices=["caffe", "torch", "both", "none"], default="both")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="torch device (default cpu)")
     p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
                    help="PyTorch arithmetic (default fp32); bf16/fp16 also run fp32 and report the agreement")
     p.add_argument("--baseline", action="store_true", help="add ExtractNet's classical baseline (§4.2)")
     p.add_argument("--postprocess", choices=POSTPROCESSING, default="none",
                    help="also report every method after ExtractNet's blur/threshold/opening")
-    p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--limit", type=count(1), help="evaluate only the first N images")
     p.add_argument("--json", help="write all figures (per image too) to this JSON file")
     p.add_argument("--report", help="write a Markdown + PNG report into this directory")
     return p

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from fcnkit.cli import Parser
 from fcnkit.errors import cli_entry
 from fcnkit.models.fcn.vgg16 import DEPLOY_URL, MODEL_URL, VGG_DIR, fetch_vgg16
 
 
 @cli_entry("fetch-vgg16")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="fetch-vgg16", description="Fetch VGG-16 ImageNet weights for FCN-32s.")
+    p = Parser(prog="fetch-vgg16", description="Fetch VGG-16 ImageNet weights for FCN-32s.")
     p.add_argument("--dest", type=Path, default=VGG_DIR)
     p.add_argument("--model-url", default=MODEL_URL)
     p.add_argument("--deploy-url", default=DEPLOY_URL)

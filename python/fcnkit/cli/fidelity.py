@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from fcnkit.apps.fidelity import report
+from fcnkit.cli import Parser
 from fcnkit.config.paths import project_root
 from fcnkit.errors import cli_entry
 
 
 @cli_entry("fidelity")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="fidelity", description="Paper-fidelity table: what the paper states, "
+    p = Parser(prog="fidelity", description="Paper-fidelity table: what the paper states, "
                                 "where it lives, expected and actual value; exit 0 only if every row passes.")
     p.add_argument("--root", type=Path, default=None, help="project root to check (default: this checkout)")
     a = p.parse_args(argv)

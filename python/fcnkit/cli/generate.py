@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from fcnkit.caffe.generate import write_all
+from fcnkit.cli import Parser
 from fcnkit.config.paths import project_root
 from fcnkit.errors import cli_entry
 
 
 @cli_entry("generate")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="fcnkit generate",
+    p = Parser(prog="fcnkit generate",
                                 description="Write prototxt/ and solvers/ from python/fcnkit/caffe/nets.py and "
                                             "python/fcnkit/config/; --check exits 1 if a committed file differs.")
     p.add_argument("--root", type=Path, default=None, help="project root (default: this checkout)")

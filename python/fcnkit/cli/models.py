@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from fcnkit import models
-from fcnkit.errors import cli_entry
+from fcnkit.cli import Parser
+from fcnkit.errors import UserError, cli_entry
 
 
 def describe(spec) -> dict:
@@ -22,11 +22,14 @@ def describe(spec) -> dict:
 
 @cli_entry("models")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="fcnkit models", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    p = Parser(prog="fcnkit models", description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument("--family", help="only this family")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     a = p.parse_args(argv)
 
+    families = sorted({s.family for s in models.registered().values()})
+    if a.family is not None and a.family not in families:
+        raise UserError(f"--family {a.family!r} is not a family; choose one of {', '.join(families)}")
     rows = [describe(s) for s in models.registered().values() if a.family in (None, s.family)]
     if a.json:
         print(json.dumps(rows, indent=1))

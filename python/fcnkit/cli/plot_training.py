@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from fcnkit.cli import Parser
 from fcnkit.errors import cli_entry
 from fcnkit.evaluation import curves
 
@@ -11,7 +12,7 @@ from fcnkit.evaluation import curves
 @cli_entry("plot_training")
 def main(argv=None) -> int:
     doc = curves.__doc__.splitlines()
-    p = argparse.ArgumentParser(prog="plot_training", description=doc[0],
+    p = Parser(prog="plot_training", description=doc[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(doc[2:]))
     p.add_argument("logs", nargs="+", help="log files in stage order; NAME=LOG names a stage")
     p.add_argument("-o", "--out", default="training", help="output prefix: OUT.csv and OUT.png (default training)")

@@ -15,8 +15,8 @@
     prep real     ../shared/realdata --out data/real_prepared [--only SET...] [--limit N]   (all of the above)
 
 Bad inputs are skipped with their reason in the step's manifest; the exit status is 2 when nothing
-usable remains (or, with --strict, when anything was skipped), 130 when interrupted. Outputs appear
-only when complete.
+usable remains (or, with --strict, when anything was skipped), 130 / 143 when interrupted (Ctrl-C /
+SIGTERM). Outputs appear only when complete.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import inspect
 from collections.abc import Callable
 from pathlib import Path
 
+from fcnkit.cli import Parser
+from fcnkit.cli.args import count, number
 from fcnkit.config.paper import IMAGE_SIZE
 from fcnkit.errors import UserError, cli_entry
 from fcnkit.prep import common
@@ -149,8 +151,8 @@ def _sample_args(p):
     p.add_argument("--n-composite", type=int, default=default(build_sample_dataset, "n_composite"),
                    help="composites (default %(default)s)")
     size = default(build_sample_dataset, "size")
-    p.add_argument("--size", type=int, default=size, help=f"image side in the LMDBs (paper: {size})")
-    p.add_argument("--seed", type=int, default=default(build_sample_dataset, "seed"))
+    p.add_argument("--size", type=count(1, 4096), default=size, help=f"image side in the LMDBs (paper: {size})")
+    p.add_argument("--seed", type=count(0, 2**32 - 1), default=default(build_sample_dataset, "seed"))
     p.add_argument("--val-fraction", type=float, default=default(build_sample_dataset, "val_fraction"))
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--quiet", action="store_true")
@@ -192,9 +194,9 @@ def _composite_args(p):
     p.add_argument("--images", help="objects as IMAGES/x.* with MASKS/x.png instead of a prep folder")
     p.add_argument("--masks")
     p.add_argument("--out", required=True, help="output folder: images/, masks/, manifest.jsonl, preview.png")
-    p.add_argument("--size", type=int, default=default(CompositeOptions, "size"),
+    p.add_argument("--size", type=count(1, 4096), default=default(CompositeOptions, "size"),
                    help="composite side (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="same seed -> byte-identical composites")
+    p.add_argument("--seed", type=count(0, 2**32 - 1), default=0, help="same seed -> byte-identical composites")
     _add_composite_options(p, n_default=None)
     p.add_argument("--no-preview", action="store_true")
     _add_common(p)
@@ -223,9 +225,9 @@ def _lmdb_args(p):
                    help="a folder whose pairs form the val split as given (then SOURCES are all train)")
     p.add_argument("--out", required=True, help="writes {train,val}_{image,label}_lmdb and manifest.json here")
     size = default(build_lmdbs, "size")
-    p.add_argument("--size", type=int, default=size, help=f"S: records are 3xSxS / 1xSxS (paper: {size})")
+    p.add_argument("--size", type=count(1, 4096), default=size, help=f"S: records are 3xSxS / 1xSxS (paper: {size})")
     p.add_argument("--val-fraction", type=float, default=default(build_lmdbs, "val_fraction"))
-    p.add_argument("--seed", type=int, default=default(build_lmdbs, "seed"),
+    p.add_argument("--seed", type=count(0, 2**32 - 1), default=default(build_lmdbs, "seed"),
                    help="seed of the shuffle that splits train/val")
     p.add_argument("--fit", choices=("stretch", "pad"), default=default(build_lmdbs, "fit"),
                    help="non-square images: stretch (as Caffe's convert_imageset) or pad with white")
@@ -290,13 +292,13 @@ def _coco_args(p):
     p.add_argument("annotations", help="instances_train2014.json or instances_val2014.json")
     p.add_argument("images", help="the folder of its images (e.g. data/coco/train2014)")
     p.add_argument("--out", required=True, help="output folder: photos, masks/, manifest.jsonl [, lmdb/]")
-    p.add_argument("--size", type=int, default=default(run_coco, "size"),
+    p.add_argument("--size", type=count(1, 4096), default=default(run_coco, "size"),
                    help="square side of the outputs (default %(default)s)")
-    p.add_argument("--limit", type=int, help="only the first N images (by id)")
+    p.add_argument("--limit", type=count(1), help="only the first N images (by id)")
     p.add_argument("--lmdb", action="store_true", help="also write train/val LMDB pairs in OUT/lmdb")
-    p.add_argument("--val-fraction", type=float, default=default(run_coco, "val_fraction"),
+    p.add_argument("--val-fraction", type=number(0, 1), default=default(run_coco, "val_fraction"),
                    help="LMDB val share (default %(default)s)")
-    p.add_argument("--seed", type=int, default=default(run_coco, "seed"))
+    p.add_argument("--seed", type=count(0, 2**32 - 1), default=default(run_coco, "seed"))
     p.add_argument("--force", action="store_true", help="replace an existing output folder not made by prep")
     p.add_argument("--quiet", action="store_true")
 
@@ -318,8 +320,8 @@ def _counts(info: dict) -> str:
 def _ingest_args(p):
     p.add_argument("input", help="folder of your product photos on white")
     p.add_argument("--out", required=True, help="dataset root (white/ and composite/ as `prep sample`)")
-    p.add_argument("--size", type=int, default=default(ingest_folder, "size"))
-    p.add_argument("--seed", type=int, default=default(ingest_folder, "seed"))
+    p.add_argument("--size", type=count(1, 4096), default=default(ingest_folder, "size"))
+    p.add_argument("--seed", type=count(0, 2**32 - 1), default=default(ingest_folder, "seed"))
     p.add_argument("--val-fraction", type=float, default=default(ingest_folder, "val_fraction"))
     p.add_argument("--test-fraction", type=float, default=default(ingest_folder, "test_fraction"),
                    help="hold out this share of the photos as a test split (white and composite over test "
@@ -421,7 +423,7 @@ def _real(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="prep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(prog="prep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="step", required=True, metavar="STEP")
     for name, (help_line, arguments, _) in STEPS.items():
         arguments(sub.add_parser(name, help=help_line))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fcnkit.apps.refine import refine_dataset, refine_file
 from fcnkit.cli import doc_parser
+from fcnkit.cli.args import count, device
 from fcnkit.errors import UserError, cli_entry
 
 
@@ -38,15 +39,15 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", action="store_true", help="every val image, box = its true mask's bounding box")
     p.add_argument("--model", help="a trained patchcnn checkpoint (default: train on the image itself)")
     p.add_argument("--out", default="refined", help="output folder (default refined/)")
-    p.add_argument("--step", type=int, help="apply every STEP pixels (default 4; 1 = densest, smoothest)")
-    p.add_argument("--steps", type=int, default=300, help="training steps per image (default 300)")
-    p.add_argument("--batch", type=int, default=128, help="patches per training step (default 128)")
-    p.add_argument("--relabel", type=int, default=0, help="relabelling rounds (default 0)")
+    p.add_argument("--step", type=count(1, 32), help="apply every STEP pixels (default 4; 1 = densest, smoothest)")
+    p.add_argument("--steps", type=count(0, 1_000_000), default=300, help="training steps per image (default 300)")
+    p.add_argument("--batch", type=count(1, 100_000), default=128, help="patches per training step (default 128)")
+    p.add_argument("--relabel", type=count(0, 100), default=0, help="relabelling rounds (default 0)")
     p.add_argument("--largest", action="store_true", help="keep the largest connected component")
     p.add_argument("--no-clip", action="store_true", help="do not clip the mask to the box")
-    p.add_argument("--limit", type=int, help="dataset mode: first N images")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--limit", type=count(1), help="dataset mode: first N images")
+    p.add_argument("--seed", type=count(0, 2**32 - 1), default=0)
+    p.add_argument("--device", type=device, default="cpu")
     a = p.parse_args(argv)
 
     opts = {"step": a.step, "relabel": a.relabel, "largest": a.largest, "clip": not a.no_clip, "seed": a.seed,
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
               f"Hausdorff {s['hausdorff_mean']:.1f} ± {s['hausdorff_std']:.1f} px, fg IoU {s['iou'][1]:.4f}; "
               f"boxes alone: Jaccard {r['box_jaccard']:.2f} %; masks in {a.out}")
         return 0
-    r = refine_file(a.input, parse_box(a.box) if a.box else None, Path(a.out), model=a.model, **opts)
+    r = refine_file(a.input, parse_box(a.box) if a.box is not None else None, Path(a.out), model=a.model, **opts)
     print(f"refine: {a.input}: {r['foreground']:.1%} of the {'box' if a.box else 'image'} kept; wrote {r['mask']} "
           f"and {r['cutout']}")
     return 0

@@ -6,10 +6,12 @@ picks one, --format png|webp|jpeg the file type, --bgcolor r,g,b[,a] puts the ob
 of transparency (JPEG has no alpha: white unless given), --crop cuts to the subject's box plus --margin
 pixels. `-` as INPUT reads one image from stdin; `-o -` writes the one picture to stdout (default: the
 cut-out). A folder means the images in it; with -r also in its sub-folders, mirrored under OUT.
---skip-existing leaves images whose outputs exist alone, so an interrupted run can be resumed. --shard I/N
-takes only shard I (0-based) of N of the inputs, split by a hash of each output name: a folder of millions
-of images runs as N independent jobs (e.g. a SLURM array: --shard $SLURM_ARRAY_TASK_ID/N; a Kubernetes
-indexed job: --shard $JOB_COMPLETION_INDEX/N), each resumable with --skip-existing.
+--skip-existing leaves images whose outputs exist alone, so an interrupted run can be resumed. An output
+file that already exists and was not written by this run is never replaced without --overwrite (the image
+is skipped with one line), and no output ever replaces an input of the same run, --overwrite or not.
+--shard I/N takes only shard I (0-based) of N of the inputs, split by a hash of each output name: a folder
+of millions of images runs as N independent jobs (e.g. a SLURM array: --shard $SLURM_ARRAY_TASK_ID/N; a
+Kubernetes indexed job: --shard $JOB_COMPLETION_INDEX/N), each resumable with --skip-existing.
 
 --json prints one JSON line per image to stdout (size, model, foreground share, bounding box, share of
 uncertain pixels, empty / whole-frame flags and whether to review it; --json-out FILE writes the same as a
@@ -26,7 +28,7 @@ Input: any format and size the data tools read (fcnkit.io.images: EXIF orientati
 palette, alpha, a pixel-count limit against decompression bombs). Transparent areas are flattened onto
 white for the net and stay transparent in the cut-out. Unreadable files are reported in one line each and
 skipped; the exit status is then 1. Outputs are written atomically (temp name, fsync, rename): Ctrl-C
-(exit 130), a kill or a full disk never leave a truncated file; a write that fails stops with exit 2.
+(exit 130; SIGTERM 143), a kill or a full disk never leave a truncated file; a write that fails stops with exit 2.
 """
 
 from __future__ import annotations
@@ -53,23 +55,12 @@ from fcnkit.apps.remove_bg import (
     select_shard,
     stdout_is_terminal,
 )
+from fcnkit.cli import Parser
+from fcnkit.cli.args import count, device
 from fcnkit.errors import UserError, cli_entry
 from fcnkit.inference.backends import PRECISIONS
 from fcnkit.io.atomic import write_text_atomic
 from fcnkit.io.images import DEFAULT_MAX_PIXELS
-
-
-def count(minimum: int):
-    """argparse type: an integer >= minimum, with a message naming the bound."""
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if v < minimum:
-            raise argparse.ArgumentTypeError(f"{v} is below the smallest allowed value, {minimum}")
-        return v
-    return parse
 
 
 def shard(text: str) -> tuple[int, int]:
@@ -88,7 +79,7 @@ def bgcolor(text: str):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="remove-bg", description=__doc__.splitlines()[0],
+    p = Parser(prog="remove-bg", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("images", nargs="+", help="image files, folders of images, or - for stdin")
@@ -102,6 +93,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=count(0), default=0, help="pixels kept around the subject with --crop")
     p.add_argument("-r", "--recursive", action="store_true", help="also images in sub-folders of folder inputs")
     p.add_argument("--skip-existing", action="store_true", help="skip images whose output files all exist")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace output files that already exist (never an input of this run)")
     p.add_argument("--json", action="store_true", help="print one JSON line of metadata per image to stdout")
     p.add_argument("--json-out", type=Path, help="write the metadata of all images to this JSON file")
     p.add_argument("--model", help="a registered model name (`fcnkit models`), a converted model folder, "
@@ -109,7 +102,7 @@ def parser() -> argparse.ArgumentParser:
                                    "`make demo` trained)")
     p.add_argument("--backend", choices=["auto", "torch", "caffe"], default="auto",
                    help="auto (default): PyTorch when the model has a PyTorch form, else Caffe")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="torch device (default cpu)")
     p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
                    help="PyTorch arithmetic: fp32 (default), bf16 (faster on CPUs with AMX/AVX-512-BF16), "
                         "fp16 (CUDA)")
@@ -140,8 +133,9 @@ def check_args(a) -> None:
             raise UserError("-o - writes one picture: choose --output mask or --output cutout")
         if a.json:
             raise UserError("-o - puts the picture on stdout; write the metadata with --json-out FILE instead")
-        if a.skip_existing:
-            raise UserError("--skip-existing needs an output folder, not -o -")
+        if a.skip_existing or a.overwrite:
+            raise UserError(f"{'--skip-existing' if a.skip_existing else '--overwrite'} needs an output folder, "
+                            "not -o -")
         if stdout_is_terminal():
             raise UserError("-o - would print image bytes to the terminal; redirect stdout to a file or a pipe")
     if a.json_out is not None:
@@ -164,6 +158,9 @@ def main(argv=None) -> int:
         total = len(items)
         items = select_shard(items, *a.shard)
         print(f"remove-bg: shard {a.shard[0]}/{a.shard[1]}: {len(items)} of {total} image(s)", file=sys.stderr)
+    if a.json_out is not None and os.path.realpath(a.json_out) in {os.path.realpath(it.source) for it in items
+                                                                   if it.source != STDIO}:
+        raise UserError(f"--json-out {a.json_out}: is an input of this run; name another file")
     kinds = KINDS[a.output or ("cutout" if a.out == STDIO else "both")]
     out = None if a.out is None else (Path(a.out) if a.out != STDIO else Path(STDIO))
     if out is not None and a.out != STDIO:
@@ -179,7 +176,8 @@ def main(argv=None) -> int:
     tally = Tally()
     try:
         remove_bg(items, out, predictor, look=look, kinds=kinds, postprocess=a.postprocess,
-                  batch_size=a.batch_size, skip_existing=a.skip_existing, max_pixels=a.max_pixels,
+                  batch_size=a.batch_size, skip_existing=a.skip_existing, overwrite=a.overwrite,
+                  max_pixels=a.max_pixels,
                   on_result=emit, tally=tally)
         if data_on_stdout:
             sys.stdout.flush()
@@ -201,8 +199,9 @@ def main(argv=None) -> int:
     n = len(tally.done)
     rate = f", {n / tally.seconds:.2f} img/s" if n and tally.seconds > 0 else ""
     where = {None: "metadata only", STDIO: "stdout"}.get(a.out, a.out)
-    notes = "".join(f"; {len(v)} {what}" for v, what in ((tally.skipped, "already done, skipped"),
-                                                          (tally.failed, "unreadable, skipped")) if v)
+    notes = "".join(f"; {len(v)} {what}" for v, what in (
+        (tally.skipped, "already done, skipped"), (tally.kept, "skipped: output exists (--overwrite replaces it)"),
+        (tally.failed, "unreadable or an input as output, skipped")) if v)
     review = sum(r["review"] for r in tally.done)
     notes += f"; {review} to review (empty, whole-frame or uncertain mask)" if review else ""
     say(f"remove-bg: {n} image(s) -> {where} ({predictor.label}, {predictor.name}, {tally.seconds:.1f}s{rate}){notes}")

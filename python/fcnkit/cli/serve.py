@@ -22,27 +22,30 @@ from fcnkit.apps.serve import (
     DEFAULT_MAX_QUEUE,
     DEFAULT_MAX_SIDE,
     DEFAULT_PORT,
+    DEFAULT_READ_TIMEOUT,
     DEFAULT_WORKERS,
     ServeConfig,
     run_server,
 )
-from fcnkit.cli.remove_bg import count
+from fcnkit.cli import Parser
+from fcnkit.cli.args import count, device, number
 from fcnkit.errors import cli_entry
 from fcnkit.inference.backends import PRECISIONS
 
 
 @cli_entry("serve")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="fcnkit serve", description=__doc__.splitlines()[0],
+    p = Parser(prog="fcnkit serve", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
-    p.add_argument("--port", type=count(0), default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}; 0 = any free port")
+    p.add_argument("--port", type=count(0, 65535), default=DEFAULT_PORT,
+                   help=f"default {DEFAULT_PORT}; 0 = any free port")
     p.add_argument("--model", action="append", metavar="REF",
                    help="a model to offer (repeatable): registered name, converted folder, "
                         "DEPLOY.prototxt:MODEL.caffemodel or checkpoint; default: every trained model found")
     p.add_argument("--backend", choices=["auto", "torch", "caffe"], default="auto")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="torch device (default cpu)")
     p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
                    help="PyTorch arithmetic: fp32 (default), bf16, fp16 (CUDA)")
     p.add_argument("--workers", type=count(1), default=DEFAULT_WORKERS,
@@ -55,8 +58,11 @@ def main(argv=None) -> int:
                    help=f"largest image in pixels, checked before decoding (default {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--max-side", type=count(0), default=DEFAULT_MAX_SIDE,
                    help=f"score larger images downscaled to this side (default {DEFAULT_MAX_SIDE}; 0 = never)")
+    p.add_argument("--read-timeout", type=number(above=0, high=3600), default=DEFAULT_READ_TIMEOUT,
+                   help=f"seconds a request's whole body may take to arrive (default {DEFAULT_READ_TIMEOUT:g}); "
+                        "slower ones get 408")
     a = p.parse_args(argv)
     cfg = ServeConfig(host=a.host, port=a.port, models=a.model, backend=a.backend, device=a.device,
                       precision=a.precision, workers=a.workers, max_queue=a.max_queue, max_bytes=a.max_bytes,
-                      max_pixels=a.max_pixels, max_side=a.max_side)
+                      max_pixels=a.max_pixels, max_side=a.max_side, read_timeout=a.read_timeout)
     return run_server(cfg, log=lambda m: print(m, flush=True))

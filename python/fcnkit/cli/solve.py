@@ -7,12 +7,14 @@ import signal
 import sys
 
 from fcnkit.caffe.solve import run_solver
+from fcnkit.cli import Parser
+from fcnkit.cli.args import count, device
 from fcnkit.config.stages import ENGINES
 from fcnkit.errors import UserError, cli_entry
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="solve", description="Run a Caffe solver prototxt, in real Caffe (default) or "
+    p = Parser(prog="solve", description="Run a Caffe solver prototxt, in real Caffe (default) or "
                                 "in PyTorch with Caffe's exact update rule (--engine torch).")
     p.add_argument("solver", help="solver prototxt, e.g. solvers/fcn8s.prototxt")
     p.add_argument("--engine", choices=ENGINES, default=ENGINES[0],
@@ -24,9 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run on GPU N (torch engine: cuda:N); several (0,1): Caffe's multi-GPU solver (the CUDA "
                      "build); the torch engine takes several GPUs under torchrun")
     dev.add_argument("--cpu", action="store_true", help="run on the CPU (default)")
-    dev.add_argument("--device", help="torch engine: cpu (default), cuda or cuda:N")
-    p.add_argument("--max-iter", type=int, help="stop after this many iterations (smoke runs)")
-    p.add_argument("--val-iter", type=int, help="validation batches per check (default: solver test_iter)")
+    dev.add_argument("--device", type=device, help="torch engine: cpu (default), cuda or cuda:N")
+    p.add_argument("--max-iter", type=count(1), help="stop after this many iterations (smoke runs)")
+    p.add_argument("--val-iter", type=count(0), help="validation batches per check (default: solver test_iter)")
     return p
 
 

@@ -7,15 +7,18 @@ layout, is the validation set). Default: data/tiny/white (the embedded sample se
 The checkpoint is OUT (default weights/native/MODEL.safetensors) with its sidecar OUT.json, the resume
 state OUT.resume.pt and the per-epoch log OUT.csv (`plot-training OUT.csv`). `--set key=value` changes a
 model setting (`fcnkit models --family F` lists them), e.g. `--set activation=prelu --set batch_norm=false`.
-Ctrl-C or SIGTERM saves the checkpoint of the moment and exits with status 130; `--resume` continues it.
+Ctrl-C or SIGTERM saves the checkpoint of the moment and exits with status 130 (Ctrl-C) or 143 (SIGTERM);
+`--resume` continues it.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 from fcnkit.cli import doc_parser
+from fcnkit.cli.args import count, device, number
 from fcnkit.config.paths import DATA_DIR, in_project
 from fcnkit.errors import UserError, cli_entry
 from fcnkit.training.trainer import TrainingInterrupted, train
@@ -44,13 +47,13 @@ def main(argv=None) -> int:
     p.add_argument("--val", help="validation photos + masks (for a photo-folder DATA)")
     p.add_argument("--masks", help="mask folder of a photo-folder DATA (default DATA/masks)")
     p.add_argument("--out", help="checkpoint path (default weights/native/MODEL.safetensors)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--size", type=int, help="resize training images to SIZE x SIZE on load")
-    p.add_argument("--limit", type=int, help="use only the first N images of each split")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--epochs", type=count(1, 100_000))
+    p.add_argument("--batch-size", type=count(1, 100_000))
+    p.add_argument("--lr", type=number(above=0, high=10))
+    p.add_argument("--size", type=count(16, 4096), help="resize training images to SIZE x SIZE on load")
+    p.add_argument("--limit", type=count(1), help="use only the first N images of each split")
+    p.add_argument("--seed", type=count(0, 2**32 - 1), default=0)
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--weights-dir", help="folder holding the pretrained release (default weights/<release>)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model setting")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
@@ -63,8 +66,9 @@ def main(argv=None) -> int:
                   limit=a.limit, config=parse_set(a.set), weights_dir=a.weights_dir, masks=a.masks,
                   progress=False if a.quiet else None)
     except TrainingInterrupted as exc:
-        print(f"train: {exc}", file=sys.stderr)
-        return 130
+        print(f"train: interrupted ({'SIGTERM' if exc.signum == signal.SIGTERM else 'Ctrl-C'}); {exc}",
+              file=sys.stderr)
+        return 128 + int(exc.signum)
     m = r["metrics"]
     if r["checkpoint"] is None:  # a torchrun rank other than 0: rank 0 reports
         return 0

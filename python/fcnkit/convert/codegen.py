@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import ast
 import inspect
+import keyword
 import math
 import re
 import textwrap
@@ -13,6 +13,7 @@ import numpy as np
 from fcnkit.caffenet import modules
 from fcnkit.caffenet.converters.python_layer import plugin_alias
 from fcnkit.caffenet.graph import Graph, Node, onnx_part
+from fcnkit.caffenet.model_folder import audit_generated
 
 _CONV = re.compile(r"(nn\.Conv(Transpose)?[123]d|Conv2dGemm)$")
 
@@ -39,6 +40,13 @@ def lit(v) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(lit(x) for x in v) + "]"
     raise TypeError(f"cannot render {v!r}")
+
+
+def text(v) -> str:
+    """Any name or path from the input files, safe to put in a comment or a docstring of generated source:
+    one line (newlines and every other control or non-ASCII character escaped, backslashes doubled) with no
+    double quote, so no Caffe name can end a docstring or a comment and become code."""
+    return str(v).encode("unicode_escape").decode("ascii").replace('"', r"\x22")
 
 
 def constructor(node: Node) -> str:
@@ -83,7 +91,7 @@ def _forward_body(graph: Graph, nodes: list[Node], outs: list[str]) -> list[str]
         if n.kind == "input":
             continue
         if n.kind == "skipped":
-            fwd.append(f"        # {n.name} ({n.type}) not converted: {'; '.join(n.notes)}")
+            fwd.append(f"        # {text(n.name)} ({text(n.type)}) not converted: {text('; '.join(n.notes))}")
             continue
         ins = [v[b] for b in n.bottoms]
         if n.spec.call == "list":
@@ -91,7 +99,7 @@ def _forward_body(graph: Graph, nodes: list[Node], outs: list[str]) -> list[str]
         else:
             call_args = ", ".join(ins)
         lhs = ", ".join(v[t] for t in n.tops)
-        comment = f"  # {n.type}" + (f' "{n.name}"' if n.module != n.name else "")
+        comment = _comment(n)
         if n.spec.multi_top and len(n.tops) == 1:
             lhs = f"{lhs} = self.{n.module}({call_args})[0]"
             fwd.append(f"        {lhs}{comment}")
@@ -101,10 +109,15 @@ def _forward_body(graph: Graph, nodes: list[Node], outs: list[str]) -> list[str]
     return fwd
 
 
+def _comment(n: Node) -> str:
+    """`  # Type "caffe name"` after a line of generated code (the name only where the module was renamed)."""
+    return f"  # {text(n.type)}" + (f' "{text(n.name)}"' if n.module != n.name else "")
+
+
 def class_name(net_name: str) -> str:
     words = re.findall(r"[A-Za-z0-9]+", net_name or "")
     name = "".join(w[:1].upper() + w[1:] for w in words)
-    if not name or name[0].isdigit():
+    if not name or name[0].isdigit() or keyword.iskeyword(name):
         name = "CaffeNet" + name
     return name
 
@@ -129,7 +142,7 @@ def render(graph: Graph, *, prototxt: str, caffemodel: str, preprocessing_lines:
     # ----------------------------------------------------------------------------- __init__
     init = []
     for n in graph.modules():
-        comment = f"  # {n.type}" + (f' "{n.name}"' if n.module != n.name else "")
+        comment = _comment(n)
         init.append(f"        self.{n.module} = {constructor(n)}{comment}")
 
     # ------------------------------------------------------------------------------ forward
@@ -140,26 +153,26 @@ def render(graph: Graph, *, prototxt: str, caffemodel: str, preprocessing_lines:
     onnx_method = ""
     kept, onnx_outs, left_out = onnx_part(graph)
     if left_out and onnx_outs:  # nothing to return: no forward_onnx (model.onnx is not written either)
-        names = ", ".join(f'"{n.name}"' for n in left_out)
+        names = ", ".join(f'"{text(n.name)}"' for n in left_out)
         onnx_method = (f"\n\n    def forward_onnx(self, {args}) -> {_ret_type(onnx_outs)}:\n"
                        f'        """forward() without the data-dependent post-processing ({names}): returns the '
-                       f'blobs\n        {", ".join(onnx_outs)}. model.onnx is exported from this method."""\n'
+                       f'blobs\n        {text(", ".join(onnx_outs))}. model.onnx is exported from this method."""\n'
                        + "\n".join(_forward_body(graph, kept, onnx_outs)))
 
     input_doc = "\n".join(f"    {i.var}: {_shape(i.shape)} float32" +
-                          (f' (Caffe blob "{i.blob}")' if i.var != i.blob else "") for i in graph.inputs)
+                          (f' (Caffe blob "{text(i.blob)}")' if i.var != i.blob else "") for i in graph.inputs)
     output_doc = "\n".join(f"    {v[o]}: {_shape(graph.blob_shapes[o])}" +
-                           (f' (Caffe blob "{o}")' if v[o] != o else "") for o in outs)
-    pre_doc = "\n".join(textwrap.fill(line, 104, initial_indent="    ", subsequent_indent="      ")
+                           (f' (Caffe blob "{text(o)}")' if v[o] != o else "") for o in outs)
+    pre_doc = "\n".join(textwrap.fill(text(line), 104, initial_indent="    ", subsequent_indent="      ")
                         for line in preprocessing_lines) or "    none recorded"
     input_shapes = "{" + ", ".join(f"{i.var!r}: {_shape(i.shape)}" for i in graph.inputs) + "}"
     output_names = "(" + ", ".join(repr(v[o]) for o in outs) + ("," if len(outs) == 1 else "") + ")"
     call_example = ", ".join(i.var for i in graph.inputs)
 
-    src = f'''"""{graph.name or "Caffe net"}, converted from Caffe by fcnkit convert (caffe2torch).
+    src = f'''"""{text(graph.name or "Caffe net")}, converted from Caffe by fcnkit convert (caffe2torch).
 
-Source prototxt:   {prototxt}
-Source caffemodel: {caffemodel}
+Source prototxt:   {text(prototxt)}
+Source caffemodel: {text(caffemodel)}
 
 `{cls_name}` has one submodule per Caffe layer, named after it (conversion.json lists the few that had
 to be renamed), and its forward() follows the Caffe net layer by layer, in-place layers included.
@@ -297,5 +310,7 @@ if __name__ == "__main__":
     for out_name, out in zip(OUTPUT_NAMES, result):
         print(out_name, tuple(out.shape))
 '''
-    ast.parse(src)  # a generator bug must not produce a file that does not even parse
+    # parsed and audited before anything imports it: a generator bug (or a name that escaped the quoting) must
+    # not produce a file that does not parse or that does more than build and run the layers
+    audit_generated(src, "model.py", cls_name)
     return src

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import keyword
 import os
 import shutil
 import sys
@@ -133,15 +134,17 @@ def preprocessing_lines(pre: dict) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ checks
-def scriptability(model_py: Path, graph: Graph, check_export: bool) -> dict:
+def scriptability(model_py: Path, graph: Graph, check_export: bool, class_name: str) -> dict:
     """Does torch.jit.script (and optionally torch.export) accept the generated module? Weights are not
     needed for that, so the net is built on the meta device."""
     result: dict = {}
     try:
-        module = load_generated(model_py)
+        module = load_generated(model_py, class_name=class_name)
         cls = module.Net
         with torch.device("meta"):
             net = cls().eval()
+    except UserError:  # the audit refused the file: a converter bug that must not pass as a note
+        raise
     except Exception as exc:  # a generator bug; reported in conversion.json rather than hidden
         return {"torch.jit.script": f"not checked: model.py failed to load: {exc}"}
     try:
@@ -223,8 +226,8 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
     if mean is not None or scale is not None:
         pre = manual_preprocessing(pre, mean, scale, graph)
     cls = class_name or codegen.class_name(raw.name)
-    if not cls.isidentifier():
-        raise UserError(f"--class-name {cls!r} is not a Python identifier")
+    if not cls.isidentifier() or keyword.iskeyword(cls):
+        raise UserError(f"--class-name {cls!r} is not a Python identifier (letters, digits, _; not a keyword)")
     try:
         source = codegen.render(graph, prototxt=str(prototxt), caffemodel=str(caffemodel),
                                 preprocessing_lines=preprocessing_lines(pre), cls_name=cls)
@@ -305,7 +308,7 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike, out_dir:
         write_safetensors(tensors, tmp / WEIGHTS_FILE,
                           {"format": "pt", "source": caffemodel.name, "converter": "fcnkit convert"})
         del tensors
-        info["scriptability"] = scriptability(tmp / MODEL_FILE, graph, check_export)
+        info["scriptability"] = scriptability(tmp / MODEL_FILE, graph, check_export, cls)
         if onnx:
             info["onnx"] = export_onnx(tmp, graph, opset, log=log, pre=pre)
         info["seconds"] = round(time.perf_counter() - t0, 3)

@@ -69,7 +69,13 @@ def load_samples(data: str | Path, *, split: str = "val", masks: str | Path | No
         raise UserError(f"{data}: neither an LMDB dataset ({split}_image_lmdb) nor a photo folder with "
                         f"{mask_dir}; pass --masks DIR")
     by_stem = {p.stem: p for p in mask_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS}
-    for p in sorted(q for q in data.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTS):
+    photos = sorted(q for q in data.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTS)
+    unmasked = [p.name for p in photos if p.stem not in by_stem]
+    if unmasked and len(unmasked) < len(photos):  # never silently: say how many are not scored
+        some = ", ".join(unmasked[:3]) + (", ..." if len(unmasked) > 3 else "")
+        print(f"evaluate: note: {len(unmasked)} of {len(photos)} photos in {data} have no mask of the same stem "
+              f"in {mask_dir} ({some}); they are left out of every score", file=sys.stderr)
+    for p in photos:
         if p.stem not in by_stem:
             continue
         try:

@@ -82,7 +82,10 @@ def parse_csv(text: str) -> list[dict]:
 def load_stages(specs: list[str]) -> list[tuple[str, list[dict]]]:
     out = []
     for spec in specs:
-        name, _, path = spec.rpartition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
+        named = "=" in spec and not Path(spec).exists()
+        name, _, path = spec.rpartition("=") if named else ("", "", spec)
+        if named and not name.strip():
+            raise UserError(f"{spec!r}: the stage name before '=' is empty; give NAME=LOG, or the log alone")
         p = Path(path)
         if not p.is_file():
             raise UserError(f"{p}: no such log file")

@@ -23,10 +23,11 @@ import torch
 from safetensors.torch import load_file
 
 from fcnkit.caffenet.model_folder import load_converted
-from fcnkit.caffenet.pycaffe import load_caffe
+from fcnkit.caffenet.pycaffe import check_net_files, load_caffe
 from fcnkit.errors import UserError
 from fcnkit.inference.predict import Predictor
 from fcnkit.inference.refs import ModelRef
+from fcnkit.models.native import build_model, check_settings
 
 
 class CaffeBackend:
@@ -37,6 +38,7 @@ class CaffeBackend:
             if p is None or not p.is_file():
                 raise UserError(f"Caffe backend: {what} {p} not found; pass --deploy/--caffemodel")
 
+        check_net_files(ref.deploy, ref.caffemodel)  # Caffe aborts the process on what it cannot load
         caffe = load_caffe()  # CPU: --device selects the PyTorch device only
         self.net = caffe.Net(str(ref.deploy), caffe.TEST, weights=str(ref.caffemodel))
         self.input = self.net.inputs[0]
@@ -103,7 +105,8 @@ class CheckpointBackend(_TorchBackend):
     def __init__(self, ref: ModelRef, device: str = "cpu", **kw):
         super().__init__(device, **kw)
         spec = ref.spec
-        model = spec.build(**{**spec.config, **ref.info.get("config", {})})
+        where = f"{ref.checkpoint.with_suffix('.json')} config"
+        model = build_model(spec, check_settings(spec, ref.info.get("config", {}), where), where)
         try:
             state = load_file(str(ref.checkpoint))
         except Exception as exc:  # safetensors raises its own error types for malformed headers

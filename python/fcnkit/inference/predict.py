@@ -54,8 +54,10 @@ class Predictor:
             bgr = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         return bgr
 
-    def scores_many(self, images: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """Raw outputs (C, H, W) at each image's own size, in input order; same-size images share batches."""
+    def scores_many(self, images: Iterable[np.ndarray], reduce=None) -> Iterator[np.ndarray]:
+        """Raw outputs (C, H, W) at each image's own size, in input order; same-size images share batches.
+        `reduce` (C, h, w) -> (C', h, w) is applied at the net's resolution, before the resize to the image's
+        size (the log-odds: one full-size channel instead of C)."""
         images = list(images)
         nets = [self._net_image(im) for im in images]
         out: list[np.ndarray | None] = [None] * len(images)
@@ -73,7 +75,7 @@ class Predictor:
                                     "its weights are corrupt or diverged (`convert` names the layers): no mask is "
                                     "made from it")
                 for j, i in enumerate(chunk):
-                    out[i] = _resize_maps(y[j], *images[i].shape[:2])
+                    out[i] = _resize_maps(y[j] if reduce is None else reduce(y[j]), *images[i].shape[:2])
         return iter(out)
 
     def scores(self, bgr: np.ndarray) -> np.ndarray:
@@ -85,12 +87,17 @@ class Predictor:
             return scores[1] - scores[0]
         return scores[0]
 
+    def _logit_map(self, scores: np.ndarray) -> np.ndarray:
+        """(C, h, w) raw output -> (1, h, w) log-odds. Bilinear resizing is linear, so taking the log-odds
+        before resizing gives the same map while only one full-size float channel is ever allocated."""
+        return np.ascontiguousarray(self.logit_from_scores(scores)[None], dtype=np.float32)
+
     def logits(self, images: Iterable[np.ndarray]) -> list[np.ndarray]:
-        return [self.logit_from_scores(s) for s in self.scores_many(images)]
+        return [s[0] for s in self.scores_many(images, reduce=self._logit_map)]
 
     def logit(self, bgr: np.ndarray) -> np.ndarray:
         """(H, W) float32 foreground log-odds."""
-        return self.logit_from_scores(self.scores(bgr))
+        return self.logits([bgr])[0]
 
     def proba(self, bgr: np.ndarray) -> np.ndarray:
         """(H, W) float32 foreground probability."""

@@ -44,6 +44,14 @@ class ModelRef:
 
 def _converted(folder: Path, deploy=None, caffemodel=None, notes=None) -> ModelRef:
     info = read_info(folder)
+    try:
+        return _converted_ref(folder, info, deploy, caffemodel, notes)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise UserError(f"{folder / 'conversion.json'}: malformed ({type(exc).__name__}: {exc}); convert the net "
+                        "again") from None
+
+
+def _converted_ref(folder: Path, info, deploy, caffemodel, notes) -> ModelRef:
     src = info.get("source", {})
     deploy = Path(deploy) if deploy else _source_file(folder, src, "prototxt")
     caffemodel = Path(caffemodel) if caffemodel else _source_file(folder, src, "caffemodel")

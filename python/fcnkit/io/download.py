@@ -1,16 +1,20 @@
 """Downloads with a checksum: streamed to NAME.part with a progress bar and hashed on the way.
 
-A partial file from an interrupted run is resumed with an HTTP Range request when the server allows it;
-only a file whose checksum matches is renamed to its final name, a mismatch deletes the download.
+A partial file from an interrupted run is resumed with an HTTP Range request when the server allows it: a
+body shorter than the server announced (a dropped connection) keeps NAME.part and says "rerun to resume";
+only a complete file whose checksum matches (and that `validate` accepts, for files without a published
+checksum) is renamed to its final name; a complete file that fails either is deleted.
 Used for datasets (`prep fetch`) and pretrained weights (`fetch-vgg16`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
@@ -29,9 +33,11 @@ def file_digest(path: Path, algo: str) -> str:
 
 
 def download(
-    url: str, dest: Path, *, algo: str, digest: str | None, quiet: bool = False, timeout: float = 60.0
+    url: str, dest: Path, *, algo: str, digest: str | None, quiet: bool = False, timeout: float = 60.0,
+    validate: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Download `url` to `dest` (via dest.part); verify `digest` (hex, `algo`) before renaming."""
+    """Download `url` to `dest` (via dest.part); verify `digest` (hex, `algo`) and `validate(part)` (raises
+    UserError) before renaming."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     h = hashlib.new(algo)
@@ -66,6 +72,7 @@ def download(
         total = None
         if resp is not None and resp.headers.get("Content-Length", "").isdigit():
             total = have + int(resp.headers["Content-Length"])
+        got_bytes = have
         with (
             open(part, mode) as f,
             tqdm(
@@ -83,11 +90,16 @@ def download(
                 f.write(chunk)
                 h.update(chunk)
                 bar.update(len(chunk))
-    except OSError as exc:
-        raise UserError(f"{url}: download interrupted ({exc}); rerun to resume") from None
+                got_bytes += len(chunk)
+    except (OSError, http.client.HTTPException) as exc:  # a reset, a timeout, IncompleteRead
+        raise UserError(f"{url}: download interrupted ({type(exc).__name__}: {exc}); {part} keeps what arrived, "
+                        "rerun to resume") from None
     finally:
         if resp is not None:
             resp.close()
+    if total is not None and got_bytes < total:
+        raise UserError(f"{url}: the connection ended after {got_bytes:,} of {total:,} bytes; {part} keeps them, "
+                        "rerun to resume")
     got = h.hexdigest()
     if digest and got.lower() != digest.lower():
         part.unlink(missing_ok=True)
@@ -95,6 +107,12 @@ def download(
             f"{url}: checksum mismatch ({algo} {got}, expected {digest}); the download is corrupt or "
             "the server sent another file; it was deleted, rerun to retry"
         )
+    if validate is not None:
+        try:
+            validate(part)
+        except UserError as exc:
+            part.unlink(missing_ok=True)
+            raise UserError(f"{url}: the download is not usable ({exc}); it was deleted, rerun to retry") from None
     os.replace(part, dest)
     return dest
 

@@ -49,6 +49,22 @@ class Loaded:
         return self.pixels if self.order == "rgb" else np.ascontiguousarray(self.pixels[..., ::-1])
 
 
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+               (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def _signature(path: str | os.PathLike) -> str | None:
+    """The image format a file's first bytes announce (WebP: RIFF....WEBP), or None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in _SIGNATURES if head.startswith(magic)), None)
+
+
 def _open(path: str | os.PathLike, max_pixels: int) -> Image.Image:
     try:
         size = os.path.getsize(path)
@@ -67,6 +83,10 @@ def _open(path: str | os.PathLike, max_pixels: int) -> Image.Image:
             "too-large", f"declares too many pixels ({exc}); a decompression bomb?"
         ) from None
     except UnidentifiedImageError:
+        kind = _signature(path)
+        if kind is not None:  # an image file by its signature that Pillow cannot even open: a broken one
+            raise ImageReadError("corrupt", f"a {kind} file whose header is broken (bad CRC, size or structure)"
+                                 ) from None
         raise ImageReadError("not-image", "not an image (format not recognised)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError("corrupt", f"corrupt image header ({exc})") from None
@@ -208,8 +228,11 @@ def flatten_on_white(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray
     """Composite an image with alpha over white, as a product cut-out would look in a white-background shot."""
     if alpha is None:
         return pixels
-    a = alpha.astype(np.float32)[..., None] * (1.0 / 255.0)
-    return (pixels.astype(np.float32) * a + 255.0 * (1.0 - a) + 0.5).astype(np.uint8)
+    out = np.empty_like(pixels)
+    for y in range(0, pixels.shape[0], 256):  # in bands of rows: no full-size float copy of a large image
+        a = alpha[y:y + 256].astype(np.float32)[..., None] * (1.0 / 255.0)
+        out[y:y + 256] = (pixels[y:y + 256].astype(np.float32) * a + 255.0 * (1.0 - a) + 0.5).astype(np.uint8)
+    return out
 
 
 def read_rgb(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

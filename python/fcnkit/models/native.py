@@ -14,6 +14,8 @@ What the trainer asks of a model (`NativeModel`, checked by `check_model` when i
 
 from __future__ import annotations
 
+import inspect
+import math
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -22,6 +24,7 @@ from torch import nn
 from fcnkit.config.paper import VGG_MEAN_BGR
 from fcnkit.config.realdata import REAL_SIZE, REAL_TRAIN, TASK_BY_NAME, RealTask, real_models
 from fcnkit.config.seeds import RESNET_MEAN_BGR, SCRATCH_INPUT_SCALE
+from fcnkit.errors import UserError
 from fcnkit.models.recipe import Recipe
 from fcnkit.models.registry import ModelSpec, Preprocessing, register
 
@@ -52,11 +55,75 @@ def preprocessing(size_rule: str, pretrained: str | None = None) -> Preprocessin
     return Preprocessing("BGR", VGG_MEAN_BGR, SCRATCH_INPUT_SCALE, size_rule)
 
 
+# `--set` / checkpoint settings, typed by the default value's type: a width multiplier in this range (below it
+# layers lose every channel, above it a full-size VGG/ResNet net no longer fits a machine's memory), whole
+# numbers at least 1 unless a family narrows them, true/false flags, and names from the family's list.
+WIDTH_RANGE = (1 / 64, 2.0)
+
+
+def check_settings(spec: ModelSpec, values, where: str = "--set") -> dict:
+    """`spec.config` updated with `values` (from --set or a checkpoint's sidecar), every value checked against
+    the setting's type and allowed values; UserError naming the key, the value and what is allowed."""
+    if not isinstance(values, dict):
+        raise UserError(f"{where}: settings must be a JSON object of KEY: VALUE, got {type(values).__name__}")
+    choices, ranges = spec.extra.get("choices", {}), spec.extra.get("ranges", {})
+    defaults = settings_of(spec)
+    for key, value in values.items():
+        if key not in defaults:
+            raise UserError(f"{where}: {spec.name} has no setting {key!r}; its settings are "
+                            f"{', '.join(f'{k}={v!r}' for k, v in defaults.items()) or 'none'}")
+        default = defaults[key]
+        shown = f"{where} {key}={value!r}"
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise UserError(f"{shown}: {key} is true or false")
+        elif isinstance(default, int):
+            lo, hi = ranges.get(key, (1, None))
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+                allowed = f"{lo} to {hi}" if hi is not None else f"at least {lo}"
+                raise UserError(f"{shown}: {key} is a whole number, {allowed}")
+        elif isinstance(default, float):
+            lo, hi = ranges.get(key, WIDTH_RANGE if key == "width" else (-math.inf, math.inf))
+            if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+                    or not lo <= value <= hi):
+                rng = f"from {lo:g} to {hi:g}" if math.isfinite(lo) else "finite"
+                raise UserError(f"{shown}: {key} is a number {rng} (default {default:g})")
+        elif isinstance(default, str):
+            allowed = choices.get(key)
+            if not isinstance(value, str) or (allowed is not None and value not in allowed):
+                raise UserError(f"{shown}: {key} is one of {', '.join(allowed or ['a name'])}")
+    return {**spec.config, **{k: (float(v) if isinstance(defaults[k], float) else v) for k, v in values.items()}}
+
+
+def settings_of(spec: ModelSpec) -> dict:
+    """Every setting a model takes with its default (whose type is the setting's type): `spec.config`, and the
+    keyword parameters of `spec.build` with bool/int/float/str defaults."""
+    out = {}
+    try:
+        params = inspect.signature(spec.build).parameters.values() if spec.build else []
+    except (TypeError, ValueError):
+        params = []
+    for p in params:
+        if isinstance(p.default, bool | int | float | str):
+            out[p.name] = p.default
+    return {**out, **spec.config}
+
+
+def build_model(spec: ModelSpec, cfg: dict, where: str = "--set"):
+    """spec.build(**cfg) with a build that fails (settings it rejects, memory it cannot get) as one line."""
+    try:
+        return spec.build(**cfg)
+    except (ValueError, TypeError, RuntimeError, MemoryError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{where}: {spec.name} cannot be built with {cfg} ({first}); change the settings") from None
+
+
 def native_spec(name: str, family: str, build, *, description: str, config: dict, train: dict,
                 size_rule: str, trained_on: str, presets: tuple[str, ...], pretrained: str | None = None,
                 supervision: str = "masks", init: str = "Glorot-uniform initialisation",
-                extra: dict | None = None) -> ModelSpec:
-    """Register one PyTorch model (see the module doc)."""
+                extra: dict | None = None, choices: dict | None = None, ranges: dict | None = None) -> ModelSpec:
+    """Register one PyTorch model (see the module doc). `choices` {setting: allowed names} and `ranges`
+    {setting: (low, high)} narrow what `check_settings` accepts."""
     if pretrained:
         weights = (f"`fcnkit train {name}`; encoder from the {pretrained} Caffe Model Zoo release "
                    f"(`fcnkit fetch-weights {pretrained}`)")
@@ -67,12 +134,13 @@ def native_spec(name: str, family: str, build, *, description: str, config: dict
         preprocessing=preprocessing(size_rule, pretrained), description=description, trained_on=trained_on,
         weights=weights, supervision=supervision, build=build, config=dict(config),
         checkpoint=checkpoint_path(name), recipe=Recipe(**train, pretrained=pretrained), presets=presets,
-        extra=dict(extra or {})))
+        extra={**(extra or {}), "choices": dict(choices or {}), "ranges": dict(ranges or {})}))
 
 
 def real_specs(family: str, model: str, build, *, description: str, config: dict,
                train: dict | None = None, size_rule: str = f"fixed:{REAL_SIZE}", supervision: str = "masks",
-               init: str = "Glorot-uniform initialisation") -> list[ModelSpec]:
+               init: str = "Glorot-uniform initialisation", choices: dict | None = None,
+               ranges: dict | None = None) -> list[ModelSpec]:
     """`<task>/<model>` for every real-photo task the family trains on (`config.realdata.REAL_TASKS`): the
     models `compare --preset real` trains, and what `remove-bg`, `serve` and `fcnkit models` then offer."""
     out = []
@@ -80,7 +148,7 @@ def real_specs(family: str, model: str, build, *, description: str, config: dict
         out.append(native_spec(f"{task.name}/{model}", family, build, description=f"{description}; {REAL_WORDS}",
                                config=config, train={**REAL_TRAIN, **(train or {})}, size_rule=size_rule,
                                trained_on=task.trained_on, presets=REAL_PRESETS, supervision=supervision,
-                               init=init, extra={"real": task.name}))
+                               init=init, extra={"real": task.name}, choices=choices, ranges=ranges))
     return out
 
 

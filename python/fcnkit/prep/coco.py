@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import warnings
 from pathlib import Path
@@ -34,7 +35,7 @@ from fcnkit.config.seeds import (
     COCO_SUPERCATEGORIES,
 )
 from fcnkit.errors import UserError
-from fcnkit.io.images import ImageReadError, encode_jpeg, encode_png, read_bgr
+from fcnkit.io.images import DEFAULT_MAX_PIXELS, ImageReadError, encode_jpeg, encode_png, read_bgr
 from fcnkit.prep import common
 from fcnkit.prep.lmdb_build import build_lmdbs
 
@@ -52,12 +53,17 @@ def load_coco(annotations: str | os.PathLike):
         raise UserError(f"{path}: no such annotation file; download it with `prep fetch coco2014`")
     try:
         data = json.loads(path.read_text())
+    except RecursionError:
+        raise UserError(f"{path}: JSON nested too deeply to be COCO annotations; give a COCO instances_*.json"
+                        ) from None
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: not a readable JSON file ({exc}); give a COCO instances_*.json") from None
-    missing = [k for k in ("images", "annotations", "categories") if k not in data]
-    if missing or not isinstance(data.get("images"), list):
-        raise UserError(f"{path}: not COCO instance annotations (no {', '.join(missing) or 'image list'}); give "
+    missing = [k for k in ("images", "annotations", "categories") if not isinstance(data, dict) or k not in data]
+    if missing or not all(isinstance(data.get(k), list) for k in ("images", "annotations", "categories")):
+        what = ", ".join(missing) or "lists of images, annotations and categories"
+        raise UserError(f"{path}: not COCO instance annotations (no {what}); give "
                         "annotations/instances_train2014.json or instances_val2014.json")
+    check_index(path, data)
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints "creating index..." to stdout
@@ -65,12 +71,109 @@ def load_coco(annotations: str | os.PathLike):
     return coco
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_index(path: Path, data: dict) -> None:
+    """What pycocotools' index needs, or one line naming the entry and the fix: every image, annotation and
+    category a JSON object with an integer id (image ids unique), every annotation naming its image and
+    category. What is wrong inside one image's annotations (sizes, segmentations) skips that image instead."""
+    fix = "fix or remove it (COCO's instances_*.json are well formed: re-download them with `prep fetch coco2014`)"
+    seen: set[int] = set()
+    for i, im in enumerate(data["images"]):
+        if not isinstance(im, dict) or not _is_int(im.get("id")):
+            raise UserError(f"{path}: images[{i}] has no integer id; {fix}")
+        if im["id"] in seen:
+            raise UserError(f"{path}: image id {im['id']} appears twice (images[{i}]); {fix}")
+        seen.add(im["id"])
+        if not isinstance(im.get("file_name"), str) or not im["file_name"]:
+            raise UserError(f"{path}: image {im['id']} has no file_name; {fix}")
+    for i, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, dict) or not _is_int(ann.get("id")):
+            raise UserError(f"{path}: annotations[{i}] has no integer id; {fix}")
+        for key in ("image_id", "category_id"):
+            if not _is_int(ann.get(key)):
+                raise UserError(f"{path}: annotation {ann['id']} has no integer {key}; {fix}")
+        ann.setdefault("iscrowd", 0)  # COCO: absent means a single object
+    for i, cat in enumerate(data["categories"]):
+        if not isinstance(cat, dict) or not _is_int(cat.get("id")) or not isinstance(cat.get("supercategory", ""),
+                                                                                   str):
+            raise UserError(f"{path}: categories[{i}] has no integer id and supercategory name; {fix}")
+
+
+def _rle_total(counts: str) -> int | None:
+    """Sum of the run lengths of a COCO compressed RLE string (pycocotools' rleFrString), None if it is not
+    one (a character outside its alphabet, a run that goes negative, a string cut mid-number)."""
+    runs: list[int] = []
+    p, n = 0, len(counts)
+    while p < n:
+        x, k, more = 0, 0, True
+        while more:
+            if p >= n:
+                return None
+            c = ord(counts[p]) - 48
+            if not 0 <= c < 64:
+                return None
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(runs) > 2:
+            x += runs[-2]
+        if x < 0:
+            return None
+        runs.append(x)
+    return sum(runs)
+
+
+def segmentation_problem(ann: dict, h: int, w: int) -> str | None:
+    """Why pycocotools must not decode this annotation's segmentation at h x w (it trusts every number, and a
+    bad one crashes or allocates what it says), or None."""
+    seg = ann.get("segmentation")
+    if isinstance(seg, list):
+        if not seg:
+            return "empty polygon list"
+        for poly in seg:
+            if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2:
+                return "a polygon with fewer than 3 points (or an odd number of coordinates)"
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in poly):
+                return "a polygon coordinate that is not a finite number"
+        return None
+    if isinstance(seg, dict):
+        size, counts = seg.get("size"), seg.get("counts")
+        if size != [h, w]:
+            return f"RLE size {size!r}, the image is {h}x{w}"
+        if isinstance(counts, list):
+            if not all(_is_int(c) and c >= 0 for c in counts):
+                return "RLE counts that are not non-negative integers"
+            total = sum(counts)
+        elif isinstance(counts, str):
+            total = _rle_total(counts)
+            if total is None:
+                return "RLE counts that are not a compressed RLE string"
+        else:
+            return "RLE without counts"
+        return None if total == h * w else f"RLE runs cover {total} pixels, the image has {h * w}"
+    return "no segmentation (neither polygons nor RLE)"
+
+
 def prominent_mask(coco, image: dict, cat_ids: list[int]) -> tuple[np.ndarray | None, str, str]:
     """(the report's union mask at the image's size or None, outcome code, reason in words)."""
-    h, w = image["height"], image["width"]
+    h, w = image.get("height"), image.get("width")
+    if not (_is_int(h) and _is_int(w) and h > 0 and w > 0):
+        return None, "bad-image", f"height {h!r} and width {w!r} are not positive whole numbers"
+    if h * w > DEFAULT_MAX_PIXELS:
+        return None, "bad-image", (f"declares {w}x{h} = {w * h:,} pixels, over the {DEFAULT_MAX_PIXELS:,}-pixel "
+                                   "limit of the image reader")
     anns = coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]], catIds=cat_ids, iscrowd=False))
     objects = []
     for ann in anns:
+        problem = segmentation_problem(ann, h, w)
+        if problem is not None:
+            return None, "bad-annotation", f"annotation {ann.get('id')}: {problem}"
         m = coco.annToMask(ann).astype(bool)
         if m.shape != (h, w):
             return None, "bad-annotation", f"annotation {ann.get('id')} decodes to {m.shape}, the image is {h}x{w}"

@@ -98,6 +98,13 @@ def _unpack(archive: Path, tmp: Path, quiet: bool) -> None:
         else:
             with tarfile.open(archive) as tf:
                 members = tf.getmembers()
+                for m in members:  # refused, not rewritten: an archive that tries this is not the dataset
+                    parts = Path(m.name).parts
+                    if m.name.startswith(("/", "\\")) or ".." in parts or m.issym() or m.islnk() \
+                            or m.isdev() or m.isfifo():
+                        raise UserError(f"{archive}: member {m.name!r} is an absolute path, climbs out with "
+                                        "'..', or is a link or device; refusing the archive (delete it and "
+                                        "rerun `prep fetch`)")
                 for m in tqdm(members, desc=f"extract {archive.name}", unit="file", disable=quiet, leave=False):
                     tf.extract(m, tmp, filter="data")
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:

@@ -3,7 +3,7 @@
 Seeded (torch, numpy; batch order and augmentation follow the seed), a progress bar per epoch, validation
 metrics after every epoch (the same `Predictor` and metrics `evaluate` uses: pixel accuracy, mean IoU,
 foreground IoU, Jaccard %, Hausdorff), a checkpoint after every epoch (`training.checkpoint`), resume,
-and Ctrl-C / SIGTERM: the weights and state of the moment are saved, then `TrainingInterrupted` (exit 130).
+and Ctrl-C / SIGTERM: the weights and state of the moment are saved, then `TrainingInterrupted` (exit 130 / 143).
 
 Family hooks: a model with `supervised(x)` returns one logit map per supervision level (deep supervision,
 "deep_bce": the sum of the per-level BCEs, labels resized to each level by nearest neighbour); a model
@@ -35,11 +35,11 @@ from tqdm import tqdm
 from fcnkit import models
 from fcnkit.config.paths import in_project
 from fcnkit.data.splits import load_split, load_val
-from fcnkit.errors import UserError, silent
+from fcnkit.errors import Interrupted, UserError, silent
 from fcnkit.evaluation.metrics import aggregate, image_scores
 from fcnkit.inference.backends import module_predictor
 from fcnkit.inference.predict import to_mask
-from fcnkit.models.native import check_model, checkpoint_path
+from fcnkit.models.native import build_model, check_model, check_settings, checkpoint_path
 from fcnkit.models.recipe import Recipe
 from fcnkit.training import checkpoint, distributed
 from fcnkit.training.patches import PatchTask
@@ -48,12 +48,13 @@ from fcnkit.training.tasks import ImageTask
 WEIGHTS_DIR_NOTE = "weights/<release> (fcnkit fetch-weights)"
 
 
-class TrainingInterrupted(Exception):
-    """Ctrl-C or SIGTERM: the checkpoint of the moment was saved (exit status 130)."""
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM: the checkpoint of the moment was saved. A KeyboardInterrupt, so whatever runs the
+    training (train, compare) stops the same way: exit status 128 + `signum` (130, 143) and one line."""
 
-    def __init__(self, path: Path):
-        super().__init__(f"interrupted; saved {path} (resume with --resume)")
-        self.path = path
+    def __init__(self, path: Path, signum: int = signal.SIGINT):
+        super().__init__(f"saved {path} (resume with --resume)")
+        self.path, self.signum = path, signum
 
 
 def _bce(logit, target):
@@ -131,10 +132,7 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
         log, progress = silent, False
     given = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None}
     recipe = Recipe.of(spec, **{**(overrides or {}), **given})
-    cfg = {**spec.config, **(config or {})}
-    unknown = sorted(set(cfg) - set(spec.config))
-    if unknown:
-        raise UserError(f"{spec.name} has no setting {unknown[0]!r}; its settings are {', '.join(spec.config)}")
+    cfg = check_settings(spec, config or {})
     out = Path(out) if out else default_out(spec.name)
     data = Path(data)
     train_split = load_split(data, "train", spec.preprocessing, size=size, masks=masks, limit=limit)
@@ -143,7 +141,7 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
     val_split = load_val(val if val is not None else data, masks=val_masks, limit=limit)
 
     torch.manual_seed(seed)
-    model = spec.build(**cfg)
+    model = build_model(spec, cfg)
     check_model(model, recipe, spec.name)
     start_epoch, history, train_seconds, best, since_best, phase = 0, [], 0.0, -math.inf, 0, 1
     rng = np.random.default_rng(seed)
@@ -206,7 +204,7 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
     previous = signal.getsignal(signal.SIGTERM)
 
     def _term(signum, frame):
-        raise KeyboardInterrupt
+        raise Interrupted()
 
     if _main_thread():
         signal.signal(signal.SIGTERM, _term)
@@ -259,9 +257,9 @@ def train(model_name: str, data, *, val=None, out=None, epochs: int | None = Non
             if plateau:
                 log(f"train: {spec.name}: plateau (no val Jaccard gain in {recipe.patience} epochs); stopping")
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         path = snapshot(history[-1]["epoch"] if history else 0, interrupted=True)
-        raise TrainingInterrupted(path) from None
+        raise TrainingInterrupted(path, getattr(exc, "signum", signal.SIGINT)) from None
     except distributed.LOST as exc:  # a collective failed: another rank died or stopped answering
         if not dist.active:
             raise

@@ -121,5 +121,5 @@ def test_fetch_refuses_another_networks_file(served, tmp_path, caffe):
     r = subprocess.run([str(VENV_BIN / "fcnkit"), "fetch-weights", "vgg19", "--dest", str(tmp_path),
                         "--model-url", f"{url}/good.caffemodel", "--deploy-url", f"{url}/deploy.prototxt",
                         "--sha256", served[1], "--quiet"], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "layer conv1_1 missing" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 2 and "no layer conv1_1" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / rel.model_file).exists()

@@ -10,12 +10,15 @@
 
 Uploads: multipart/form-data with the image in field `file` (parameters as form fields or in the query
 string), or the raw image as the request body (`Content-Type: image/...`, parameters in the query string).
-Errors are JSON `{"error": ..., "code": ..., "status": ...}`: 400 bad parameter or broken image, 413 over
-the byte or pixel limit, 415 not an image, 429 queue full (with Retry-After).
+Errors are JSON `{"error": ..., "code": ..., "status": ...}`: 400 bad parameter or broken image, 408 body not
+received within the read deadline, 413 over the byte or pixel limit, 415 not an image, 429 queue full (with
+Retry-After). Requests that are not HTTP at all (garbage bytes, malformed chunked framing) are refused by
+the HTTP parser before the application sees them: JSON 400 `bad-http` and the connection closed (protocol.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import sys
@@ -62,27 +65,40 @@ ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}, "c
 class Limits:
     max_bytes: int
     max_pixels: int
+    read_timeout: float = 60.0  # seconds for a request's whole body
+    memory_mib: int | None = None  # the bound the server computed at start-up (fcnkit.apps.serve.memory_bound_mib)
 
 
 class BodyTooLarge(Exception):
     pass
 
 
+class BodyTimeout(Exception):
+    pass
+
+
 class BodyLimit:
     """ASGI middleware: counts request body bytes; past the request's limit, reading the body raises
     BodyTooLarge (the handler answers 413). The limit lives in the scope, so a handler can raise it to
-    drain a rejected upload."""
+    drain a rejected upload. The whole body must arrive within `read_timeout` seconds of the request's start,
+    else reading it raises BodyTimeout (the handler answers 408): a client trickling its body cannot hold an
+    admission slot for longer than that."""
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, read_timeout: float = 60.0):
+        self.app, self.max_bytes, self.read_timeout = app, max_bytes, read_timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         budget = scope["fcnkit.body"] = {"limit": self.max_bytes, "seen": 0}
+        deadline = asyncio.get_running_loop().time() + self.read_timeout
 
         async def counted():
-            message = await receive()
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(left, 0.001))
+            except TimeoutError:
+                raise BodyTimeout() from None
             if message["type"] == "http.request":
                 budget["seen"] += len(message.get("body", b""))
                 if budget["seen"] > budget["limit"]:
@@ -126,7 +142,7 @@ def create_app(catalog: Catalog, queue: JobQueue, limits: Limits, tmp_dir: Path)
 
     app = FastAPI(title="fcnkit serve", version="1", description=__doc__.split("\n\n")[0], lifespan=lifespan,
                   openapi_url="/api/openapi.json", docs_url=None, redoc_url=None)
-    app.add_middleware(BodyLimit, max_bytes=limits.max_bytes)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_bytes, read_timeout=limits.read_timeout)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     async def reject(request: Request, err: ApiError) -> JSONResponse:
@@ -135,7 +151,7 @@ def create_app(catalog: Catalog, queue: JobQueue, limits: Limits, tmp_dir: Path)
         budget["limit"] = DRAIN_FACTOR * limits.max_bytes
         length = request.headers.get("content-length", "")
         if not length.isdigit() or int(length) <= budget["limit"]:
-            with contextlib.suppress(BodyTooLarge, Exception):
+            with contextlib.suppress(BodyTooLarge, BodyTimeout, Exception):
                 async for _ in request.stream():
                     pass
         if budget["seen"] > budget["limit"] or (length.isdigit() and int(length) > budget["limit"]):
@@ -178,6 +194,10 @@ def create_app(catalog: Catalog, queue: JobQueue, limits: Limits, tmp_dir: Path)
             except BodyTooLarge:
                 return await reject(request, ApiError(413, f"upload is over the {limits.max_bytes:,}-byte limit",
                                                       "too-many-bytes"))
+            except BodyTimeout:
+                return error_response(ApiError(408, f"the request body did not arrive within "
+                                                    f"{limits.read_timeout:g} s; send it faster or retry",
+                                               "body-timeout", {"Connection": "close"}))
             params = parse_params(values, catalog)
             result = await queue.run(process, data, params, tmp_dir, limits.max_pixels, as_json)
             if as_json:
@@ -210,7 +230,8 @@ def create_app(catalog: Catalog, queue: JobQueue, limits: Limits, tmp_dir: Path)
     @app.get("/api/models", summary="The models this server offers")
     async def api_models():
         return {"default": catalog.default, "why_default": catalog.why_default, "models": catalog.infos(),
-                "limits": {"max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels}}
+                "limits": {"max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels,
+                           "memory_bound_mib": limits.memory_mib}}
 
     @app.get("/healthz", summary="Liveness, models and queue state")
     async def healthz():

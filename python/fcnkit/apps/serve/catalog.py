@@ -11,6 +11,7 @@ then a full-size (paper) net before a tiny one, and within each the latest stage
 
 from __future__ import annotations
 
+import ctypes
 import json
 import re
 import threading
@@ -29,6 +30,16 @@ from fcnkit.models.registry import ModelSpec
 WARMUP_SIDE = 64  # each model runs once on a small image at start-up: a broken one fails there, not per request
 
 
+def rss_mib() -> tuple[float, float]:
+    """(current, peak) resident memory of this process in MiB (Linux /proc; (0, 0) elsewhere)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0.0, 0.0
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
 @dataclass
 class Entry:
     name: str                 # what requests pass as `model`
@@ -36,6 +47,7 @@ class Entry:
     description: str
     trained_on: str
     reference: str            # what was loaded (path or registered name)
+    forward_mib: float = 0.0  # measured at start-up: memory one forward pass at the largest net input takes
     lock: threading.Lock = field(default_factory=threading.Lock)  # one forward at a time per model
 
     def info(self, default: bool) -> dict:
@@ -113,9 +125,44 @@ def available_references() -> list[str]:
     return [str(inference.resolve(None).folder)]
 
 
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+
+
+def map_large_blocks(threshold: int = 1 << 20) -> None:
+    """Make glibc serve every allocation above `threshold` bytes with its own mapping, returned to the system
+    when freed. By default the threshold grows with the largest block freed so far (up to 32 MB), after which
+    a server's full-size image buffers stay resident in the heap after each request; fixed, resident memory
+    follows the requests in flight. A no-op where there is no glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, threshold)
+    except (OSError, AttributeError):
+        pass
+
+
+def release_freed_memory() -> None:
+    """Give freed heap memory back to the system (glibc's malloc_trim), so resident memory reflects what is in
+    use; a no-op where there is no glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def forward_cost(predictor: inference.Predictor, side: int) -> float:
+    """MiB one forward pass on a side x side image adds to this process at its peak (the net runs it at
+    its own input size: the image resized to --max-side, or the model's fixed size). Measured once at start-up
+    from the peak resident memory, so it counts the backend's own buffers (Caffe's blobs too)."""
+    before, _ = rss_mib()
+    predictor.logit(np.full((side, side, 3), 128, np.uint8))
+    _, peak = rss_mib()
+    release_freed_memory()
+    return max(0.0, peak - before)
+
+
 def load_catalog(refs: list[str] | None = None, *, backend: str = "auto", device: str = "cpu",
-                 precision: str = "fp32", max_side: int = 0, log=print) -> Catalog:
-    """Load every model once (see the module doc); UserError names a reference that does not load."""
+                 precision: str = "fp32", max_side: int = 0, probe_side: int = 0, log=print) -> Catalog:
+    """Load every model once (see the module doc); UserError names a reference that does not load.
+    `probe_side`: also run each model once at that image size and record what the forward pass costs."""
     explicit = bool(refs)
     refs = list(dict.fromkeys(refs)) if refs else available_references()
     entries: dict[str, Entry] = {}
@@ -132,7 +179,11 @@ def load_catalog(refs: list[str] | None = None, *, backend: str = "auto", device
         trained = spec.trained_on if spec else "unknown: not a registered model (`fcnkit models`)"
         entries[name] = Entry(name, predictor, desc, trained, text)
         specs[name] = spec
-        log(f"serve: loaded {name} ({predictor.name}): {desc}; trained on {trained}")
+        if probe_side:
+            entries[name].forward_mib = forward_cost(predictor, probe_side)
+        log(f"serve: loaded {name} ({predictor.name}): {desc}; trained on {trained}"
+            + (f"; a forward pass at {probe_side}x{probe_side} takes {entries[name].forward_mib:.0f} MiB"
+               if probe_side else ""))
     if explicit:
         default, why = next(iter(entries)), "the first --model given"
     else:

@@ -11,6 +11,8 @@ def python_layer(ctx: LayerCtx) -> ModuleSpec:
     like python_param.layer, constructed with param_str=..., called with the bottoms, returning the top
     (or a list of tops)."""
     p = ctx.layer.python_param
+    if not p.layer.isidentifier():
+        ctx.fail(f"python_param.layer {p.layer!r} is not a Python class name; fix the prototxt")
     for module in ctx.plugins:
         if isinstance(getattr(module, p.layer, None), type):
             break

@@ -114,6 +114,17 @@ def expected_shapes(release: Release) -> dict[str, tuple[int, ...]]:
             for layer, keys in enc.caffe_layers().items()}
 
 
+def check_deploy(release: Release, path: Path) -> None:
+    """The deploy prototxt parses and names every encoder layer (a file cut short does not), else UserError.
+    No checksum is published for the deploy files, so this is what proves one complete."""
+    raw = schema.load_prototxt(path, "deploy prototxt")
+    names = {layer.name for layer in raw.layer} | {layer.name for layer in raw.layers}
+    missing = sorted(set(expected_shapes(release)) - names)
+    if missing:
+        raise UserError(f"{path}: has no layer {missing[0]} (of {len(missing)} missing); it is not the (whole) "
+                        f"{release.title} deploy prototxt")
+
+
 def check_release(release: Release, path: Path) -> None:
     """The caffemodel parses and holds every encoder layer with the encoder's shape (else UserError)."""
     have = caffemodel_shapes(path)
@@ -144,8 +155,14 @@ def fetch_release(release: Release, dest: str | Path | None = None, *, model_url
     else:
         algo, digest = "sha256", pinned.get(release.model_file)
     deploy, model = dest / release.deploy_file, dest / release.model_file
+    if deploy.is_file():
+        try:
+            check_deploy(release, deploy)
+        except UserError:  # cut short by an earlier run (no checksum is published for it): fetch it again
+            deploy.unlink()
     if not deploy.is_file():
-        download(deploy_url or release.deploy_url, deploy, algo="sha256", digest=None, quiet=quiet)
+        download(deploy_url or release.deploy_url, deploy, algo="sha256", digest=None, quiet=quiet,
+                 validate=lambda p: check_deploy(release, p))
     if not model.is_file():
         download(model_url or release.model_url, model, algo=algo, digest=digest, quiet=quiet)
     got = file_digest(model, algo)

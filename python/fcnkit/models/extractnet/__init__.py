@@ -19,7 +19,13 @@ from __future__ import annotations
 
 from fcnkit.config.realdata import REAL_AE_WIDTH
 from fcnkit.config.seeds import EXTRACTNET_BATCH, EXTRACTNET_EPOCHS, EXTRACTNET_LR
-from fcnkit.models.extractnet.net import AutoEncoder, EncoderDecoder, build_autoencoder, build_encoder_decoder
+from fcnkit.models.extractnet.net import (
+    ACTIVATIONS,
+    AutoEncoder,
+    EncoderDecoder,
+    build_autoencoder,
+    build_encoder_decoder,
+)
 from fcnkit.models.native import (
     SAMPLE_WORDS,
     TINY,
@@ -38,6 +44,7 @@ TRAIN = {"lr": EXTRACTNET_LR, "batch_size": EXTRACTNET_BATCH, "epochs": EXTRACTN
 TINY_TRAIN = {**TRAIN, "batch_size": 16, "epochs": 16}
 AE_TINY_WIDTH = 1 / 2  # the autoencoders are small already: half width keeps them learning
 ENCODERS = {"vgg19": "VGG-19", "resnet50": "ResNet-50", "resnet152": "ResNet-152"}
+CHOICES = {"encoder": tuple(ENCODERS), "activation": ACTIVATIONS}
 
 
 def _register():
@@ -53,21 +60,22 @@ def _register():
                 trained_on=SAMPLE_WORDS if tiny else DATA, presets=("quick",) if tiny else ("paper",)))
         specs += real_specs("extractnet", f"extractnet-{tag}", build_autoencoder, description=words,
                             config={"width": REAL_AE_WIDTH, "interconnected": linked, "batch_norm": True,
-                                    "activation": "relu"})
+                                    "activation": "relu"}, choices={"activation": ACTIVATIONS})
     for enc, title in ENCODERS.items():
         specs.append(native_spec(
             f"extractnet-{enc}", "extractnet", build_encoder_decoder,
             description=f"frozen {title} ImageNet encoder + deconvolution decoder (BN, ReLU)",
             config={"encoder": enc, "width": 1.0, "batch_norm": True, "activation": "relu"},
             train={**TRAIN, "freeze_encoder": "always"}, size_rule="multiple:32", trained_on=DATA,
-            pretrained=enc, presets=("paper",)))
+            pretrained=enc, presets=("paper",),
+            choices={**CHOICES, "encoder": (enc,)}))  # the encoder is the one its pretrained release fits
         specs.append(native_spec(
             f"{TINY}/extractnet-{enc}", "extractnet", build_encoder_decoder,
             description=f"{title} encoder + deconvolution decoder (BN, PReLU), {TINY_WORDS}",
             # PReLU (one of the report's columns): with ReLU the tiny decoders' units died on the foreground
             config={"encoder": enc, "width": TINY_WIDTH, "batch_norm": True, "activation": "prelu"},
             train=TINY_TRAIN, size_rule=TINY_SIZE,
-            trained_on=SAMPLE_WORDS, presets=("quick",)))
+            trained_on=SAMPLE_WORDS, presets=("quick",), choices=CHOICES))
     return specs
 
 

@@ -28,6 +28,9 @@ def _up(c_in: int, c_out: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1)
 
 
+ACTIVATIONS = ("relu", "prelu")
+
+
 def _act(kind: str, channels: int) -> nn.Module:
     if kind == "prelu":
         return nn.PReLU(channels)

@@ -14,7 +14,7 @@ from the box of each train mask alone.
 from __future__ import annotations
 
 from fcnkit.config.realdata import REAL_PATCH_TRAIN
-from fcnkit.config.seeds import PATCH_BATCH, PATCH_LR, PATCH_STEP
+from fcnkit.config.seeds import PATCH_BATCH, PATCH_LR, PATCH_SIZE, PATCH_STEP
 from fcnkit.models.native import native_spec, real_specs
 from fcnkit.models.patchcnn.net import DensePatchCNN, PatchNet, build
 
@@ -26,8 +26,8 @@ SPECS = [native_spec(
     "patchcnn", "patchcnn", build, description=WORDS, config={"step": PATCH_STEP}, train=TRAIN,
     size_rule="any", supervision="boxes", init=INIT,
     trained_on="any photos + one rectangle each (here: the bounding box of the true mask)",
-    presets=("quick", "paper")),
+    presets=("quick", "paper"), ranges={"step": (1, PATCH_SIZE)}),  # a step past the patch leaves pixels unseen
     *real_specs("patchcnn", "patchcnn", build, description=WORDS, config={"step": PATCH_STEP},
                 train={**TRAIN, **REAL_PATCH_TRAIN, "augment": None}, supervision="boxes",
-                init=INIT)]
+                init=INIT, ranges={"step": (1, PATCH_SIZE)})]
 __all__ = ["SPECS", "DensePatchCNN", "PatchNet", "build"]
