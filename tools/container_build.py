@@ -171,6 +171,27 @@ def build_args(cuda_version: str | None, cuda_archs: str, jobs: int | None) -> d
     return args
 
 
+CA_MOUNT = "/run/fcnkit-host-ca.pem"  # where the build sees --ca-bundle (mounted read-only, never in a layer)
+
+
+def host_ca_bundle(explicit: str | None) -> Path | None:
+    """The CA bundle pip inside the build should trust: --ca-bundle, else the one this machine's pip is
+    configured with (PIP_CERT or `pip config` global.cert: set where a proxy re-signs TLS), else none."""
+    if explicit == "none":
+        return None
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ImageError(f"--ca-bundle {explicit}: no such file; give a PEM bundle, or --ca-bundle none")
+        return path
+    cert = os.environ.get("PIP_CERT", "")
+    if not cert:
+        r = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.cert"], capture_output=True,
+                           text=True)
+        cert = r.stdout.strip() if r.returncode == 0 else ""
+    return Path(cert) if cert and Path(cert).is_file() else None
+
+
 def _working_containers() -> set[str]:
     r = subprocess.run(["buildah", "containers", "-q", "--notruncate"], capture_output=True, text=True)
     return set(r.stdout.split())
@@ -191,7 +212,8 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def build_image(engine: str, tag: str, args: dict[str, str], log: Path | None = None) -> float:
+def build_image(engine: str, tag: str, args: dict[str, str], log: Path | None = None,
+                ca: Path | None = None) -> float:
     """Build Dockerfile.caffe untagged, then tag it: seconds taken. On failure or interrupt nothing is tagged
     and (buildah) the working containers the build left are removed."""
     lock = open(LOCK, "a")  # noqa: SIM115  (held until the build ends; closed below)
@@ -201,18 +223,25 @@ def build_image(engine: str, tag: str, args: dict[str, str], log: Path | None = 
         lock.close()
         raise ImageError(f"another image build is running on this machine (lock {LOCK}); wait for it") from None
     try:
-        return _build_locked(engine, tag, args, log)
+        return _build_locked(engine, tag, args, log, ca)
     finally:
         lock.close()
 
 
-def _build_locked(engine: str, tag: str, args: dict[str, str], log: Path | None) -> float:
+def _build_locked(engine: str, tag: str, args: dict[str, str], log: Path | None, ca: Path | None) -> float:
     with tempfile.TemporaryDirectory(prefix="fcnkit-image-") as td:
         iidfile = Path(td) / "iid"
         cmd = [engine, "build"] if engine == "docker" else [
             "buildah", "bud", "--layers", "--force-rm", "--format", "docker", "--isolation", "chroot"]
         if engine == "buildah" and "BASE_IMAGE" in args:
             cmd.append("--pull=never")  # the local base: never look for it in a registry
+        if ca and engine == "buildah":
+            cmd += ["--volume", f"{ca.resolve()}:{CA_MOUNT}:ro"]
+            args = {**args, "PIP_CERT": CA_MOUNT}
+            say(f"pip inside the build trusts {ca} (this machine's pip CA bundle; mounted, not copied)")
+        elif ca:
+            say(f"note: docker build cannot mount {ca}; pip inside the build uses its own CA roots "
+                "(use --engine buildah where the network re-signs TLS)")
         cmd += ["-f", str(DOCKERFILE), "--iidfile", str(iidfile)]
         for k, v in args.items():
             cmd += ["--build-arg", f"{k}={v}"]
@@ -329,6 +358,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                        "(default: Dockerfile.caffe's ARG CUDA_VERSION)")
         s.add_argument("--jobs", type=int, default=None, help="parallel compile jobs (default: all cores)")
         s.add_argument("--log", type=Path, default=None, help="write the build's output here instead of the terminal")
+        s.add_argument("--ca-bundle", default=None, metavar="PEM|none",
+                       help="CA bundle for pip inside the build (default: this machine's pip `cert`, if set)")
         if name == "image":
             s.add_argument("--tag", default="caffe-gpu")
             s.add_argument("--engine", choices=("auto", "docker", "buildah"), default="auto")
@@ -346,7 +377,7 @@ def main_image(a: argparse.Namespace) -> int:
         args["BASE_IMAGE"] = ensure_local_base(engine)
     else:
         ensure_pulled(engine, "debian:bookworm-slim")
-    seconds = build_image(engine, a.tag, args, a.log)
+    seconds = build_image(engine, a.tag, args, a.log, host_ca_bundle(a.ca_bundle))
     say(f"built {a.tag} with {engine} in {fmt_s(seconds)}; run: docker run --gpus all {a.tag} --help")
     return 0
 
@@ -356,7 +387,7 @@ def main_test(a: argparse.Namespace) -> int:
     require_buildah(("buildah", "podman", "debootstrap"))
     t0 = time.time()
     args["BASE_IMAGE"] = ensure_local_base("buildah")
-    seconds = build_image("buildah", a.tag, args, a.log)
+    seconds = build_image("buildah", a.tag, args, a.log, host_ca_bundle(a.ca_bundle))
     say(f"built {a.tag} in {fmt_s(seconds)}; checks inside the image (no GPU):")
     failures = run_checks(a.tag)
     say(f"image-test: {len(CHECKS) - len(failures)}/{len(CHECKS)} checks passed; build {fmt_s(seconds)}, "
