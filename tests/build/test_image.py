@@ -115,3 +115,27 @@ def test_an_interrupted_build_tags_nothing_and_leaves_no_working_container(tmp_p
     assert err.strip().splitlines()[-1].startswith("container_build: interrupted (SIGINT)")
     assert subprocess.run(["buildah", "inspect", "--type", "image", tag], capture_output=True).returncode != 0
     assert cb._working_containers() <= before
+
+
+def test_if_warm_without_the_tools_skips_in_one_line_and_succeeds(tmp_path):
+    r = run_tool("test", "--if-warm", env=bare_path(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines() == [
+        "[image] image-test SKIPPED: buildah and podman and debootstrap not found; install with "
+        "`apt-get install -y buildah podman debootstrap` (as root; `make setup` does it)"]
+
+
+@pytest.mark.skipif(not ROOTFUL_BUILDAH, reason="needs root with buildah, podman and debootstrap (make setup)")
+def test_if_warm_with_a_cold_cache_skips_and_says_why(tmp_path):
+    env = dict(os.environ, FCNKIT_CACHE=str(tmp_path))  # no stamp of any earlier build
+    r = run_tool("test", "--if-warm", "--tag", "localhost/fcnkit-never-built:test", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "image-test SKIPPED: its build cache is cold (no successful image build on this machine yet)" in r.stdout
+
+
+def test_the_cache_key_follows_the_recipe_and_the_build_args_not_the_code():
+    args = {"CUDA_VERSION": "13.0.2", "CUDA_ARCHS": "75"}
+    assert cb.cache_key(args) == cb.cache_key(dict(args))
+    assert cb.cache_key(args) != cb.cache_key({**args, "CUDA_ARCHS": "75,90"})
+    assert "tools/build_caffe.py" in cb.CACHE_INPUTS and not any(p.startswith("python/fcnkit/caffe/")
+                                                                  for p in cb.CACHE_INPUTS)
