@@ -139,3 +139,11 @@ def test_the_cache_key_follows_the_recipe_and_the_build_args_not_the_code():
     assert cb.cache_key(args) != cb.cache_key({**args, "CUDA_ARCHS": "75,90"})
     assert "tools/build_caffe.py" in cb.CACHE_INPUTS and not any(p.startswith("python/fcnkit/caffe/")
                                                                   for p in cb.CACHE_INPUTS)
+
+
+def test_install_toolkit_refuses_an_existing_folder_in_one_line(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "check_gpu_build.py"), "--install-toolkit",
+                        str(tmp_path), "--cuda-version", "13.0.2"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"check_gpu_build: error: --install-toolkit {tmp_path}: already exists; remove it first"]
+    assert list(tmp_path.iterdir()) == []  # nothing installed into it
