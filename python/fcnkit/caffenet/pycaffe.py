@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -67,9 +68,15 @@ def cuda_device_count() -> tuple[int, str]:
 
 
 def build_info() -> dict | None:
-    """BUILD_INFO.json of the Caffe build pycaffe comes from (tools/build_caffe.py writes it), if any."""
-    caffe = load_caffe()
-    path = Path(caffe.__file__).resolve().parents[2] / "BUILD_INFO.json"
+    """BUILD_INFO.json of the Caffe build pycaffe comes from (tools/build_caffe.py writes it), if any.
+
+    Found without importing pycaffe or starting Caffe: a GPU build's Caffe, started on a machine without a
+    driver, logs two errors (no cuBLAS handle, no cuRAND generator) that a one-line refusal must not carry."""
+    spec = importlib.util.find_spec("caffe")
+    if spec is None or not spec.origin:
+        load_caffe()  # raises the usual "run make setup" error
+        return None
+    path = Path(spec.origin).resolve().parents[2] / "BUILD_INFO.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
