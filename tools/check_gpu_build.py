@@ -119,6 +119,22 @@ def wheels_dir(cache: Path, version: str, release: dict) -> Path:
     return cache / f"cuda-{version}-wheels-{tag}"
 
 
+def pip_install(python: str, pins: list[str], target: Path, prefix: str) -> None:
+    """pip-install the pinned wheels (no dependencies, binaries only) into target, and give target/prefix/lib's
+    versioned libraries their unversioned names, which the linker's -lcublas needs."""
+    cmd = [python, "-m", "pip", "install", "--no-deps", "--only-binary", ":all:", "--no-compile",
+           "--disable-pip-version-check", "--progress-bar", "off", "-q", "--target", str(target), *pins]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        tail = [line for line in r.stderr.strip().splitlines() if "is ignored" not in line] or ["no output"]
+        raise bc.BuildError(f"pip could not install {' '.join(pins)} ({tail[-1]}); check access to PyPI")
+    lib = target / prefix / "lib"
+    for so in sorted(lib.glob("lib*.so.*")):
+        plain = lib / (so.name.split(".so.")[0] + ".so")
+        if not plain.exists():
+            plain.symlink_to(so.name)
+
+
 def ensure_wheels(cache: Path, version: str, release: dict, python: str) -> Path:
     """Install the pinned wheels into the cache (once; temp dir + rename) and return their CUDA prefix."""
     final = wheels_dir(cache, version, release)
@@ -132,18 +148,7 @@ def ensure_wheels(cache: Path, version: str, release: dict, python: str) -> Path
     say(f"installing the CUDA {version} wheels (headers + libraries, ~0.5 GB): {' '.join(pins)}")
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=cache))
     try:
-        cmd = [python, "-m", "pip", "install", "--no-deps", "--only-binary", ":all:", "--no-compile",
-               "--disable-pip-version-check", "--progress-bar", "off", "-q", "--target", str(tmp), *pins]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
-            tail = [line for line in r.stderr.strip().splitlines() if "is ignored" not in line] or ["no output"]
-            raise bc.BuildError(f"pip could not install {' '.join(pins)} ({tail[-1]}); check access to PyPI")
-        lib = tmp / release["prefix"] / "lib"
-        for so in sorted(lib.glob("lib*.so.*")):  # the linker's -lcublas needs the unversioned names
-            plain = lib / so.name.split(".so.")[0]
-            plain = plain.with_name(plain.name + ".so")
-            if not plain.exists():
-                plain.symlink_to(so.name)
+        pip_install(python, pins, tmp, release["prefix"])
         (tmp / "WHEELS.json").write_text(json.dumps({"cuda": version, "wheels": pins}, indent=2) + "\n")
         tmp.chmod(0o755)  # mkdtemp's 0700 would hide the libraries from other users of a shared cache
         tmp.rename(final)
@@ -164,18 +169,8 @@ def install_toolkit(dest: Path, version: str, python: str) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        cmd = [python, "-m", "pip", "install", "--no-deps", "--only-binary", ":all:", "--no-compile",
-               "--disable-pip-version-check", "--progress-bar", "off", "-q", "--target", str(tmp), *pins]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
-            tail = [line for line in r.stderr.strip().splitlines() if "is ignored" not in line] or ["no output"]
-            raise bc.BuildError(f"pip could not install {' '.join(pins)} ({tail[-1]}); check access to PyPI")
+        pip_install(python, pins, tmp, release["prefix"])
         top = tmp / release["prefix"]
-        lib = top / "lib"
-        for so in sorted(lib.glob("lib*.so.*")):  # the linker's -lcublas needs the unversioned names
-            plain = lib / (so.name.split(".so.")[0] + ".so")
-            if not plain.exists():
-                plain.symlink_to(so.name)
         (top / "lib64").symlink_to("lib")
         target = top / "targets" / "x86_64-linux"  # nvcc.profile's include/lib paths
         target.mkdir(parents=True)

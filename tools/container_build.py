@@ -312,11 +312,12 @@ def is_warm(tag: str, args: dict[str, str]) -> tuple[bool, str]:
     return True, f"built here {stamp.get('date', '?')} in {fmt_s(stamp.get('build_seconds', 0))}"
 
 
-def write_stamp(tag: str, args: dict[str, str], seconds: float) -> None:
+def write_stamp(tag: str, key: str, seconds: float) -> None:
+    """key: cache_key() as the build started (the files it read then, whatever changed during it)."""
     path = stamp_path(tag)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": cache_key(args), "build_seconds": round(seconds),
+    tmp.write_text(json.dumps({"key": key, "build_seconds": round(seconds),
                                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}) + "\n")
     tmp.replace(path)
 
@@ -449,8 +450,9 @@ def main_test(a: argparse.Namespace) -> int:
         say(f"image-test: cache warm ({why})")
     t0 = time.time()
     ensure_local_base("buildah")
+    key = cache_key(args)
     seconds = build_image("buildah", a.tag, args, a.log, host_ca_bundle(a.ca_bundle))
-    write_stamp(a.tag, args, seconds)
+    write_stamp(a.tag, key, seconds)
     say(f"built {a.tag} in {fmt_s(seconds)}; checks inside the image (no GPU):")
     failures = run_checks(a.tag)
     say(f"image-test: {len(CHECKS) - len(failures)}/{len(CHECKS)} checks passed; build {fmt_s(seconds)}, "
