@@ -267,7 +267,10 @@ def _build_locked(engine: str, tag: str, args: dict[str, str], log: Path | None,
                 for ctr in sorted(_working_containers() - before):
                     subprocess.run(["buildah", "rm", ctr], capture_output=True)
         if not ok:
-            where = f"; see {log}" if log else ""
+            where = ""
+            if log:
+                lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()] or ["(empty)"]
+                where = f" ({lines[-1].strip()[:200]}); see {log}"
             raise ImageError(f"{engine} could not build {DOCKERFILE.name} (exit status {rc}){where}; "
                              f"nothing was tagged {tag}")
         iid = iidfile.read_text().strip()
