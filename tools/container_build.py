@@ -337,7 +337,7 @@ class Check:
 
 CHECKS = (
     Check("entrypoint --help", "fcnkit --help", expect="solve"),
-    Check("caffe --version", "caffe --version", expect="Caffe"),
+    Check("caffe --version", "caffe --version", expect="caffe version 1.0.0"),
     Check("pycaffe is the GPU build",
           "python -c 'import caffe; from fcnkit.caffenet.pycaffe import build_info; i = build_info(); "
           "assert i and i[\"gpu\"], i; "
@@ -359,6 +359,9 @@ CHECKS = (
 )
 
 
+RC_MARK = "@@fcnkit-check-exit-status="
+
+
 def run_checks(tag: str, checks=CHECKS, timeout: int = 900) -> list[str]:
     """Run each check in one working container of the image; return the failures (empty: all passed)."""
     r = subprocess.run(["buildah", "from", "--pull=never", tag], capture_output=True, text=True)
@@ -369,11 +372,15 @@ def run_checks(tag: str, checks=CHECKS, timeout: int = 900) -> list[str]:
     try:
         for c in checks:
             t0 = time.time()
+            # The check's own output and exit status, apart from what buildah adds on a non-zero exit.
+            wrapped = f"( {c.script} ) > /tmp/.check.out 2>&1; rc=$?; cat /tmp/.check.out; echo \"{RC_MARK}$rc\""
             cmd = ["buildah", "run", "--isolation", "chroot", "--workingdir", "/work", ctr, "--",
-                   "/bin/bash", "-c", c.script]
+                   "/bin/bash", "-c", wrapped]
             try:
                 p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-                rc, output = p.returncode, (p.stdout + p.stderr).strip()
+                output, _, rc_text = p.stdout.rstrip().rpartition(RC_MARK)
+                rc = int(rc_text) if rc_text.strip().isdigit() else p.returncode
+                output = output.strip() or p.stderr.strip()
             except subprocess.TimeoutExpired:
                 rc, output = None, f"timed out after {timeout} s"
             lines = [ln for ln in output.splitlines() if ln.strip()]
