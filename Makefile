@@ -12,9 +12,10 @@ GPU_CHECK_FLAGS ?=
 CUDA_ARCHS ?= ci
 DEPS_STAMP := $(VENV)/.fcnkit-deps
 
-.PHONY: setup deps caffe browser gpu-build check-gpu-build test lint demo prototxt fidelity clean-venv help
+.PHONY: setup deps caffe browser container-tools gpu-build check-gpu-build image image-test gpu-check test lint \
+	demo prototxt fidelity clean-venv help
 
-setup: deps caffe browser
+setup: deps caffe browser container-tools
 
 # Python deps are (re)installed only when pyproject.toml changes, so a warm `make setup` takes seconds.
 $(DEPS_STAMP): pyproject.toml
@@ -32,7 +33,29 @@ caffe: deps
 
 # Debian's chromium + chromium-driver for the page test (apt-get as root; otherwise a note and the test skips).
 browser:
-	@python3 tools/setup_browser.py
+	@python3 tools/setup_apt.py browser
+
+# buildah + podman + debootstrap for `make image-test` (apt-get as root; otherwise a note and its tests skip).
+container-tools:
+	@python3 tools/setup_apt.py container
+
+# The CUDA container (Dockerfile.caffe). `make image`: docker where its daemon answers, else buildah (root);
+# IMAGE_CUDA_ARCHS=all (default: every architecture the container targets) | ci | 75,90. `make image-test`:
+# build it here from a locally bootstrapped Debian base (buildah, root) for CUDA_ARCHS=ci and run the checks
+# inside it (see the README's container section for what and how long). IMAGE_FLAGS: e.g. "--jobs 1",
+# "--local-base" (make image without a registry), "--log FILE".
+IMAGE ?= caffe-gpu
+IMAGE_CUDA_ARCHS ?= all
+IMAGE_FLAGS ?=
+image:
+	@python3 tools/container_build.py image --tag $(IMAGE) --cuda-archs $(IMAGE_CUDA_ARCHS) $(IMAGE_FLAGS)
+
+image-test:
+	@python3 tools/container_build.py test --cuda-archs $(CUDA_ARCHS) $(IMAGE_FLAGS)
+
+# On a machine with an NVIDIA GPU (and docker + the NVIDIA container toolkit): the image on the GPU.
+gpu-check:
+	@tools/gpu_check.sh $(IMAGE)
 
 # The CUDA container's Caffe, compiled here by its own recipe (real nvcc, container's CUDA headers; no GPU
 # or Docker needed), cached like the CPU build. CUDA_ARCHS=ci (default, what `make test` and CI compile): every
@@ -72,5 +95,10 @@ help:
 	@echo "                      CUDA headers; cached) and run tests/build: its pycaffe vs the CPU build"
 	@echo "                      CUDA_ARCHS=ci (default, CI's: sm_75 only) | all (every container arch) | 75,90"
 	@echo "make gpu-build        only the compile part of check-gpu-build (also CUDA_ARCHS, GPU_CHECK_FLAGS)"
+	@echo "make image            build the CUDA container (docker, else buildah as root); IMAGE=caffe-gpu,"
+	@echo "                      IMAGE_CUDA_ARCHS=all (default) | ci | 75,90; IMAGE_FLAGS=\"--local-base --jobs N\""
+	@echo "make image-test       build it here from a debootstrapped base (buildah, root) and run the checks"
+	@echo "                      inside: solve/convert/remove-bg on the CPU, --gpu refusal (cold ~1 h, warm minutes)"
+	@echo "make gpu-check        on a GPU machine: device_query, solve --gpu 0, torch on cuda vs CPU (< 10 min)"
 	@echo "make lint             ruff"
 	@echo "make clean-venv       remove .venv (the Caffe builds stay cached)"

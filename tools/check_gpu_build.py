@@ -48,6 +48,10 @@ CUDA_RELEASES = {
         "wheels": {"cudart": "nvidia-cuda-runtime==13.0.96", "cublas": "nvidia-cublas==13.1.0.3",
                    "curand": "nvidia-curand==10.4.0.35"},
         "prefix": "nvidia/cu13",
+        # The rest of the toolkit the container's build needs (nvcc, its front end and back end, the CUDA
+        # C++ core headers); Dockerfile.caffe installs these plus the wheels above (--install-toolkit).
+        "toolkit": ("nvidia-cuda-nvcc==13.0.88", "nvidia-cuda-crt==13.0.88", "nvidia-nvvm==13.0.88",
+                    "nvidia-cuda-cccl==13.0.85"),
     },
 }
 
@@ -115,6 +119,22 @@ def wheels_dir(cache: Path, version: str, release: dict) -> Path:
     return cache / f"cuda-{version}-wheels-{tag}"
 
 
+def pip_install(python: str, pins: list[str], target: Path, prefix: str) -> None:
+    """pip-install the pinned wheels (no dependencies, binaries only) into target, and give target/prefix/lib's
+    versioned libraries their unversioned names, which the linker's -lcublas needs."""
+    cmd = [python, "-m", "pip", "install", "--no-deps", "--only-binary", ":all:", "--no-compile",
+           "--disable-pip-version-check", "--progress-bar", "off", "-q", "--target", str(target), *pins]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        tail = [line for line in r.stderr.strip().splitlines() if "is ignored" not in line] or ["no output"]
+        raise bc.BuildError(f"pip could not install {' '.join(pins)} ({tail[-1]}); check access to PyPI")
+    lib = target / prefix / "lib"
+    for so in sorted(lib.glob("lib*.so.*")):
+        plain = lib / (so.name.split(".so.")[0] + ".so")
+        if not plain.exists():
+            plain.symlink_to(so.name)
+
+
 def ensure_wheels(cache: Path, version: str, release: dict, python: str) -> Path:
     """Install the pinned wheels into the cache (once; temp dir + rename) and return their CUDA prefix."""
     final = wheels_dir(cache, version, release)
@@ -128,24 +148,40 @@ def ensure_wheels(cache: Path, version: str, release: dict, python: str) -> Path
     say(f"installing the CUDA {version} wheels (headers + libraries, ~0.5 GB): {' '.join(pins)}")
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=cache))
     try:
-        cmd = [python, "-m", "pip", "install", "--no-deps", "--only-binary", ":all:", "--no-compile",
-               "--disable-pip-version-check", "--progress-bar", "off", "-q", "--target", str(tmp), *pins]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
-            tail = [line for line in r.stderr.strip().splitlines() if "is ignored" not in line] or ["no output"]
-            raise bc.BuildError(f"pip could not install {' '.join(pins)} ({tail[-1]}); check access to PyPI")
-        lib = tmp / release["prefix"] / "lib"
-        for so in sorted(lib.glob("lib*.so.*")):  # the linker's -lcublas needs the unversioned names
-            plain = lib / so.name.split(".so.")[0]
-            plain = plain.with_name(plain.name + ".so")
-            if not plain.exists():
-                plain.symlink_to(so.name)
+        pip_install(python, pins, tmp, release["prefix"])
         (tmp / "WHEELS.json").write_text(json.dumps({"cuda": version, "wheels": pins}, indent=2) + "\n")
         tmp.chmod(0o755)  # mkdtemp's 0700 would hide the libraries from other users of a shared cache
         tmp.rename(final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return prefix
+
+
+def install_toolkit(dest: Path, version: str, python: str) -> None:
+    """The CUDA toolkit a GPU build needs, from the pinned PyPI wheels alone, laid out like /usr/local/cuda
+    (bin/nvcc, include, lib, lib64, nvvm, targets/x86_64-linux), into dest (temp dir + rename; the
+    container's build stage runs this). Standard library + pip only."""
+    release = release_for(version)
+    if dest.exists():
+        raise bc.BuildError(f"--install-toolkit {dest}: already exists; remove it first")
+    pins = [*release["toolkit"], *release["wheels"].values()]
+    say(f"installing the CUDA {version} toolkit from PyPI: {' '.join(pins)}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        pip_install(python, pins, tmp, release["prefix"])
+        top = tmp / release["prefix"]
+        (top / "lib64").symlink_to("lib")
+        target = top / "targets" / "x86_64-linux"  # nvcc.profile's include/lib paths
+        target.mkdir(parents=True)
+        (target / "include").symlink_to("../../include")
+        (target / "lib").symlink_to("../../lib")
+        (top / "TOOLKIT.json").write_text(json.dumps({"cuda": version, "wheels": pins}, indent=2) + "\n")
+        top.chmod(0o755)
+        top.rename(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    say(f"CUDA {version} toolkit in {dest}")
 
 
 @dataclass
@@ -231,6 +267,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="ci (default; CI's: the container's oldest target, sm_75), all (every architecture the "
                    "container targets), or a comma list of those (e.g. 75,90)")
     p.add_argument("--jobs", type=int, default=None, help="parallel compile jobs (default: cores)")
+    p.add_argument("--install-toolkit", type=Path, metavar="DIR",
+                   help="only install the container's CUDA toolkit (nvcc, headers, cudart/cuBLAS/cuRAND) from its "
+                   "pinned PyPI wheels into DIR, then stop (Dockerfile.caffe's build stage)")
+    p.add_argument("--cuda-version", default=None,
+                   help="with --install-toolkit: the CUDA release (default: Dockerfile.caffe's ARG CUDA_VERSION)")
     return p.parse_args(argv)
 
 
@@ -241,6 +282,9 @@ def main(argv=None) -> int:
 def check_main(a: argparse.Namespace) -> int:
     t0 = time.time()
     try:
+        if a.install_toolkit:
+            install_toolkit(a.install_toolkit, a.cuda_version or container_cuda_version(), a.python)
+            return 0
         check = prepare(a.python, a.cache_dir, a.cuda_archs, a.jobs)
         say(f"recipe: tools/build_caffe.py {' '.join(check.argv)}")
         rc = bc.build_main(bc.parse_args(check.argv))

@@ -275,7 +275,7 @@ def browser(tmp_path):
     import os
 
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        reason = f"{CHROMIUM} / {CHROMEDRIVER} missing: run `make setup` as root (tools/setup_browser.py)"
+        reason = f"{CHROMIUM} / {CHROMEDRIVER} missing: run `make setup` as root (tools/setup_apt.py)"
         if os.environ.get("CI"):
             pytest.fail(reason)  # CI's set-up installs them: a missing browser is a broken set-up there
         pytest.skip(reason)

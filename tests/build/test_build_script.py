@@ -167,7 +167,7 @@ def test_container_installs_exactly_the_recipes_debian_packages():
     by_hand = {w for line in installs for w in line.split() if not w.startswith("-") and w != "\\"}
     assert by_hand == {"python3"}  # the interpreter that runs the recipe; nothing else listed by hand
     assert "tools/build_caffe.py --gpu --apt-only --python python3" in text
-    assert text.index("--apt-only") < text.index("RUN make setup")
+    assert text.index("--apt-only") < text.index("RUN make caffe")
 
 
 @pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="no distribution python3 on this machine")

@@ -9,8 +9,8 @@ one line naming the file, the layer and the fix:
    bottoms produced by an earlier layer, positive kernel/stride/num_output, positive batch sizes;
 3. the LMDBs the Data layers read: present, whole (not truncated: see io.lmdb_io.check_lmdb), not empty,
    the Data layers of one net in step (same number of records, same image size);
-4. the device (`--gpu` on a CPU-only build), the snapshot folder (writable), the weights and the
-   solverstate (whole, and consistent with each other);
+4. the device (`--gpu` on a CPU-only build, or where the NVIDIA driver sees no such GPU), the snapshot folder
+   (writable), the weights and the solverstate (whole, and consistent with each other);
 5. what only Caffe itself can judge, in a throw-away child process that builds the solver, copies the
    weights and restores the state: if Caffe aborts there, its own CHECK message becomes the one line.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from google.protobuf import text_format
 
-from fcnkit.caffenet.pycaffe import abort_reason, build_info
+from fcnkit.caffenet.pycaffe import abort_reason, require_gpu
 from fcnkit.errors import UserError
 from fcnkit.io.caffe_schema import filter_net, load_prototxt, read_caffemodel, read_solverstate
 from fcnkit.io.lmdb_io import REBUILD, check_lmdb, decode_datum, read_lmdb
@@ -233,13 +233,8 @@ def snapshot_folder(prefix: str) -> None:
 
 
 def device(gpu: int | None) -> None:
-    if gpu is None:
-        return
-
-    info = build_info()
-    if info is not None and not info.get("gpu"):
-        raise UserError(f"--gpu {gpu}: this Caffe is a CPU-only build ({info.get('key')}); drop --gpu, or run "
-                        "in the CUDA container (Dockerfile.caffe)")
+    if gpu is not None:
+        require_gpu(gpu, f"--gpu {gpu}")
 
 
 def solverstate(path: str | os.PathLike, solver_type: str):
