@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import make_blob_images, one_error_line, rel, run_cli, start_ranks, torchrun, write_lmdb_pair
 from fcnkit.caffe.caffe_engine import CAFFE_LOSS, GLOG_FAILURE
 from fcnkit.caffenet.pycaffe import build_info
@@ -186,7 +187,10 @@ def test_caffes_multi_gpu_log_lines_are_read_for_the_loss():
 
 @pytest.mark.parametrize(("env", "args", "needle"), [
     ({"WORLD_SIZE": "2", "RANK": "0"}, [], "could not join the process group"),
-    ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}, ["--device", "cuda:1"], "pass --device cuda"),
+    # given one GPU of its own: where PyTorch has CUDA, the rank says to pass plain cuda; without CUDA the
+    # device check answers first
+    ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}, ["--device", "cuda:1"],
+     "pass --device cuda" if torch.cuda.is_available() else "this PyTorch has no usable CUDA device"),
 ])
 def test_a_rank_that_cannot_start_says_why_in_one_line(tmp_path, env, args, needle):
     """A rank started without torchrun's rendezvous variables, or given one GPU of its own: one line, exit 2."""

@@ -19,7 +19,6 @@ OUT/compare.json is rewritten after each val set ("complete": false until the en
 from __future__ import annotations
 
 import argparse
-import sys
 
 from fcnkit.apps.compare import PRESETS, run_compare
 from fcnkit.apps.compare_real import REAL_PRESETS, run_real
@@ -53,9 +52,9 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     try:
         return _run(p, a)
-    except TrainingInterrupted as exc:  # Ctrl-C or SIGTERM mid-training: the checkpoint of the moment is saved
-        print(f"compare: {exc}; continue with the same command and --reuse", file=sys.stderr)
-        return 130
+    except TrainingInterrupted as exc:  # Ctrl-C or SIGTERM mid-training: the checkpoint of the moment is saved;
+        exc.args = (f"{exc}; continue with the same command and --reuse",)  # cli_entry prints it, exits 130/143
+        raise
 
 
 def _run(p, a) -> int:
