@@ -4,14 +4,19 @@
     count(minimum[, maximum])   a whole number in range             (--limit, --epochs, --relabel, --port ...)
     number(low, high, ...)      a finite float in range             (--lr, --scale, --tol ...)
     device(text)                a torch device this machine has     (--device cpu | cuda | cuda:N)
+    shard(text)                 I/N with 0 <= I < N                 (remove-bg --shard)
+    add_precision(parser, help) the --precision option              (fp32 | bf16 | fp16; default fp32)
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 
 import torch
+
+from fcnkit.inference.backends import PRECISIONS
 
 
 def count(minimum: int, maximum: int | None = None):
@@ -63,3 +68,16 @@ def device(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r}: there are {torch.cuda.device_count()} CUDA device(s) "
                                          f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     return text
+
+
+def shard(text: str) -> tuple[int, int]:
+    """argparse type: I/N with 0 <= I < N."""
+    m = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
+        raise argparse.ArgumentTypeError(f"{text!r}: give I/N, shard I (0-based) of N, with 0 <= I < N, e.g. 0/4")
+    return int(m.group(1)), int(m.group(2))
+
+
+def add_precision(p: argparse.ArgumentParser, help: str) -> None:
+    """--precision: the PyTorch backend's arithmetic (fcnkit.inference.backends.PRECISIONS), fp32 by default."""
+    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32", help=help)

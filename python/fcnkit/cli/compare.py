@@ -23,10 +23,9 @@ import argparse
 from fcnkit.apps.compare import PRESETS, run_compare
 from fcnkit.apps.compare_real import REAL_PRESETS, run_real
 from fcnkit.cli import doc_parser
-from fcnkit.cli.args import count, device
+from fcnkit.cli.args import add_precision, count, device
 from fcnkit.config.paths import in_project
 from fcnkit.errors import cli_entry
-from fcnkit.inference.backends import PRECISIONS
 from fcnkit.training.trainer import TrainingInterrupted
 
 
@@ -43,8 +42,7 @@ def main(argv=None) -> int:
     p.add_argument("--data-root", help="folder holding the datasets (default: the preset's)")
     p.add_argument("--fcn", choices=["auto", "load", "train", "skip"], default="auto")
     p.add_argument("--device", type=device, help="torch device (default: the preset's)")
-    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
-                   help="PyTorch arithmetic when scoring (default fp32; the Caffe rows stay fp32)")
+    add_precision(p, "PyTorch arithmetic when scoring (default fp32; the Caffe rows stay fp32)")
     p.add_argument("--seed", type=count(0, 2**32 - 1), default=0)
     p.add_argument("--reuse", action="store_true", help="keep finished checkpoints in OUT, resume unfinished ones")
     p.add_argument("--epochs", type=count(1, 100_000),

@@ -24,13 +24,12 @@ from __future__ import annotations
 import argparse
 
 from fcnkit.cli import Parser
-from fcnkit.cli.args import count, device
+from fcnkit.cli.args import add_precision, count, device
 from fcnkit.config.paths import DATA_DIR, in_project
 from fcnkit.config.stages import TINY_VARIANT
 from fcnkit.errors import UserError, cli_entry
 from fcnkit.evaluation.run import evaluate_dataset
 from fcnkit.inference import DEFAULT_MODEL
-from fcnkit.inference.backends import PRECISIONS
 from fcnkit.inference.postprocess import POSTPROCESSING
 
 DEFAULT_DATA = f"{DATA_DIR}/{TINY_VARIANT.name}/white"
@@ -48,8 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--caffemodel", help="Caffe weights (default: conversion.json's source)")
     p.add_argument("--backend", choices=["caffe", "torch", "both", "none"], default="both")
     p.add_argument("--device", type=device, default="cpu", help="torch device (default cpu)")
-    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
-                   help="PyTorch arithmetic (default fp32); bf16/fp16 also run fp32 and report the agreement")
+    add_precision(p, "PyTorch arithmetic (default fp32); bf16/fp16 also run fp32 and report the agreement")
     p.add_argument("--baseline", action="store_true", help="add ExtractNet's classical baseline (§4.2)")
     p.add_argument("--postprocess", choices=POSTPROCESSING, default="none",
                    help="also report every method after ExtractNet's blur/threshold/opening")

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import sys
 from pathlib import Path
@@ -56,19 +55,10 @@ from fcnkit.apps.remove_bg import (
     stdout_is_terminal,
 )
 from fcnkit.cli import Parser
-from fcnkit.cli.args import count, device
+from fcnkit.cli.args import add_precision, count, device, shard
 from fcnkit.errors import UserError, cli_entry
-from fcnkit.inference.backends import PRECISIONS
 from fcnkit.io.atomic import write_text_atomic
 from fcnkit.io.images import DEFAULT_MAX_PIXELS
-
-
-def shard(text: str) -> tuple[int, int]:
-    """argparse type: I/N with 0 <= I < N."""
-    m = re.fullmatch(r"(\d+)/(\d+)", text.strip())
-    if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
-        raise argparse.ArgumentTypeError(f"{text!r}: give I/N, shard I (0-based) of N, with 0 <= I < N, e.g. 0/4")
-    return int(m.group(1)), int(m.group(2))
 
 
 def bgcolor(text: str):
@@ -103,9 +93,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["auto", "torch", "caffe"], default="auto",
                    help="auto (default): PyTorch when the model has a PyTorch form, else Caffe")
     p.add_argument("--device", type=device, default="cpu", help="torch device (default cpu)")
-    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
-                   help="PyTorch arithmetic: fp32 (default), bf16 (faster on CPUs with AMX/AVX-512-BF16), "
-                        "fp16 (CUDA)")
+    add_precision(p, "PyTorch arithmetic: fp32 (default), bf16 (faster on CPUs with AMX/AVX-512-BF16), "
+                     "fp16 (CUDA)")
     p.add_argument("--shard", type=shard, metavar="I/N",
                    help="process only shard I (0-based) of N of the inputs: a stable split by output name, "
                         "for N independent jobs; resume with --skip-existing")

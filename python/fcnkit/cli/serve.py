@@ -28,9 +28,8 @@ from fcnkit.apps.serve import (
     run_server,
 )
 from fcnkit.cli import Parser
-from fcnkit.cli.args import count, device, number
+from fcnkit.cli.args import add_precision, count, device, number
 from fcnkit.errors import cli_entry
-from fcnkit.inference.backends import PRECISIONS
 
 
 @cli_entry("serve")
@@ -46,8 +45,7 @@ def main(argv=None) -> int:
                         "DEPLOY.prototxt:MODEL.caffemodel or checkpoint; default: every trained model found")
     p.add_argument("--backend", choices=["auto", "torch", "caffe"], default="auto")
     p.add_argument("--device", type=device, default="cpu", help="torch device (default cpu)")
-    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
-                   help="PyTorch arithmetic: fp32 (default), bf16, fp16 (CUDA)")
+    add_precision(p, "PyTorch arithmetic: fp32 (default), bf16, fp16 (CUDA)")
     p.add_argument("--workers", type=count(1), default=DEFAULT_WORKERS,
                    help=f"inference worker threads (default {DEFAULT_WORKERS})")
     p.add_argument("--max-queue", type=count(0), default=DEFAULT_MAX_QUEUE,
