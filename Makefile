@@ -1,4 +1,4 @@
-# fcnkit -- the two commands a user needs are `make demo` and `make test`; both run `make setup` first.
+# fcnkit -- the two commands a user needs are `make demo` (venv + Caffe, then the chain) and `make test` (`make setup` first).
 # `make help` lists every target.
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -11,8 +11,11 @@ GPU_CHECK_FLAGS ?=
 # GPU architectures `make gpu-build` compiles the container's Caffe for: ci (sm_75 only), all, or e.g. 75,90.
 CUDA_ARCHS ?= ci
 DEPS_STAMP := $(VENV)/.fcnkit-deps
+# `make demo` measured on 2 otherwise idle cores (README, "make demo"): cold (empty cache) and warm, minutes.
+DEMO_COLD_MIN := 15
+DEMO_WARM_MIN := 6
 
-.PHONY: setup deps caffe browser container-tools gpu-build check-gpu-build image image-test gpu-check test lint \
+.PHONY: demo-estimate setup deps caffe browser container-tools gpu-build check-gpu-build image image-test gpu-check test lint \
 	demo prototxt fidelity clean-venv help
 
 setup: deps caffe browser container-tools
@@ -73,9 +76,15 @@ test: setup gpu-build
 lint: deps
 	@$(PY) -m ruff check .
 
+# The demo needs the venv and Caffe only (not the test suite's browser and container tools); on a cold machine
+# the Caffe build is most of its time, so say so before it starts.
 DEMO_ENGINE ?= caffe
-demo: setup
+demo: demo-estimate deps caffe
 	@$(PY) -m fcnkit demo --engine $(DEMO_ENGINE)
+
+demo-estimate:
+	@echo "[demo] a first run takes ~$(DEMO_COLD_MIN) min on 2 cores: Python packages, the Caffe build (cached in"
+	@echo "[demo] ~/.cache/fcnkit, once), then the chain; a warm run ~$(DEMO_WARM_MIN) min (README, make demo)"
 
 prototxt: caffe
 	@$(PY) -m fcnkit generate

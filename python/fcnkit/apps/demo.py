@@ -33,6 +33,10 @@ from fcnkit.prep.sample import build_sample_dataset
 
 WHITE_IOU_FLOOR = 0.80
 DEFAULT_SIZE = 112  # the sample LMDBs' image side for the CPU demo (paper: 224)
+# Seconds each part took in one `make demo` on 2 otherwise idle cores (README, "make demo"): the estimate
+# printed up front, rescaled after every stage by this machine's measured pace.
+ESTIMATE_S = {"data": 20, "fcn32s": 130, "fcn16s": 50, "fcn8s": 55, "fcn8s_composite": 30, "fcn8s_finetune": 50,
+              "report": 60}
 
 
 def ensure_sample(root: Path, size: int, seed: int, log=print) -> None:
@@ -51,12 +55,21 @@ def tiny(stage: str) -> models.ModelSpec:
     return models.get(f"{TINY_VARIANT.name}/{stage}")
 
 
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
 def train_chain(logs: Path, log=print, engine: str = "caffe") -> list[dict]:
     """Every stage of the tiny chain in `engine` (caffe: real Caffe), each from the previous stage's snapshot."""
     shutil.rmtree(Path(tiny(STAGES[0].name).snapshot_prefix).parent, ignore_errors=True)  # this run's weights only
     logs.mkdir(parents=True, exist_ok=True)
     summary = []
-    for st in STAGES:
+    spent = estimated = 0.0
+    for k, st in enumerate(STAGES, 1):
+        pace = spent / estimated if estimated else 1.0  # this machine against the measured reference
+        left = pace * sum(ESTIMATE_S[s.name] for s in STAGES[k - 1:])
+        log(f"demo: [{k}/{len(STAGES)}] {st.name} on {st.data}: {tiny(st.name).solver} "
+            f"(~{ESTIMATE_S[st.name] * pace:.0f}s; ~{minutes(left + ESTIMATE_S['report'] * pace)} left in all)")
         with open(logs / f"{st.name}.log", "w") as log_file:
             def stage_log(line, log_file=log_file):
                 log(line)
@@ -67,6 +80,8 @@ def train_chain(logs: Path, log=print, engine: str = "caffe") -> list[dict]:
                         "seconds": round(r["seconds"], 1), **{k: r["val"].get(k) for k in ("pixel_acc", "mean_iou")}})
         log(f"demo: {st.name} ({st.data}, {engine} engine) done in {r['seconds']:.0f}s: val pixel_acc "
             f"{r['val']['pixel_acc']:.4f} mean_iou {r['val']['mean_iou']:.4f}")
+        spent += r["seconds"]
+        estimated += ESTIMATE_S[st.name]
     return summary
 
 
@@ -84,6 +99,10 @@ def convert_and_verify(stage: str, out: Path, log=print) -> bool:
 def run_demo(size: int = DEFAULT_SIZE, seed: int = 0, out: Path = Path(DEMO_RUN_DIR), log=print,
              engine: str = "caffe") -> int:
     t0 = time.time()
+    total = sum(ESTIMATE_S.values())
+    log(f"demo: about {minutes(total)} on 2 idle cores (data {ESTIMATE_S['data']}s, the {len(STAGES)}-stage "
+        f"chain in {engine} {minutes(sum(ESTIMATE_S[st.name] for st in STAGES))}, conversion and report "
+        f"{ESTIMATE_S['report']}s); each stage shows its own estimate and progress")
     data_root = Path(DATA_DIR) / TINY_VARIANT.name  # where prototxt/tiny nets read their LMDBs
     ensure_sample(data_root, size, seed, log)
     logs = out / "logs"

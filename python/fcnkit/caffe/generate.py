@@ -66,7 +66,7 @@ def solver_param(st: Stage, v: Variant):
     sp.max_iter = max(1, round(st.max_iter * v.iter_scale))
     sp.display = SILENT_CHOICES["display"][0]
     sp.average_loss = SILENT_CHOICES["average_loss"][0]
-    sp.snapshot = max(1, round(SILENT_CHOICES["snapshot"][0] * v.iter_scale))
+    sp.snapshot = v.snapshot_every or max(1, round(SILENT_CHOICES["snapshot"][0] * v.iter_scale))
     sp.snapshot_prefix = v.path(SNAPSHOT_DIR, st.name)
     sp.solver_mode = getattr(sp, v.solver_mode)
     if v.name:

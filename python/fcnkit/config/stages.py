@@ -77,6 +77,8 @@ class Variant:
     # The tiny nets train from scratch (no ImageNet weights at 1/16 width), where plain SGD at the
     # paper's rates does not move: they use Adam at a fixed rate instead. None = the paper's SGD schedule.
     adam_lr: float | None = None
+    # Snapshot (and score) every this many iterations; None: the FCN reference's interval times iter_scale.
+    snapshot_every: int | None = None
     description: str = ""
 
     def path(self, kind: str, *parts: str) -> str:
@@ -91,7 +93,8 @@ class Variant:
 
 PAPER_VARIANT = Variant("", 1.0, BATCH_SIZE, round(DATASET_SIZE * VAL_FRACTION), 1.0, "GPU",
                         description="the paper's VGG-16 FCN")
-TINY_VARIANT = Variant("tiny", 1 / 16, 10, round(SAMPLE_IMAGES * VAL_FRACTION), 0.01, "CPU", adam_lr=1e-3,
+TINY_VARIANT = Variant("tiny", 1 / 16, 10, round(SAMPLE_IMAGES * VAL_FRACTION), 0.003, "CPU", adam_lr=2e-3,
+                       snapshot_every=50,
                        description="1/16-width CPU stand-in (same topology; not the paper's net)")
 VARIANTS = (PAPER_VARIANT, TINY_VARIANT)
 VARIANT_BY_NAME = {v.name: v for v in VARIANTS}
