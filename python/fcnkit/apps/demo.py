@@ -35,8 +35,8 @@ WHITE_IOU_FLOOR = 0.80
 DEFAULT_SIZE = 112  # the sample LMDBs' image side for the CPU demo (paper: 224)
 # Seconds each part took in one `make demo` on 2 otherwise idle cores (README, "make demo"): the estimate
 # printed up front, rescaled after every stage by this machine's measured pace.
-ESTIMATE_S = {"data": 20, "fcn32s": 130, "fcn16s": 50, "fcn8s": 55, "fcn8s_composite": 30, "fcn8s_finetune": 50,
-              "report": 60}
+ESTIMATE_S = {"data": 10, "fcn32s": 92, "fcn16s": 31, "fcn8s": 28, "fcn8s_composite": 15, "fcn8s_finetune": 35,
+              "report": 45}
 
 
 def ensure_sample(root: Path, size: int, seed: int, log=print) -> None:

@@ -93,7 +93,7 @@ class Variant:
 
 PAPER_VARIANT = Variant("", 1.0, BATCH_SIZE, round(DATASET_SIZE * VAL_FRACTION), 1.0, "GPU",
                         description="the paper's VGG-16 FCN")
-TINY_VARIANT = Variant("tiny", 1 / 16, 10, round(SAMPLE_IMAGES * VAL_FRACTION), 0.003, "CPU", adam_lr=2e-3,
+TINY_VARIANT = Variant("tiny", 1 / 16, 10, round(SAMPLE_IMAGES * VAL_FRACTION), 0.002, "CPU", adam_lr=2e-3,
                        snapshot_every=50,
                        description="1/16-width CPU stand-in (same topology; not the paper's net)")
 VARIANTS = (PAPER_VARIANT, TINY_VARIANT)
