@@ -13,9 +13,9 @@ data/tiny or weights/snapshots/tiny: the run has a root of its own, OUT/fcn, lai
     weights/snapshots/tiny/          the snapshots; logs/<stage>.log the solver's lines; summary.json per stage
     torch/{fcn8s,fcn8s_finetune}/    caffe2torch of the white and the final FCN-8s, verified blob by blob
 
-Rows (scored by `compare` beside the PyTorch models): every stage of a task's data in Caffe, and its final
-FCN-8s again as the converted PyTorch copy. Test photos are run at the LMDBs' side (`max_side`), the scale the
-nets were trained at; the masks are scored at the photo's own size.
+Rows (scored by `compare` beside the PyTorch models): on white FCN-32s, 16s and 8s in Caffe, on the composites the
+fine-tuned FCN-8s in Caffe, and each final FCN-8s again as its converted PyTorch copy. Test photos are run at the
+LMDBs' side (`max_side`), the scale the nets were trained at; the masks are scored at the photo's own size.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ from fcnkit.prep.lmdb_build import LMDB_MANIFEST, build_lmdbs
 
 TASK_DATA = {"shoes": "white", "shoes_scenes": "composite"}  # the real task whose folders feed each LMDB set
 FINAL = {"white": FINAL_WHITE, "composite": FINAL_COMPOSITE}  # the stage converted and scored on both backends
+# The nets scored on each test set: the white chain's three strides (the FCN paper's table), and on the composites
+# the study's final net (the composite FCN-8s before its fine-tuning shows in the validation table of the stages).
+SCORED = {"white": ("fcn32s", "fcn16s", "fcn8s"), "composite": (FINAL_COMPOSITE,)}
 FCN_MODES = ("auto", "load", "train", "skip")  # compare --fcn
 
 
@@ -181,8 +184,8 @@ class RealChain:
 
     # ------------------------------------------------------------------------------------------ methods
     def methods(self, task: str, folders: dict[str, Path], white_folders: Callable[[], dict[str, Path]]) -> list:
-        """The FCN rows of real task `task` (trained first, or kept): each stage on its data in Caffe, the final
-        FCN-8s also as the converted copy. The composite stages start from this run's white FCN-8s: in a run
+        """The FCN rows of real task `task` (trained first, or kept): the `SCORED` stages of its data in Caffe,
+        the final FCN-8s also as the converted copy. The composite stages start from this run's white FCN-8s: in a run
         of `shoes_scenes` without `shoes`, the white stages are trained (or kept) first, on `white_folders()`.
         A row's training seconds are those of its stage and every stage before it."""
         data = TASK_DATA[task]
@@ -194,8 +197,8 @@ class RealChain:
         last = max(i for i, s in enumerate(STAGES) if s.data == data)
         for st in STAGES[:last + 1]:
             seconds += (self._record(st.name) or {}).get("seconds", 0.0)
-            if st.data != data:
-                continue  # the white stages the composite ones start from: their seconds count, their rows are white's
+            if st.name not in SCORED[data]:
+                continue  # e.g. the white stages the composite ones start from: their seconds count, not their rows
             model = latest_snapshot(self.prefix(st.name))
             caffe = inference.load(None, backend="caffe", deploy=self.deploy(st.name), caffemodel=model,
                                    max_side=self.size)
