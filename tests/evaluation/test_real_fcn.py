@@ -25,6 +25,8 @@ REALDATA = default_realdata()
 if REALDATA is None and os.environ.get("CI") != "true":
     pytest.skip("no ../shared/realdata on this machine (CI=true makes this an error)", allow_module_level=True)
 
+pytestmark = pytest.mark.slow  # about a minute: real Caffe trains five stages and two nets convert
+
 SCALE = 0.0002  # 10 / 4 / 4 / 2 / 4 iterations: the hand-offs, not the scores
 PRESET = RealPreset("fcn-test", "a few real shoes", {"shoes": 40, "shoes_scenes": 40}, {"shoes": 6, "shoes_scenes": 6})
 
