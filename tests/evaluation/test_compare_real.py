@@ -55,6 +55,12 @@ def test_every_task_is_scored_with_real_numbers(quick):
         assert (out / f"overlays_{task}.png").stat().st_size > 5000
         side = json.loads((out / "checkpoints" / f"{learned[0]['name'].split(' (')[0]}.json").read_text())
         assert side["data"]["train"]["images"] == info["train_images"]  # trained on this task's own train split
+    for task, final in (("shoes", "shoes/fcn8s"), ("shoes_scenes", "shoes_scenes/fcn8s_finetune")):
+        names = [m["name"] for m in saved["models"] if m["dataset"] == task]  # the study's FCN, in Caffe and converted
+        assert f"{final} (Caffe)" in names and f"{final} (converted)" in names, names
+    assert [s["stage"] for s in saved["fcn"]["stages"]] == ["fcn32s", "fcn16s", "fcn8s", "fcn8s_composite",
+                                                            "fcn8s_finetune"]
+    assert all(c["verified"] for c in saved["fcn"]["converted"].values())
     assert seconds < 20 * 60  # the preset's budget is 10 min on an idle 2-core machine; a loaded one is slower
 
 
@@ -65,7 +71,7 @@ def test_tables_in_the_seeds_formats_and_the_floors(quick):
     assert md == markdown_real(r)
     for header in ("| Net | pixel acc. | mean IU |", "| Method | Jaccard index (%) | Hausdorff distance |",
                    "The seed's own Table 1 (LFW", "| Model | Test IoU | after post-processing |",
-                   "Patch CNN format", "## Floors", "load average"):
+                   "Patch CNN format", "## Floors", "load average", "## The study's FCN chain (real Caffe"):
         assert header in md
     for task in TASKS:
         assert f"## {task}: {TASK_BY_NAME[task].title}" in md and f"overlays_{task}.png" in md

@@ -6,7 +6,10 @@ scenes (the FCN study; FCN format: pixel accuracy, mean IU), head-and-torso port
 Table 1, beside the seed's own LFW numbers), COCO prominent objects and DUTS salient objects (ExtractNet's
 IoU table; the DUTS-trained models are scored on COCO too), fashion photos refined from a box (the patch
 CNN: Jaccard against the hand masks, of the box itself and of each refinement option; the ms / image of its
-box rows leave out the dense map, computed once per photo for its tag-free row). On every test set:
+box rows leave out the dense map, computed once per photo for its tag-free row). The study's FCN itself trains on
+the shoe tasks in real Caffe (`apps.real_fcn`: the tiny FCN-32s -> 16s -> 8s on the shoes on white, then FCN-8s
+on the composites and fine-tuned, under OUT/fcn), scored in Caffe and as its converted PyTorch copy
+(`--fcn skip`: leave it out). On every test set:
 ExtractNet's classical baseline and every method
 again after ExtractNet's post-processing ("+pp").
 
@@ -40,6 +43,7 @@ from fcnkit.apps.compare import (
     trained_methods,
     write_overlays,
 )
+from fcnkit.apps.real_fcn import FCN_MODES, TASK_DATA, RealChain
 from fcnkit.apps.realdata import READERS, write_split
 from fcnkit.config.paths import in_project
 from fcnkit.config.realdata import (
@@ -68,6 +72,7 @@ class RealPreset:
     n_test: dict[str, int | None]      # task -> test photos scored (None: all)
     train: dict = field(default_factory=dict)  # recipe overrides: {"*": {...}, "duts/unet": {...}}
     install: bool = False              # copy the trained models to their registered checkpoints
+    fcn_iter_scale: float | None = None  # the FCN chain's iterations: the stage table's times this (None: no chain)
 
 
 _ALL = {t.name: None for t in REAL_TASKS}
@@ -81,12 +86,13 @@ REAL_PRESETS = {
          "coco/extractnet-interconnected": {"epochs": 8},
          "duts/patchcnn": {"epochs": 2, "patches_per_epoch": 20_000},
          "fashion/patchcnn": {"epochs": 3, "patches_per_epoch": 20_000}},
-        install=True),
+        install=True, fcn_iter_scale=0.005),
     "real-quick": RealPreset(
         "real-quick", "the real benchmark on small subsets, 2 epochs (a smoke test of every task: minutes)",
         {t.name: 96 for t in REAL_TASKS}, {t.name: 16 for t in REAL_TASKS},
         {"*": {"epochs": 2}, "fashion/patchcnn": {"epochs": 1, "patches_per_epoch": 4096},
-         "duts/patchcnn": {"epochs": 1, "patches_per_epoch": 4096}}),
+         "duts/patchcnn": {"epochs": 1, "patches_per_epoch": 4096}},
+        fcn_iter_scale=0.001),
 }
 
 
@@ -135,10 +141,12 @@ def box_methods(m: Method) -> list[Method]:
 def run_real(preset: str = "real-quick", out: str | Path = "runs/compare/real-quick", *, data: str | Path | None = None,
              tasks: list[str] | None = None, models_only: list[str] | None = None, device: str = "cpu", seed: int = 0,
              reuse: bool = False, install: bool | None = None, train_overrides: dict | None = None,
-             precision: str = "fp32", log=print) -> dict:
+             precision: str = "fp32", fcn: str = "auto", log=print) -> dict:
     if preset not in REAL_PRESETS:
         raise UserError(f"unknown real preset {preset!r}; choose one of: {', '.join(REAL_PRESETS)}")
     pre = REAL_PRESETS[preset]
+    if fcn not in FCN_MODES:
+        raise UserError(f"--fcn {fcn!r}: choose one of {', '.join(FCN_MODES)}")
     root = Path(data) if data else default_realdata()
     if root is None or not root.is_dir():
         raise UserError(f"{root or '../shared/realdata'}: no real data folder; pass --data DIR (the layout of "
@@ -158,6 +166,10 @@ def run_real(preset: str = "real-quick", out: str | Path = "runs/compare/real-qu
     cpre = Preset(pre.name, pre.description, "", tuple(names), {}, device, train_cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    chain = None
+    if fcn != "skip" and pre.fcn_iter_scale and any(t in TASK_DATA for t in names):
+        chain = RealChain(out / "fcn", pre.fcn_iter_scale, REAL_SIZE, VAL_IMAGES, seed=seed, mode=fcn, reuse=reuse,
+                          precision=precision, log=log)
     t_start, load_start = time.perf_counter(), os.getloadavg()
     rows, data_info, grids, trained, shared = [], {}, {}, {}, []
     for task in names:
@@ -175,6 +187,8 @@ def run_real(preset: str = "real-quick", out: str | Path = "runs/compare/real-qu
             methods += got
             if models.get(n).supervision == "boxes":
                 methods += box_methods(got[-1])
+        if chain and task in TASK_DATA:  # the study's FCN, in real Caffe and converted, beside the PyTorch rows
+            methods += chain.methods(task, folders, lambda: prepare_task("shoes", root, out, pre, seed, log=log)[0])
         if task == BEST_TASK:
             shared = [m for m in methods if m.learned and m.supervision == "masks"]
         elif TASK_BY_NAME[task].table == "extractnet":  # the DUTS models on COCO's few prominent-object photos
@@ -185,6 +199,7 @@ def run_real(preset: str = "real-quick", out: str | Path = "runs/compare/real-qu
         _write_json(out / "compare.json", {"preset": preset, "complete": False, "data": data_info, "models": rows})
     result = {"complete": True, "preset": preset, "description": pre.description, "device": device, "seed": seed,
               "data": data_info, "models": rows, "floors": real_floors(rows, names),
+              **({"fcn": chain.info()} if chain else {}),
               "seconds": round(time.perf_counter() - t_start, 1),
               "load": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()],
                        "cpus": os.cpu_count()},
@@ -287,6 +302,22 @@ def task_table(task: str, rows: list[dict]) -> list[str]:
     return md + [f"| {k} | {v:.3f} |" for k, v in EXTRACTNET_TABLE.items()]
 
 
+def fcn_chain_table(fcn: dict | None) -> list[str]:
+    """The FCN chain's stages (real Caffe, validation on the tasks' val photos) and its conversions."""
+    if not fcn:
+        return []
+    md = ["## The study's FCN chain (real Caffe, tiny 1/16-width nets)", "",
+          f"Trained under `{fcn['root']}` on {fcn['size']} px LMDBs of the shoe tasks' train/val photos; "
+          f"each stage {fcn['iter_scale']:g} x the paper's iterations, from the previous stage's snapshot. "
+          "Validation on the tasks' val photos:", "",
+          "| stage | data | iterations | seconds | val pixel acc. | val mean IU |", "|---|---|---:|---:|---:|---:|"]
+    md += [f"| {s['stage']} | {s['data']} | {s['iterations']} | {_n(s['seconds'], 0)} | {_n(s['pixel_acc'], 4)} | "
+           f"{_n(s['mean_iou'], 4)} |" for s in fcn["stages"]]
+    md += [""] + [f"caffe2torch --verify of `{c['caffemodel']}`: {'PASS' if c['verified'] else 'FAIL'} "
+                  f"(`{c['folder']}`)." for c in fcn["converted"].values()]
+    return md + [""]
+
+
 def markdown_real(result: dict) -> str:
     load = result.get("load", {})
     md = [f"# compare: preset `{result['preset']}`", "",
@@ -309,6 +340,7 @@ def markdown_real(result: dict) -> str:
                f"{_n(r['pixel_acc'], 4)} | {_n(r['mean_iou'], 4)} | {_n(pp.get(r['name'] + ' +pp', {}).get('iou'))} |"
                for r in plain]
         md += ["", *task_table(task, rows), "", f"![{task}](overlays_{task}.png)", ""]
+    md += fcn_chain_table(result.get("fcn"))
     md += ["## Floors (issue 20; reported, not timed tests)", "", "| floor | test set | model | score | against | |",
            "|---|---|---|---|---|---|"]
     for f in result["floors"]:

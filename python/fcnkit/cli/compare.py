@@ -11,7 +11,9 @@ so `fcnkit models`, `serve` and `remove-bg --model duts/unet` offer them (--no-i
 
 Writes OUT/compare.json, OUT/compare.md and OUT/overlays_<dataset>.png (default OUT: runs/compare/<preset>).
 --fcn: auto (use the FCN snapshots `make demo` / `solve` trained; train the tiny chain if there are none),
-load (never train), train (always retrain the tiny chain), skip. --reuse keeps the finished checkpoints
+load (never train), train (always retrain the tiny chain), skip. In the real presets the tiny chain trains in
+real Caffe on the real shoes under OUT/fcn (auto/train; with --reuse auto keeps the stages already there; load:
+only those), or skip. --reuse keeps the finished checkpoints
 already in OUT and resumes unfinished ones (so an interrupted compare continues where it stopped);
 OUT/compare.json is rewritten after each val set ("complete": false until the end).
 """
@@ -60,7 +62,7 @@ def _run(p, a) -> int:
     out = a.out or in_project(f"runs/compare/{a.preset}")
     if a.preset in REAL_PRESETS:
         r = run_real(a.preset, out, data=a.data, tasks=a.datasets, models_only=a.models, device=a.device or "cpu",
-                     seed=a.seed, reuse=a.reuse, install=a.install, precision=a.precision,
+                     seed=a.seed, reuse=a.reuse, install=a.install, precision=a.precision, fcn=a.fcn,
                      train_overrides={"*": {"epochs": a.epochs}} if a.epochs else None)
         failed = [f for f in r["floors"] if not f["pass"]]
         print(f"compare: {len(r['models']) // 2} rows x {len(r['data'])} real test sets in {r['seconds']:.0f}s; "
