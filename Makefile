@@ -12,8 +12,8 @@ GPU_CHECK_FLAGS ?=
 CUDA_ARCHS ?= ci
 DEPS_STAMP := $(VENV)/.fcnkit-deps
 # `make demo` measured on 2 otherwise idle cores (README, "make demo"): cold (empty cache) and warm, minutes.
-DEMO_COLD_MIN := 15
-DEMO_WARM_MIN := 6
+DEMO_COLD_MIN := 11
+DEMO_WARM_MIN := 4.5
 
 .PHONY: demo-estimate setup deps caffe browser container-tools gpu-build check-gpu-build image image-test gpu-check test lint \
 	demo prototxt fidelity clean-venv help
@@ -96,8 +96,10 @@ clean-venv:
 	rm -rf $(VENV)
 
 help:
-	@echo "make setup            .venv + the CPU Caffe build (cached in ~/.cache/fcnkit; first time ~5 min)"
-	@echo "make demo             setup, then the tiny FCN-32s -> 16s -> 8s chain in real Caffe (~11 min)"
+	@echo "make setup            .venv + the CPU Caffe build (cached in ~/.cache/fcnkit; first time ~6 min)"
+	@echo "                      + the test suite's browser and container tools"
+	@echo "make demo             .venv + Caffe, then the tiny FCN-32s -> 16s -> 8s chain in real Caffe"
+	@echo "                      (~$(DEMO_COLD_MIN) min cold, ~$(DEMO_WARM_MIN) min warm on 2 cores)"
 	@echo "                      (DEMO_ENGINE=torch: the same chain in the torch engine)"
 	@echo "make test             setup + gpu-build, then the whole test suite (what CI runs)"
 	@echo "make check-gpu-build  compile the CUDA container's Caffe here (every .cu through nvcc, container's"
