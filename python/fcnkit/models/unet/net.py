@@ -4,6 +4,11 @@ Decoder, deepest first, for levels k = 4..1: a 2x2 stride-2 transposed convoluti
 level k's channels, concatenated with level k's feature maps (the skip), two 3x3 convolutions + ReLU;
 then a 1x1 convolution to one logit map at full resolution. `batch_norm=True` (the real-photo CPU models)
 adds BatchNorm after every convolution but the last, encoder included.
+
+Options of the DUTS model (issue 20; ours, not the reference's): `coords` adds each pixel's row and column as
+two input channels (salient objects sit near the centre: a prior a fully convolutional net cannot see by
+itself), `contrast` adds a classical border-contrast saliency map computed from the input (`border_contrast`),
+and `flip_average` makes the net, in eval mode, average its logits over the photo and its mirror image.
 """
 
 from __future__ import annotations
