@@ -222,3 +222,15 @@ def test_cosine_schedule_runs_from_the_rate_down_to_zero():
     assert Recipe(lr=1e-3, batch_size=4, epochs=2).lr_at(7, 10) == 1e-3  # no schedule: the rate throughout
     with pytest.raises(ValueError, match="lr_schedule"):
         Recipe(lr=1e-3, batch_size=4, epochs=2, lr_schedule="step")
+
+
+def test_onecycle_schedule_warms_up_then_anneals_to_zero():
+    from fcnkit.models.recipe import WARMUP, WARMUP_DIV, Recipe
+
+    r = Recipe(lr=3e-3, batch_size=4, epochs=2, lr_schedule="onecycle")
+    total = 100
+    rates = [r.lr_at(i, total) for i in range(total + 1)]
+    peak = round(WARMUP * total)
+    assert abs(rates[0] - 3e-3 / WARMUP_DIV) < 1e-12 and rates[peak] == 3e-3 and rates[-1] < 1e-12
+    assert all(a < b for a, b in zip(rates[:peak], rates[1:peak + 1], strict=True))
+    assert all(a > b for a, b in zip(rates[peak:], rates[peak + 1:], strict=False))

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from fcnkit.config.paper import VGG_MEAN_BGR
-from fcnkit.config.realdata import REAL_SIZE, REAL_TRAIN, TASK_BY_NAME, RealTask, real_models
+from fcnkit.config.realdata import REAL_SIZE, REAL_TRAIN, REAL_TUNED, TASK_BY_NAME, RealTask, real_models
 from fcnkit.config.seeds import RESNET_MEAN_BGR, SCRATCH_INPUT_SCALE
 from fcnkit.errors import UserError
 from fcnkit.models.recipe import Recipe
@@ -39,7 +39,10 @@ def tiny_words(width: float) -> str:
     return TINY_WORDS.replace("1/8", f"1/{round(1 / width)}").replace(" and 64x64 input", "")
 SAMPLE_WORDS = "the embedded sample set (white or composite)"
 REAL_PRESETS = ("real", "real-quick")
-REAL_WORDS = f"CPU model for real photos at {REAL_SIZE}x{REAL_SIZE}, batch-normalised, trained from scratch"
+
+
+def real_words(size: int = REAL_SIZE) -> str:
+    return f"CPU model for real photos at {size}x{size}, batch-normalised, trained from scratch"
 
 
 def checkpoint_path(name: str) -> str:
@@ -142,11 +145,18 @@ def real_specs(family: str, model: str, build, *, description: str, config: dict
                init: str = "Glorot-uniform initialisation", choices: dict | None = None,
                ranges: dict | None = None) -> list[ModelSpec]:
     """`<task>/<model>` for every real-photo task the family trains on (`config.realdata.REAL_TASKS`): the
-    models `compare --preset real` trains, and what `remove-bg`, `serve` and `fcnkit models` then offer."""
+    models `compare --preset real` trains, and what `remove-bg`, `serve` and `fcnkit models` then offer.
+    `config.realdata.REAL_TUNED` changes one task's model (its input size, settings and recipe)."""
     out = []
     for task in real_models(family):
-        out.append(native_spec(f"{task.name}/{model}", family, build, description=f"{description}; {REAL_WORDS}",
-                               config=config, train={**REAL_TRAIN, **(train or {})}, size_rule=size_rule,
+        name = f"{task.name}/{model}"
+        tuned = REAL_TUNED.get(name, {})
+        size = tuned.get("size")
+        out.append(native_spec(name, family, build,
+                               description=f"{description}; {real_words(size or REAL_SIZE)}",
+                               config={**config, **tuned.get("config", {})},
+                               train={**REAL_TRAIN, **(train or {}), **tuned.get("train", {})},
+                               size_rule=f"fixed:{size}" if size else size_rule,
                                trained_on=task.trained_on, presets=REAL_PRESETS, supervision=supervision,
                                init=init, extra={"real": task.name}, choices=choices, ranges=ranges))
     return out

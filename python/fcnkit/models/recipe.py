@@ -8,9 +8,11 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from fcnkit.errors import UserError
 
-LOSSES = ("bce", "deep_bce", "patch_bce")
+LOSSES = ("bce", "bce_iou", "deep_bce", "patch_bce")
 FREEZE = (None, "always", "plateau")
-SCHEDULES = (None, "cosine")
+SCHEDULES = (None, "cosine", "onecycle")
+WARMUP = 0.3      # "onecycle": the share of the steps that warm up from lr / WARMUP_DIV to lr (OneCycleLR's defaults)
+WARMUP_DIV = 25.0
 
 
 @dataclass
@@ -18,7 +20,8 @@ class Recipe:
     lr: float
     batch_size: int
     epochs: int
-    loss: str = "bce"                 # "bce"; "deep_bce": summed over every supervision level; "patch_bce"
+    loss: str = "bce"                 # "bce"; "bce_iou": BCE + soft Jaccard (1 - soft IoU per image);
+    #                                   "deep_bce": summed over every supervision level; "patch_bce"
     augment: dict | None = None       # {"flip": bool, "zoom": z, "rotate_deg": r}: image and mask together
     patience: int = 0                 # a plateau: no val Jaccard gain for this many epochs (0: never stop early)
     freeze_encoder: str | None = None  # "always" (frozen pretrained encoder), "plateau" (frozen, then unfrozen)
@@ -26,7 +29,8 @@ class Recipe:
     task: str = "images"              # "images" (whole images + masks) or "patches" (patch CNN, box labels)
     patches_per_epoch: int = 0
     relabel_every: int = 0            # patches: relabel by the derived masks every N epochs (0: never)
-    lr_schedule: str | None = None    # None: `lr` throughout; "cosine": from `lr` down to 0 over all epochs' steps
+    lr_schedule: str | None = None    # None: `lr` throughout; "cosine": from `lr` down to 0 over all epochs' steps;
+    #                                   "onecycle": up from lr / 25 to `lr` (cosine, 30 % of the steps), then down to 0
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -38,8 +42,15 @@ class Recipe:
 
     def lr_at(self, step: int, total: int) -> float:
         """The learning rate of optimiser step `step` (0-based) of `total`."""
+        step, total = min(step, total), max(1, total)
         if self.lr_schedule == "cosine":
-            return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(1, total)))
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
+        if self.lr_schedule == "onecycle":
+            warm = max(1, round(WARMUP * total))
+            if step < warm:
+                lo = self.lr / WARMUP_DIV
+                return lo + (self.lr - lo) * 0.5 * (1.0 - math.cos(math.pi * step / warm))
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
         return self.lr
 
     @classmethod

@@ -63,6 +63,16 @@ def _bce(logit, target):
     return loss / valid.sum().clamp(min=1.0)
 
 
+def _soft_jaccard(logit, target):
+    """1 - soft IoU of the object class per image (probabilities, not thresholded), mean over the batch;
+    ignored pixels (255) count in neither the intersection nor the union."""
+    valid = (target != 255).float()
+    p, t = torch.sigmoid(logit) * valid, (target == 1).float()
+    inter = (p * t).sum((1, 2, 3))
+    union = (p + t - p * t).sum((1, 2, 3))
+    return (1.0 - (inter + 1.0) / (union + 1.0)).mean()
+
+
 def compute_loss(model, x, y, loss: str):
     if loss == "patch_bce":
         return F.binary_cross_entropy_with_logits(model.patch_logits(x), y)
@@ -72,7 +82,10 @@ def compute_loss(model, x, y, loss: str):
             t = y if out.shape[-2:] == y.shape[-2:] else F.interpolate(y, size=out.shape[-2:], mode="nearest")
             total = total + _bce(out, t)
         return total
-    return _bce(model(x), y)
+    logit = model(x)
+    if loss == "bce_iou":
+        return _bce(logit, y) + _soft_jaccard(logit, y)
+    return _bce(logit, y)
 
 
 class StepLoss(torch.nn.Module):
