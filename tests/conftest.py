@@ -275,3 +275,14 @@ def torchrun(nproc: int, *args, cwd, timeout=300) -> subprocess.CompletedProcess
     env = {**os.environ, "OMP_NUM_THREADS": "1", "FCNKIT_DIST_TIMEOUT": "60"}
     return subprocess.run([str(VENV_BIN / "torchrun"), "--standalone", f"--nproc_per_node={nproc}", "-m", "fcnkit",
                            *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def fixed_output(out):
+    """A module whose forward returns `out` whatever it is fed: loss tests hand a loss chosen logits."""
+    import torch  # noqa: PLC0415  (collection stays torch-free)
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            return out
+
+    return Fixed()

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, VENV_BIN, write_lmdb_dataset
+from conftest import ROOT, VENV_BIN, fixed_output, write_lmdb_dataset
 from fcnkit import inference, models
 from fcnkit.errors import UserError
 from fcnkit.training.trainer import compute_loss, train
@@ -94,18 +94,9 @@ def test_deep_supervision_sums_the_per_level_losses():
     total = compute_loss(m, x, y, "deep_bce")
     outs = m.supervised(x)
     assert len(outs) == 5
-    manual = sum(compute_loss(_Fixed(o), x, torch.nn.functional.interpolate(y, size=o.shape[-2:], mode="nearest"),
+    manual = sum(compute_loss(fixed_output(o), x, torch.nn.functional.interpolate(y, size=o.shape[-2:], mode="nearest"),
                               "bce") for o in outs)
     assert torch.allclose(total, manual)
-
-
-class _Fixed(torch.nn.Module):
-    def __init__(self, out):
-        super().__init__()
-        self.out = out
-
-    def forward(self, x):
-        return self.out
 
 
 def run(*args, timeout=300):

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import fixed_output
 from fcnkit import models
 from fcnkit.apps.realdata import READERS
 from fcnkit.config.realdata import REAL_TUNED, default_realdata
@@ -63,18 +64,9 @@ def test_flip_average_makes_the_duts_net_mirror_equivariant(duts):
     assert not torch.allclose(net(x), net(x.flip(-1)).flip(-1), atol=1e-3)
 
 
-class _Fixed(torch.nn.Module):
-    def __init__(self, out):
-        super().__init__()
-        self.out = out
-
-    def forward(self, x):
-        return self.out
-
-
 def test_bce_iou_loss_on_real_masks(duts):
     y = torch.from_numpy(np.stack([s.label[:96, :96] for s in duts[:4]])[:, None].astype(np.float32))
-    right, wrong = _Fixed(20 * (2 * y - 1)), _Fixed(-20 * (2 * y - 1))
+    right, wrong = fixed_output(20 * (2 * y - 1)), fixed_output(-20 * (2 * y - 1))
     assert compute_loss(right, None, y, "bce_iou") < 1e-3
     bce = compute_loss(wrong, None, y, "bce")
     assert abs(float(compute_loss(wrong, None, y, "bce_iou") - bce) - 1.0) < 1e-3  # soft Jaccard of 1 added
@@ -82,5 +74,5 @@ def test_bce_iou_loss_on_real_masks(duts):
     ignored[:, :, :48] = 255  # ignored pixels count nowhere: a wrong top half changes nothing
     half = 20 * (2 * y - 1)
     half[:, :, :48] *= -1
-    assert abs(float(compute_loss(_Fixed(half), None, ignored, "bce_iou"))) < 1e-3
+    assert abs(float(compute_loss(fixed_output(half), None, ignored, "bce_iou"))) < 1e-3
     assert models.get("duts/unet").recipe.loss == "bce_iou" and models.get("duts/unet").recipe.lr_schedule == "onecycle"
