@@ -48,15 +48,9 @@ VARIANTS = {"caffe": "pycaffe net.forward()", "opencv": "OpenCV dnn", "fp32": "P
 
 
 def cpu_bf16_support() -> str:
-    flags = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    have = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    from fcnkit.inference.backends import cpu_bf16_units  # noqa: PLC0415  (worker processes skip the import)
+
+    have = cpu_bf16_units()
     return ", ".join(have) if have else "neither AMX nor AVX-512-BF16 (bf16 runs emulated: expect no speed-up)"
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import make_blob_images, one_error_line, run_cli
 from fcnkit import inference
-from fcnkit.inference.backends import ConvertedBackend
+from fcnkit.inference.backends import ConvertedBackend, cpu_bf16_units, warn_emulated_bf16
 
 
 def test_channels_last_gives_the_same_scores(threshold_model):
@@ -84,3 +84,25 @@ def test_remove_bg_refuses_a_bad_shard(bad, capsys):
     assert e.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("remove-bg: error: argument --shard") and "0 <= I < N" in last, last
+
+
+def test_bf16_units_are_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile amx_bf16\n\n"
+                    "processor\t: 1\nflags\t\t: fpu\n")
+    assert cpu_bf16_units(str(info)) == ["amx_bf16", "avx512_bf16"]  # the first processor's flags
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert cpu_bf16_units(str(info)) == []
+    assert cpu_bf16_units(str(tmp_path / "missing")) == []
+
+
+def test_bf16_on_a_cpu_without_bf16_units_warns_once(threshold_model, capsys):
+    ref = inference.resolve(str(threshold_model))
+    warn_emulated_bf16.cache_clear()
+    ConvertedBackend(ref, precision="bf16")
+    ConvertedBackend(ref, precision="bf16")
+    err = capsys.readouterr().err
+    if cpu_bf16_units():
+        assert err == ""
+    else:
+        assert err.count("bf16 is emulated and slower than fp32") == 1

@@ -18,6 +18,10 @@ model are put in channels-last memory order, which oneDNN's convolutions run fas
 
 from __future__ import annotations
 
+import functools
+import sys
+from pathlib import Path
+
 import numpy as np
 import torch
 from safetensors.torch import load_file
@@ -54,6 +58,23 @@ class CaffeBackend:
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def cpu_bf16_units(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
+    """The CPU's bf16 units (AMX, AVX-512-BF16) that make bf16 faster than fp32; [] where there are none."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return []
+    flags = next((set(ln.split(":", 1)[1].split()) for ln in text.splitlines() if ln.startswith("flags")), set())
+    return [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+
+
+@functools.cache
+def warn_emulated_bf16() -> None:
+    """Once per process, where bf16 is about to run on a CPU that emulates it."""
+    print("warning: --precision bf16: this CPU has neither AMX nor AVX-512-BF16, so bf16 is emulated and slower "
+          "than fp32 (10x on FCN-8s, bench/bench_precision.py); use fp32 here", file=sys.stderr)
+
+
 def check_precision(precision: str, device: str = "cpu") -> None:
     """One line for a precision this device cannot run."""
     if precision not in PRECISIONS:
@@ -68,6 +89,8 @@ class _TorchBackend:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise UserError(f"--device {device}: this PyTorch has no usable CUDA device; use --device cpu")
         check_precision(precision, device)
+        if precision == "bf16" and device == "cpu" and not cpu_bf16_units():
+            warn_emulated_bf16()
         self.torch = torch
         self.device = device
         self.precision = precision
