@@ -101,8 +101,8 @@ def run_demo(size: int = DEFAULT_SIZE, seed: int = 0, out: Path = Path(DEMO_RUN_
     t0 = time.time()
     total = sum(ESTIMATE_S.values())
     log(f"demo: about {minutes(total)} on 2 idle cores (data {ESTIMATE_S['data']}s, the {len(STAGES)}-stage "
-        f"chain in {engine} {minutes(sum(ESTIMATE_S[st.name] for st in STAGES))}, conversion and report "
-        f"{ESTIMATE_S['report']}s); each stage shows its own estimate and progress")
+        f"chain {minutes(sum(ESTIMATE_S[st.name] for st in STAGES))} in real Caffe, conversion and report "
+        f"{ESTIMATE_S['report']}s); each stage shows its own estimate, rescaled by the pace so far, and progress")
     data_root = Path(DATA_DIR) / TINY_VARIANT.name  # where prototxt/tiny nets read their LMDBs
     ensure_sample(data_root, size, seed, log)
     logs = out / "logs"
