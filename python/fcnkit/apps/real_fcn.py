@@ -29,7 +29,7 @@ from pathlib import Path
 
 from fcnkit import inference
 from fcnkit.apps.compare import Method, _caffe_params, _mask_fn, _write_json
-from fcnkit.caffe.generate import write_variant
+from fcnkit.caffe.generate import solver_param, write_variant
 from fcnkit.caffe.solve import run_solver
 from fcnkit.config.paths import DATA_DIR, SNAPSHOT_DIR
 from fcnkit.config.stages import FINAL_COMPOSITE, FINAL_WHITE, STAGE_BY_NAME, STAGES, TINY_VARIANT, Stage
@@ -86,7 +86,7 @@ class RealChain:
         return self.root / self.variant.path("prototxt", STAGE_BY_NAME[stage].net_dir, "deploy.prototxt")
 
     def iterations(self, st: Stage) -> int:
-        return max(1, round(st.max_iter * self.variant.iter_scale))
+        return solver_param(st, self.variant).max_iter  # the generator's count, not a second formula
 
     # --------------------------------------------------------------------------------------------- data
     def build_data(self, data: str, folders: dict[str, Path]) -> dict:
