@@ -36,8 +36,9 @@ class ZooNet:
     classes: int = 1000
     mean: tuple[float, ...] = (104.0, 117.0, 123.0)  # preprocessing (BGR mean, then scale) of the published net
     scale: float = 1.0
-    # --verify tolerance for the random-weight copies. MobileNet-SSD's 47 convolutions with BatchNorm compound
-    # Caffe's own float32 rounding to ~2e-4 of the last blobs (--fp64 shows the same divergence from Caffe).
+    # --verify tolerance for the random-weight copies. Deep stacks of convolutions with BatchNorm compound
+    # Caffe's own float32 rounding: MobileNet-SSD's 47 to ~2e-4 of the last blobs, ResNet-50's 53 to 0.8-1.0e-4
+    # (--fp64, the converted module in float64, is as far from Caffe: 7.7e-5 and 8.3e-5 at the test sizes).
     tol: float = TOL
     # the net uses a fork's layer types (C3D): real Caffe runs the same net written in its own layers
     # (`build(..., fork=False)`), and the caffemodel is saved from that one
@@ -520,7 +521,7 @@ ZOO = {
     "googlenet": (googlenet, ZooNet("googlenet", "inception Concat, LRN, 7x7 AVE pooling", (224, 224),
                                     ((224, 224), (230, 227)), False)),
     "resnet50": (resnet50, ZooNet("resnet50", "BatchNorm + Scale, Eltwise SUM bottlenecks", (224, 224),
-                                  ((224, 224), (211, 217)), False)),
+                                  ((224, 224), (211, 217)), False, tol=3e-4)),
     "squeezenet": (squeezenet, ZooNet("squeezenet", "fire modules (Concat), global AVE pooling", (227, 227),
                                       ((97, 113), (128, 80)), True)),
     "fcn8s": (fcn8s, ZooNet("fcn8s", "VGG-16 FCN-8s: Deconvolution, Crop, Eltwise skips", (500, 500),
