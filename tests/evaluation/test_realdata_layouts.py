@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from fcnkit.apps.realdata import read_portraits
+from fcnkit.apps.realdata import hold_out, read_portraits
 from fcnkit.errors import UserError
 
 
@@ -33,3 +33,12 @@ def test_missing_data_set_is_one_line_naming_both_names(tmp_path):
     (tmp_path / "root").mkdir()
     with pytest.raises(UserError, match="no portraits_shen or portraits folder"):
         read_portraits(tmp_path / "root", tmp_path / "work")
+
+
+def test_held_out_photos_are_a_seeded_random_choice_not_the_name_sorted_tail():
+    names = [f"n{i:03d}" for i in range(60)] + [f"sun_{i:02d}" for i in range(12)]  # DUTS-TR's order
+    rest, held = hold_out(names, 12, seed=1)
+    assert sorted(rest + held) == sorted(names) and len(held) == 12
+    assert held != names[-12:] and any(n.startswith("n") for n in held)
+    assert held == sorted(held) and hold_out(names, 12, seed=1) == (rest, held)
+    assert hold_out(names, 12, seed=2)[1] != held

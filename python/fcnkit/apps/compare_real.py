@@ -44,7 +44,7 @@ from fcnkit.apps.compare import (
     write_overlays,
 )
 from fcnkit.apps.real_fcn import FCN_MODES, TASK_DATA, RealChain
-from fcnkit.apps.realdata import READERS, write_split
+from fcnkit.apps.realdata import READERS, hold_out, split_names, write_split
 from fcnkit.config.paths import in_project
 from fcnkit.config.realdata import (
     BEST_TASK,
@@ -112,10 +112,10 @@ def prepare_task(task: str, root: Path, out: Path, pre: RealPreset, seed: int, l
                         "folder (see ../shared/realdata/README.md)")
     n_val = min(VAL_IMAGES, max(2, len(train) // 10))
     folders = {}
-    for split, samples in (("train", train[:-n_val]), ("val", train[-n_val:])):
+    for split, samples in zip(("train", "val"), hold_out(train, n_val, seed + 1), strict=True):
         folder = out / "data" / task / split
         marker = folder / "split.json"
-        if not (marker.is_file() and json.loads(marker.read_text()).get("images") == len(samples)):
+        if not (marker.is_file() and json.loads(marker.read_text()).get("names") == split_names(samples)):
             shutil.rmtree(folder, ignore_errors=True)
             write_split(samples, folder)
         folders[split] = folder

@@ -19,6 +19,7 @@ squares at `REAL_STORE` px; test samples stay in memory at their own size and ar
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -63,11 +64,15 @@ def _subset(items: list, n: int | None, seed: int) -> list:
     return [items[i] for i in keep]
 
 
+def hold_out(items: list, k: int, seed: int) -> tuple[list, list]:
+    """(the rest, k items held out): a seeded random choice, both kept in the original order. Never the last k:
+    folders list files by name, and names group by source (DUTS-TR's name-sorted tail is all SUN scenes)."""
+    held = set(np.random.default_rng(seed).permutation(len(items))[:k].tolist())
+    return [x for i, x in enumerate(items) if i not in held], [x for i, x in enumerate(items) if i in held]
+
+
 def _split(items: list, seed: int) -> tuple[list, list]:
-    order = np.random.default_rng(seed).permutation(len(items))
-    k = max(1, round(len(items) * TEST_FRACTION))
-    test = set(order[:k].tolist())
-    return [x for i, x in enumerate(items) if i not in test], [x for i, x in enumerate(items) if i in test]
+    return hold_out(items, max(1, round(len(items) * TEST_FRACTION)), seed)
 
 
 def _pairs_samples(pairs: list[common.Pair], foreground=lambda m: m > 127) -> list[Sample]:
@@ -157,6 +162,11 @@ READERS = {"shoes": read_shoes, "shoes_scenes": read_shoes_scenes, "portraits": 
            "coco": read_coco, "fashion": read_fashion, "duts": read_duts}
 
 
+def split_names(samples: list[Sample]) -> str:
+    """The photos a written split holds, as one digest (its split.json: a reused folder is the same split)."""
+    return hashlib.sha256("\n".join(s.name for s in samples).encode()).hexdigest()[:16]
+
+
 def write_split(samples: list[Sample], folder: Path, size: int = REAL_STORE) -> Path:
     """SAMPLES as FOLDER/<name>.jpg + FOLDER/masks/<name>.png (0/255), size x size; written whole or not at all."""
     folder = Path(folder)
@@ -168,5 +178,6 @@ def write_split(samples: list[Sample], folder: Path, size: int = REAL_STORE) -> 
             lab = cv2.resize(s.label, (size, size), interpolation=cv2.INTER_NEAREST)
             write_bytes(tmp / f"{stem}.jpg", encode_jpeg(img, 95))
             write_bytes(tmp / "masks" / f"{stem}.png", encode_png((lab == 1).astype(np.uint8) * 255, binary=True))
-        write_text_atomic(tmp / SPLIT_MARKER, json.dumps({"images": len(samples), "size": size}) + "\n")
+        write_text_atomic(tmp / SPLIT_MARKER, json.dumps({"images": len(samples), "size": size,
+                                                         "names": split_names(samples)}) + "\n")
     return folder
