@@ -13,7 +13,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import VENV_BIN
+from conftest import VENV_BIN, sigint_default
 from fcnkit.apps.compare_real import REAL_PRESETS, markdown_real, run_real, task_models
 from fcnkit.config.realdata import REAL_TASKS, TASK_BY_NAME, default_realdata
 from fcnkit.errors import UserError
@@ -92,7 +92,8 @@ def test_interrupted_run_resumes_with_reuse(tmp_path):
     out = tmp_path / "out"
     cmd = [str(VENV_BIN / "fcnkit"), "compare", "--preset", "real-quick", "--data", str(REALDATA), "--datasets",
            "coco", "--out", str(out), "--epochs", "3"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=sigint_default)
     lines = []
     for line in proc.stdout:
         lines.append(line)
