@@ -86,7 +86,7 @@ REAL_PRESETS = {
          "coco/extractnet-interconnected": {"epochs": 8},
          "duts/patchcnn": {"epochs": 2, "patches_per_epoch": 20_000},
          "fashion/patchcnn": {"epochs": 3, "patches_per_epoch": 20_000}},
-        install=True, fcn_iter_scale=0.005),
+        install=True, fcn_iter_scale=0.01),
     "real-quick": RealPreset(
         "real-quick", "the real benchmark on small subsets, 2 epochs (a smoke test of every task: minutes)",
         {t.name: 96 for t in REAL_TASKS}, {t.name: 16 for t in REAL_TASKS},
