@@ -60,8 +60,7 @@ def _subset(items: list, n: int | None, seed: int) -> list:
     """At most n items, a seeded random choice kept in the original order (all when n is None)."""
     if n is None or n >= len(items):
         return list(items)
-    keep = np.sort(np.random.default_rng(seed).permutation(len(items))[:n])
-    return [items[i] for i in keep]
+    return hold_out(items, n, seed)[1]
 
 
 def hold_out(items: list, k: int, seed: int) -> tuple[list, list]:
