@@ -15,6 +15,7 @@ import time
 import pytest
 from conftest import VENV_BIN, sigint_default
 from fcnkit.apps.compare_real import REAL_PRESETS, markdown_real, run_real, task_models
+from fcnkit.apps.realdata import TASK_SET
 from fcnkit.config.realdata import REAL_TASKS, TASK_BY_NAME, default_realdata
 from fcnkit.errors import UserError
 
@@ -55,6 +56,9 @@ def test_every_task_is_scored_with_real_numbers(quick):
         assert (out / f"overlays_{task}.png").stat().st_size > 5000
         side = json.loads((out / "checkpoints" / f"{learned[0]['name'].split(' (')[0]}.json").read_text())
         assert side["data"]["train"]["images"] == info["train_images"]  # trained on this task's own train split
+        assert info["prepared"] == str(out / "prep" / TASK_SET[task])  # read from what `prep real` wrote
+    prepared = json.loads((out / "prep" / "real.json").read_text())["sets"]
+    assert sorted(prepared) == sorted(set(TASK_SET.values()))  # one import path: `prep real`, its options recorded
     for task, final in (("shoes", "shoes/fcn8s"), ("shoes_scenes", "shoes_scenes/fcn8s_finetune")):
         names = [m["name"] for m in saved["models"] if m["dataset"] == task]  # the study's FCN, in Caffe and converted
         assert f"{final} (Caffe)" in names and f"{final} (converted)" in names, names

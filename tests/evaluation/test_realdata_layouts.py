@@ -1,15 +1,16 @@
-"""The real-photo readers take a data set under its shared name and under the name `prep fetch` gives it."""
+"""The real-photo tasks read what `prep real` wrote, from a data set under its shared name or under the name
+`prep fetch` gives it; a missing one is one line naming both names."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
-from fcnkit.apps.realdata import hold_out, read_portraits
+from fcnkit.apps.realdata import READERS, hold_out, prepare
 from fcnkit.errors import UserError
 
 
-def _write_pairs(base, n: int = 2) -> None:
+def _write_pairs(base, n: int = 4) -> None:
     rng = np.random.default_rng(0)
     for split in ("train", "test"):
         (base / split / "images").mkdir(parents=True)
@@ -24,15 +25,21 @@ def _write_pairs(base, n: int = 2) -> None:
 @pytest.mark.parametrize("folder", ["portraits_shen", "portraits"])
 def test_portraits_under_either_name(tmp_path, folder):
     _write_pairs(tmp_path / "root" / folder)
-    got = read_portraits(tmp_path / "root", tmp_path / "work")
-    assert [len(got["train"]), len(got["test"])] == [2, 2]
+    work = prepare(tmp_path / "root", tmp_path / "work", ["portraits"], log=lambda *a: None)
+    got = READERS["portraits"](work)
+    assert [len(got["train"]) + len(got["val"]), len(got["test"])] == [4, 4] and got["val"]  # val: prep import's
+    assert (work / "real.json").is_file() and (work / "portraits" / "test" / "masks").is_dir()
     assert int(got["test"][0].label.sum()) == 10 * 8 and set(np.unique(got["test"][0].label)) == {0, 1}
 
 
 def test_missing_data_set_is_one_line_naming_both_names(tmp_path):
     (tmp_path / "root").mkdir()
-    with pytest.raises(UserError, match="no portraits_shen or portraits folder"):
-        read_portraits(tmp_path / "root", tmp_path / "work")
+    with pytest.raises(UserError, match="looked for portraits_shen, portraits"):
+        prepare(tmp_path / "root", tmp_path / "work", ["portraits"], log=lambda *a: None)
+    _write_pairs(tmp_path / "root" / "duts")  # another set is there: the portraits task still names its folders
+    work = prepare(tmp_path / "root", tmp_path / "work", ["duts", "portraits"], log=lambda *a: None)
+    with pytest.raises(UserError, match="no portraits_shen or portraits folder for the portraits task"):
+        READERS["portraits"](work)
 
 
 def test_held_out_photos_are_a_seeded_random_choice_not_the_name_sorted_tail():

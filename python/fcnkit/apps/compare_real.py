@@ -1,7 +1,8 @@
 """`fcnkit compare --preset real|real-quick [--data DIR]`: every seed's system on its own real-photo task, and
 every family on DUTS, trained here on CPU and scored on held-out real photos by the same code.
 
-Tasks (`config.realdata.REAL_TASKS`, data read by `apps.realdata`): real shoes on white and pasted onto unseen
+Tasks (`config.realdata.REAL_TASKS`; their data prepared by `prep real` under OUT/prep and read back by
+`apps.realdata`): real shoes on white and pasted onto unseen
 scenes (the FCN study; FCN format: pixel accuracy, mean IU), head-and-torso portraits (the LRN paper's
 Table 1, beside the seed's own LFW numbers), COCO prominent objects and DUTS salient objects (ExtractNet's
 IoU table; the DUTS-trained models are scored on COCO too), fashion photos refined from a box (the patch
@@ -13,7 +14,8 @@ on the composites and fine-tuned, under OUT/fcn), scored in Caffe and as its con
 ExtractNet's classical baseline and every method
 again after ExtractNet's post-processing ("+pp").
 
-Per task: OUT/data/<task>/{train,val} (image folders the trainer reads), OUT/checkpoints/<task>/<model>
+Per task: OUT/prep/<set> (`prep real`'s output, its splits), OUT/data/<task>/{train,val} (the preset's
+subsets as the image folders the trainer reads), OUT/checkpoints/<task>/<model>
 (the registered model `<task>/<model>`), OUT/overlays_<task>.png (real test photos: truth and every
 model). OUT/compare.json is rewritten after each task ("complete": false until the end); OUT/compare.md
 holds the tables and the floors. `--reuse` keeps finished checkpoints and resumes unfinished ones (an
@@ -44,7 +46,7 @@ from fcnkit.apps.compare import (
     write_overlays,
 )
 from fcnkit.apps.real_fcn import FCN_MODES, TASK_DATA, RealChain
-from fcnkit.apps.realdata import READERS, hold_out, split_names, write_split
+from fcnkit.apps.realdata import READERS, TASK_SET, hold_out, prepare, split_names, subset, write_split
 from fcnkit.config.paths import in_project
 from fcnkit.config.realdata import (
     BEST_TASK,
@@ -73,6 +75,7 @@ class RealPreset:
     train: dict = field(default_factory=dict)  # recipe overrides: {"*": {...}, "duts/unet": {...}}
     install: bool = False              # copy the trained models to their registered checkpoints
     fcn_iter_scale: float | None = None  # the FCN chain's iterations: the stage table's times this (None: no chain)
+    prep_limit: int | None = None      # `prep real --limit`: the first N photos of each source split (None: all)
 
 
 _ALL = {t.name: None for t in REAL_TASKS}
@@ -92,7 +95,7 @@ REAL_PRESETS = {
         {t.name: 96 for t in REAL_TASKS}, {t.name: 16 for t in REAL_TASKS},
         {"*": {"epochs": 2}, "fashion/patchcnn": {"epochs": 1, "patches_per_epoch": 4096},
          "duts/patchcnn": {"epochs": 1, "patches_per_epoch": 4096}},
-        fcn_iter_scale=0.001),
+        fcn_iter_scale=0.001, prep_limit=160),
 }
 
 
@@ -103,26 +106,30 @@ def task_models(task: str, preset: str) -> list[str]:
 
 
 def prepare_task(task: str, root: Path, out: Path, pre: RealPreset, seed: int, log=print):
-    """The task's train/val folders under OUT/data/<task> (written once) and its test samples (in memory)."""
+    """The task's train/val folders under OUT/data/<task> (written once) and its test samples (in memory), from
+    what `prep real` wrote under OUT/prep (run first for the sets the task reads)."""
     t0 = time.perf_counter()
-    data = READERS[task](root, out / "prep", pre.n_train.get(task), pre.n_test.get(task), seed)
-    train, test = data["train"], data["test"]
-    if len(train) < 4 or not test:
-        raise UserError(f"{root}: the {task} data gave {len(train)} train and {len(test)} test photos; check the "
-                        "folder (see ../shared/realdata/README.md)")
-    n_val = min(VAL_IMAGES, max(2, len(train) // 10))
+    work = prepare(root, out / "prep", [task], limit=pre.prep_limit, seed=seed, log=log)
+    data = READERS[task](work, pre.n_train.get(task), pre.n_test.get(task), seed)
+    train, val, test = data["train"], data["val"], data["test"]
+    if not val:  # no val split prepared (COCO): held out of the train photos
+        train, val = hold_out(train, min(VAL_IMAGES, max(2, len(train) // 10)), seed + 1)
+    val = subset(val, VAL_IMAGES, seed + 1)
+    if len(train) < 4 or not val or not test:
+        raise UserError(f"{root}: the {task} data gave {len(train)} train, {len(val)} val and {len(test)} test "
+                        "photos; check the folder (see ../shared/realdata/README.md)")
     folders = {}
-    for split, samples in zip(("train", "val"), hold_out(train, n_val, seed + 1), strict=True):
+    for split, samples in (("train", train), ("val", val)):
         folder = out / "data" / task / split
         marker = folder / "split.json"
         if not (marker.is_file() and json.loads(marker.read_text()).get("names") == split_names(samples)):
             shutil.rmtree(folder, ignore_errors=True)
             write_split(samples, folder)
         folders[split] = folder
-    info = {"train_images": len(train) - n_val, "val_images": n_val, "test_images": len(test),
+    info = {"train_images": len(train), "val_images": len(val), "test_images": len(test),
             "test_sizes": sorted({f"{s.bgr.shape[1]}x{s.bgr.shape[0]}" for s in test})[:4],
-            "source": str(root), "title": TASK_BY_NAME[task].title}
-    log(f"compare: {task}: {info['train_images']} train, {n_val} val, {len(test)} test photos "
+            "source": str(root), "prepared": str(work / TASK_SET[task]), "title": TASK_BY_NAME[task].title}
+    log(f"compare: {task}: {info['train_images']} train, {len(val)} val, {len(test)} test photos "
         f"({time.perf_counter() - t0:.0f}s)")
     return folders, test, info
 

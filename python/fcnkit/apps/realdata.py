@@ -1,17 +1,17 @@
-"""The real-photo tasks' data (`config.realdata.REAL_TASKS`): one reader per layout, and the train/val folders
-the trainer reads.
+"""The real-photo tasks' data (`config.realdata.REAL_TASKS`), read from what `prep real` wrote: one import path
+for the benchmark, the README's runs and a user's own `prep real` (`prep.realdata`, the layouts and options).
 
-Each `read_<task>(root, work, n_train, n_test, seed)` returns {"train": [Sample], "test": [Sample]} (labels
-0/1) from the data set's own layout under ROOT (`../shared/realdata`, or what `prep` wrote from the public
-originals), preparing what the layout lacks with the project's own `prep` library into WORK:
+`prepare(root, work, tasks)` runs `prep real ROOT --out WORK` for the data sets the tasks need (kept when
+already prepared with the same options). `READERS[task](work, n_train, n_test, seed)` then returns
+{"train", "val", "test"} samples (labels 0/1) from WORK, a seeded random choice of at most n_train / n_test:
 
-* portraits, DUTS: image + mask folders with the official train/test lists (`{split}/images`, `{split}/masks`);
-* shoes: photos on white -> masks by the study's near-white rule (`prep masks`), a seeded 80/20 split;
-* shoes_scenes: those shoes pasted onto BSDS500 scenes (`prep composite`), train/val scenes for the train
-  composites, the test scenes (and the test shoes) for the test composites;
-* COCO: the instance JSON -> prominent-object masks by ExtractNet's rules (`prep coco`), a seeded split;
-* fashion: label maps (ids, `label_list.txt`) -> person = label > 0; the patch CNN sees only its box.
-To read another copy of a data set (e.g. `prep` output elsewhere), point ROOT at it or change one reader.
+* portraits, DUTS, fashion: `prep import`'s {train,val,test} folders (official test lists; fashion's person =
+  label > 0, its test split drawn by `prep import`), every photo at its own size;
+* shoes: `prep masks`' near-white masks of every photo at its own size, split as `prep ingest` split them
+  (the white LMDBs' manifest names each split's photos);
+* shoes_scenes: `prep ingest`'s composites, train/val shoes over BSDS train/val scenes, the test shoes over the
+  test scenes only;
+* COCO: `prep coco`'s prominent-object masks (ExtractNet's rules, 224 px), split here by a seeded shuffle.
 
 `write_split` stores a train or val split as an image folder with masks/ (what `fcnkit train` reads),
 squares at `REAL_STORE` px; test samples stay in memory at their own size and are scored there.
@@ -32,31 +32,34 @@ from fcnkit.errors import UserError
 from fcnkit.io.atomic import write_text_atomic
 from fcnkit.io.images import ImageReadError, encode_jpeg, encode_png, read_bgr, read_mask, write_bytes
 from fcnkit.prep import common
-from fcnkit.prep.coco import run_coco
-from fcnkit.prep.composite import CompositeOptions, run_composite
-from fcnkit.prep.masks import run_masks
-from fcnkit.prep.realdata import SOURCES, find_source
+from fcnkit.prep.lmdb_build import LMDB_MANIFEST
+from fcnkit.prep.realdata import SOURCES, prepare_real
 
 TEST_FRACTION = 0.2  # ours: tasks without official lists hold out this share, by a seeded shuffle
 SPLIT_MARKER = "split.json"
+SPLITS = ("train", "val", "test")
+TASK_SET = {"duts": "duts", "portraits": "portraits", "fashion": "fashion", "coco": "coco", "shoes": "shoes",
+            "shoes_scenes": "shoes"}  # the `prep real` set each task reads
 
 
-def _need(path: Path, what: str) -> Path:
-    if not path.exists():
-        raise UserError(f"{path}: missing; {what} (see ../shared/realdata/README.md, or `prep fetch`)")
-    return path
+def prepare(root: Path, work: Path, tasks: list[str], *, limit: int | None = None, seed: int = 0,
+            log=print) -> Path:
+    """`prep real ROOT --out WORK` for the sets TASKS read (one worker, no bars); returns WORK."""
+    prepare_real(root, work, only=sorted({TASK_SET[t] for t in tasks}), limit=limit, seed=seed, workers=1,
+                 quiet=True, log=log)
+    return work
 
 
-def _source(root: Path, name: str, what: str) -> Path:
-    """ROOT's folder for data set NAME under any of the names it goes by (the shared copy's, `prep fetch`'s)."""
-    found = find_source(root, name)
-    if found is None:
-        raise UserError(f"{root}: no {' or '.join(SOURCES[name])} folder; {what} (see ../shared/realdata/README.md, "
-                        "or `prep fetch`)")
-    return found
+def _prepared(work: Path, task: str) -> Path:
+    name = TASK_SET[task]
+    folder = work / name
+    if not folder.is_dir():
+        raise UserError(f"{folder}: missing; the data root has no {' or '.join(SOURCES[name])} folder for the "
+                        f"{task} task (see ../shared/realdata/README.md, or `prep fetch`)")
+    return folder
 
 
-def _subset(items: list, n: int | None, seed: int) -> list:
+def subset(items: list, n: int | None, seed: int) -> list:
     """At most n items, a seeded random choice kept in the original order (all when n is None)."""
     if n is None or n >= len(items):
         return list(items)
@@ -70,13 +73,9 @@ def hold_out(items: list, k: int, seed: int) -> tuple[list, list]:
     return [x for i, x in enumerate(items) if i not in held], [x for i, x in enumerate(items) if i in held]
 
 
-def _split(items: list, seed: int) -> tuple[list, list]:
-    return hold_out(items, max(1, round(len(items) * TEST_FRACTION)), seed)
-
-
-def _pairs_samples(pairs: list[common.Pair], foreground=lambda m: m > 127) -> list[Sample]:
-    """The readable pairs as samples, label 1 where `foreground(mask values)` (0/255 masks: above half);
-    unreadable files and masks of another size are passed over."""
+def _pairs_samples(pairs: list[common.Pair]) -> list[Sample]:
+    """The readable pairs as samples, label 1 where the 0/255 mask is above half; unreadable files and masks
+    of another size are passed over."""
     out = []
     for p in pairs:
         try:
@@ -84,81 +83,57 @@ def _pairs_samples(pairs: list[common.Pair], foreground=lambda m: m > 127) -> li
         except ImageReadError:
             continue
         if bgr.shape[:2] == m.shape:
-            out.append(Sample(p.name, bgr, foreground(m).astype(np.uint8)))
+            out.append(Sample(p.name, bgr, (m > 127).astype(np.uint8)))
     return out
 
 
-def _folder_task(base: Path, n_train, n_test, seed) -> dict[str, list[Sample]]:
-    out = {}
-    for split, n in (("train", n_train), ("test", n_test)):
-        images = _need(base / split / "images", f"{split} photos")
-        pairs = _subset(common.pairs_from_folders(images, _need(base / split / "masks", f"{split} masks")), n, seed)
-        out[split] = _pairs_samples(pairs)
-    return out
+def _chosen(pairs: dict[str, list[common.Pair]], n_train, n_test, seed) -> dict[str, list[Sample]]:
+    """Each split's pairs, the train and test ones cut to n_train / n_test, read as samples."""
+    n = {"train": n_train, "val": None, "test": n_test}
+    return {split: _pairs_samples(subset(pairs.get(split, []), n[split], seed)) for split in SPLITS}
 
 
-def read_duts(root: Path, work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
-    return _folder_task(_source(root, "duts", "DUTS photos and masks"), n_train, n_test, seed)
+def _import_pairs(folder: Path) -> dict[str, list[common.Pair]]:
+    """`prep import`'s OUT/<split>/<photo> + OUT/<split>/masks/<stem>.png, per split present."""
+    return {s: common.pairs_from_folders(folder / s, folder / s / "masks") for s in SPLITS
+            if (folder / s / "masks").is_dir()}
 
 
-def read_portraits(root: Path, work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
-    return _folder_task(_source(root, "portraits", "portraits and masks"), n_train, n_test, seed)
+def _import_task(task: str):
+    def read(work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
+        return _chosen(_import_pairs(_prepared(work, task)), n_train, n_test, seed)
+    read.__doc__ = f"The {task} photos `prep import` wrote under WORK/{TASK_SET[task]}."
+    return read
 
 
-def _shoe_pairs(root: Path, work: Path) -> list[common.Pair]:
-    """Every usable shoe photo with its near-white mask (`prep masks`, written once into WORK)."""
-    out = work / "shoe_masks"
-    if not (out / common.MANIFEST).is_file():
-        run_masks(_source(root, "shoes", "shoe photos on white"), out, preview=False, quiet=True,
-                  workers=1)
-    return common.pairs_from_manifest(out)
+def read_shoes(work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
+    """Each shoe photo at its own size with its near-white mask, in the split `prep ingest` gave it."""
+    white = _prepared(work, "shoes") / "white"
+    names = json.loads((white / LMDB_MANIFEST).read_text())["names"]
+    by_name = {p.name: p for p in common.pairs_from_manifest(white / "masks")}
+    return _chosen({s: [by_name[k] for k in names.get(s, []) if k in by_name] for s in SPLITS}, n_train, n_test,
+                   seed)
 
 
-def read_shoes(root: Path, work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
-    train, test = _split(_shoe_pairs(root, work), seed)
-    return {"train": _pairs_samples(_subset(train, n_train, seed)), "test": _pairs_samples(_subset(test, n_test, seed))}
+def read_shoes_scenes(work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
+    """`prep ingest`'s composites: train/val shoes over BSDS train/val scenes, test shoes over the test scenes."""
+    comp = _prepared(work, "shoes_scenes") / "composite"
+    return _chosen({s: common.pairs_from_manifest(comp / f"{s}_pairs") for s in SPLITS
+                    if (comp / f"{s}_pairs").is_dir()}, n_train, n_test, seed)
 
 
-def read_shoes_scenes(root: Path, work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
-    """Train shoes on BSDS train+val scenes, test shoes on BSDS test scenes: no scene or shoe in both."""
-    train, test = _split(_shoe_pairs(root, work), seed)
-    scenes = _source(root, "scenes", "BSDS500 scene photos")
-    out = {}
-    for split, shoes, dirs, n in (("train", train, ("train", "val"), n_train or len(train)),
-                                  ("test", test, ("test",), n_test or len(test))):
-        folder = work / f"shoes_scenes_{split}_{n}"
-        if not (folder / common.MANIFEST).is_file():
-            backgrounds = [p for d in dirs for p in common.list_files(_need(scenes / d, f"BSDS500 {d} scenes"))]
-            run_composite(shoes, backgrounds, folder, n, opts=CompositeOptions(size=REAL_STORE), seed=seed + 1,
-                          workers=1, preview=False, quiet=True)
-        out[split] = load_samples(folder / "images", masks=folder / "masks")
-    return out
+def read_coco(work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
+    """`prep coco`'s prominent-object photos, a seeded 80/20 split (COCO has no test list); val from train."""
+    rest, test = _split(load_samples(_prepared(work, "coco")), seed)
+    return {"train": subset(rest, n_train, seed), "val": [], "test": subset(test, n_test, seed)}
 
 
-def read_coco(root: Path, work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
-    base = _source(root, "coco", "COCO images and instance annotations")
-    anns = sorted((_need(base / "annotations", "COCO instance annotations")).glob("instances_*.json"))
-    if not anns:
-        raise UserError(f"{base / 'annotations'}: no instances_*.json; give COCO's instance annotations")
-    out = work / "coco"
-    if not (out / "coco.json").is_file():
-        run_coco(anns[0], _need(base / "images", "COCO images"), out, quiet=True)
-    train, test = _split(load_samples(out), seed)
-    return {"train": _subset(train, n_train, seed), "test": _subset(test, n_test, seed)}
+def _split(items: list, seed: int) -> tuple[list, list]:
+    return hold_out(items, max(1, round(len(items) * TEST_FRACTION)), seed)
 
 
-def read_fashion(root: Path, work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
-    """Photos and label maps (ids; `label_list.txt` names them, 0 = background): person = label > 0."""
-    base = _source(root, "fashion", "fashion photos and label maps")
-    _need(base / "label_list.txt", "the label list of the label maps")
-    pairs = common.pairs_from_folders(_need(base / "photos", "fashion photos"), _need(base / "labels", "label maps"))
-    train, test = _split(pairs, seed)
-    return {"train": _pairs_samples(_subset(train, n_train, seed), lambda ids: ids > 0),
-            "test": _pairs_samples(_subset(test, n_test, seed), lambda ids: ids > 0)}
-
-
-READERS = {"shoes": read_shoes, "shoes_scenes": read_shoes_scenes, "portraits": read_portraits,
-           "coco": read_coco, "fashion": read_fashion, "duts": read_duts}
+READERS = {"shoes": read_shoes, "shoes_scenes": read_shoes_scenes, "portraits": _import_task("portraits"),
+           "coco": read_coco, "fashion": _import_task("fashion"), "duts": _import_task("duts")}
 
 
 def split_names(samples: list[Sample]) -> str:

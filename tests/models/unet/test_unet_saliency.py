@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import fixed_output
 from fcnkit import models
-from fcnkit.apps.realdata import READERS
+from fcnkit.apps.realdata import READERS, prepare
 from fcnkit.config.realdata import REAL_TUNED, default_realdata
 from fcnkit.models.unet.net import border_contrast, coordinates
 from fcnkit.training.trainer import compute_loss
@@ -24,11 +24,14 @@ if REALDATA is None and os.environ.get("CI") != "true":
 
 @pytest.fixture(scope="module")
 def duts(tmp_path_factory):
-    return READERS["duts"](REALDATA, tmp_path_factory.mktemp("prep"), 40, 1, 0)["train"]
+    work = prepare(REALDATA, tmp_path_factory.mktemp("prep"), ["duts"], log=lambda *a: None)
+    return READERS["duts"](work, 40, 1, 0)["train"]
 
 
 def _input(spec, bgr):
-    return torch.from_numpy(spec.preprocessing.to_input(bgr)[None])
+    """The photo as the Predictor feeds the net: resized to the model's input size, then normalised."""
+    h, w = spec.preprocessing.input_size(*bgr.shape[:2])
+    return torch.from_numpy(spec.preprocessing.to_input(cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA))[None])
 
 
 def test_border_contrast_ranks_the_salient_object_above_its_background(duts):
