@@ -132,7 +132,7 @@ def test_bad_input(tmp_path):
     with pytest.raises(UserError, match="not a real-photo model"):
         run_real("real-quick", tmp_path / "o", data=REALDATA, models_only=["tiny/unet"])
     (tmp_path / "empty" / "duts").mkdir(parents=True)
-    with pytest.raises(UserError, match="missing"):
+    with pytest.raises(UserError, match="empty/duts: no images/photos"):  # `prep real` names what the set lacks
         run_real("real-quick", tmp_path / "o", data=tmp_path / "empty", tasks=["duts"])
     assert not (tmp_path / "o" / "compare.json").exists()
     r = subprocess.run([str(VENV_BIN / "fcnkit"), "compare", "--preset", "quick", "--data", str(tmp_path)],
