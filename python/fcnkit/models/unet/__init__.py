@@ -3,9 +3,9 @@
 Registered models: `unet` (Glorot-uniform, 224x224), `unet-vgg` (VGG-16 ImageNet encoder, frozen until the
 decoder's plateau, then unfrozen), `tiny/unet` (1/8-width CPU stand-in), `<task>/unet` (batch-normalised CPU
 models for the real-photo tasks of `config.realdata`, e.g. `duts/unet`). Training as the LRN's: Adam 1e-4,
-binary cross-entropy, flips, zoom and rotation. `duts/unet` (issue 20, `config.realdata.REAL_TUNED`) also sees
-coordinate and border-contrast channels, runs at 80 px, trains on BCE + soft Jaccard with a one-cycle schedule
-and averages its logits with its mirror image's at test time.
+binary cross-entropy, flips, zoom and rotation. `duts/unet` (issue 20, `config.realdata.REAL_TUNED`) is 1/4
+wide, runs at 112 px, also sees coordinate and border-contrast channels, trains on BCE + soft Jaccard with a
+one-cycle schedule and averages its logits with its mirror image's at test time.
 """
 
 from __future__ import annotations
