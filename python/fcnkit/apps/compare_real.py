@@ -46,7 +46,7 @@ from fcnkit.apps.compare import (
     write_overlays,
 )
 from fcnkit.apps.real_fcn import FCN_MODES, TASK_DATA, RealChain
-from fcnkit.apps.realdata import READERS, TASK_SET, hold_out, prepare, split_names, subset, write_split
+from fcnkit.apps.realdata import READERS, TASK_SET, hold_out, prepare, split_names, write_split
 from fcnkit.config.paths import in_project
 from fcnkit.config.realdata import (
     BEST_TASK,
@@ -110,11 +110,10 @@ def prepare_task(task: str, root: Path, out: Path, pre: RealPreset, seed: int, l
     what `prep real` wrote under OUT/prep (run first for the sets the task reads)."""
     t0 = time.perf_counter()
     work = prepare(root, out / "prep", [task], limit=pre.prep_limit, seed=seed, log=log)
-    data = READERS[task](work, pre.n_train.get(task), pre.n_test.get(task), seed)
+    data = READERS[task](work, pre.n_train.get(task), pre.n_test.get(task), seed, n_val=VAL_IMAGES)
     train, val, test = data["train"], data["val"], data["test"]
     if not val:  # no val split prepared (COCO): held out of the train photos
         train, val = hold_out(train, min(VAL_IMAGES, max(2, len(train) // 10)), seed + 1)
-    val = subset(val, VAL_IMAGES, seed + 1)
     if len(train) < 4 or not val or not test:
         raise UserError(f"{root}: the {task} data gave {len(train)} train, {len(val)} val and {len(test)} test "
                         "photos; check the folder (see ../shared/realdata/README.md)")

@@ -2,8 +2,9 @@
 for the benchmark, the README's runs and a user's own `prep real` (`prep.realdata`, the layouts and options).
 
 `prepare(root, work, tasks)` runs `prep real ROOT --out WORK` for the data sets the tasks need (kept when
-already prepared with the same options). `READERS[task](work, n_train, n_test, seed)` then returns
-{"train", "val", "test"} samples (labels 0/1) from WORK, a seeded random choice of at most n_train / n_test:
+already prepared with the same options). `READERS[task](work, n_train, n_test, seed, n_val)` then returns
+{"train", "val", "test"} samples (labels 0/1) from WORK, a seeded random choice of at most n_train / n_val /
+n_test (val drawn with seed + 1), only the chosen photos read:
 
 * portraits, DUTS, fashion: `prep import`'s {train,val,test} folders (official test lists; fashion's person =
   label > 0, its test split drawn by `prep import`), every photo at its own size;
@@ -59,7 +60,7 @@ def _prepared(work: Path, task: str) -> Path:
     return folder
 
 
-def subset(items: list, n: int | None, seed: int) -> list:
+def _subset(items: list, n: int | None, seed: int) -> list:
     """At most n items, a seeded random choice kept in the original order (all when n is None)."""
     if n is None or n >= len(items):
         return list(items)
@@ -87,10 +88,10 @@ def _pairs_samples(pairs: list[common.Pair]) -> list[Sample]:
     return out
 
 
-def _chosen(pairs: dict[str, list[common.Pair]], n_train, n_test, seed) -> dict[str, list[Sample]]:
-    """Each split's pairs, the train and test ones cut to n_train / n_test, read as samples."""
-    n = {"train": n_train, "val": None, "test": n_test}
-    return {split: _pairs_samples(subset(pairs.get(split, []), n[split], seed)) for split in SPLITS}
+def _chosen(pairs: dict[str, list[common.Pair]], n_train, n_test, seed, n_val) -> dict[str, list[Sample]]:
+    """Each split's pairs cut to n_train / n_val / n_test (val by seed + 1), read as samples."""
+    cut = {"train": (n_train, seed), "val": (n_val, seed + 1), "test": (n_test, seed)}
+    return {split: _pairs_samples(_subset(pairs.get(split, []), *cut[split])) for split in SPLITS}
 
 
 def _import_pairs(folder: Path) -> dict[str, list[common.Pair]]:
@@ -100,32 +101,33 @@ def _import_pairs(folder: Path) -> dict[str, list[common.Pair]]:
 
 
 def _import_task(task: str):
-    def read(work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
-        return _chosen(_import_pairs(_prepared(work, task)), n_train, n_test, seed)
+    def read(work: Path, n_train=None, n_test=None, seed=0, n_val=None) -> dict[str, list[Sample]]:
+        return _chosen(_import_pairs(_prepared(work, task)), n_train, n_test, seed, n_val)
     read.__doc__ = f"The {task} photos `prep import` wrote under WORK/{TASK_SET[task]}."
     return read
 
 
-def read_shoes(work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
+def read_shoes(work: Path, n_train=None, n_test=None, seed=0, n_val=None) -> dict[str, list[Sample]]:
     """Each shoe photo at its own size with its near-white mask, in the split `prep ingest` gave it."""
     white = _prepared(work, "shoes") / "white"
     names = json.loads((white / LMDB_MANIFEST).read_text())["names"]
     by_name = {p.name: p for p in common.pairs_from_manifest(white / "masks")}
     return _chosen({s: [by_name[k] for k in names.get(s, []) if k in by_name] for s in SPLITS}, n_train, n_test,
-                   seed)
+                   seed, n_val)
 
 
-def read_shoes_scenes(work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
+def read_shoes_scenes(work: Path, n_train=None, n_test=None, seed=0, n_val=None) -> dict[str, list[Sample]]:
     """`prep ingest`'s composites: train/val shoes over BSDS train/val scenes, test shoes over the test scenes."""
     comp = _prepared(work, "shoes_scenes") / "composite"
     return _chosen({s: common.pairs_from_manifest(comp / f"{s}_pairs") for s in SPLITS
-                    if (comp / f"{s}_pairs").is_dir()}, n_train, n_test, seed)
+                    if (comp / f"{s}_pairs").is_dir()}, n_train, n_test, seed, n_val)
 
 
-def read_coco(work: Path, n_train=None, n_test=None, seed=0) -> dict[str, list[Sample]]:
-    """`prep coco`'s prominent-object photos, a seeded 80/20 split (COCO has no test list); val from train."""
+def read_coco(work: Path, n_train=None, n_test=None, seed=0, n_val=None) -> dict[str, list[Sample]]:
+    """`prep coco`'s prominent-object photos, a seeded 80/20 split (COCO has no test list); no val split (the
+    caller holds one out of train)."""
     rest, test = _split(load_samples(_prepared(work, "coco")), seed)
-    return {"train": subset(rest, n_train, seed), "val": [], "test": subset(test, n_test, seed)}
+    return {"train": _subset(rest, n_train, seed), "val": [], "test": _subset(test, n_test, seed)}
 
 
 def _split(items: list, seed: int) -> tuple[list, list]:
